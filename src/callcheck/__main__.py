@@ -1,0 +1,3 @@
+from callcheck.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""Settings: the seed's ELEVENLABS_* names, CALLCHECK_* for ours, read from the environment and `.env`.
+
+One class, every field described and defaulted safely. `tests/test_docs.py` fails when a field is missing from
+docs/configuration.md, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_API_BASE = "https://api.elevenlabs.io"
+
+# The three names the seed requires before a call can be placed, in the seed's order.
+REQUIRED_CALL_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID", "ELEVENLABS_AGENT_PHONE_NUMBER_ID")
+
+
+class Settings(BaseSettings):
+    """Everything callcheck can be configured with."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    elevenlabs_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ELEVENLABS_API_KEY", "elevenlabs_api_key"),
+        description="ElevenLabs API key, sent as the xi-api-key header. Never stored or logged.",
+    )
+    elevenlabs_agent_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ELEVENLABS_AGENT_ID", "elevenlabs_agent_id"),
+        description="The ElevenLabs Conversational AI agent that plays the caller.",
+    )
+    elevenlabs_agent_phone_number_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ELEVENLABS_AGENT_PHONE_NUMBER_ID", "elevenlabs_agent_phone_number_id"),
+        description="The ElevenLabs phone_number_id of the Twilio number the caller dials out from.",
+    )
+    elevenlabs_api_base: str = Field(
+        default=DEFAULT_API_BASE,
+        validation_alias=AliasChoices("ELEVENLABS_API_BASE", "elevenlabs_api_base"),
+        description="Base URL of the ElevenLabs API (point it at `callcheck sandbox` to try callcheck offline).",
+    )
+    elevenlabs_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ELEVENLABS_WEBHOOK_SECRET", "elevenlabs_webhook_secret"),
+        description="HMAC secret of the ElevenLabs post-call webhook; without it webhooks are refused "
+        "and calls are followed by polling.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL of callcheck's database (sqlite:///... or postgresql://...). "
+        "Default: callcheck.db in the data directory.",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("callcheck")),
+        validation_alias=AliasChoices("CALLCHECK_DATA_DIR", "data_dir"),
+        description="Where callcheck keeps its SQLite database, recordings and generated secret key.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_SECRET_KEY", "secret_key"),
+        description="Key that signs session cookies. Default: generated once and kept in the data "
+        "directory, readable only by its owner.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_PUBLIC_URL", "public_url"),
+        description="Public base URL of this server, used to tell ElevenLabs where to send webhooks.",
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        validation_alias=AliasChoices("CALLCHECK_MAX_BODY_BYTES", "max_body_bytes"),
+        description="Largest request body accepted by /api/* routes (webhooks with audio excepted).",
+    )
+    http_timeout_s: float = Field(
+        default=30.0,
+        validation_alias=AliasChoices("CALLCHECK_HTTP_TIMEOUT_S", "http_timeout_s"),
+        description="Timeout in seconds of each request to ElevenLabs.",
+    )
+    poll_initial_s: float = Field(
+        default=2.0,
+        validation_alias=AliasChoices("CALLCHECK_POLL_INITIAL_S", "poll_initial_s"),
+        description="First delay in seconds between two polls of a conversation (doubles up to poll_max_s).",
+    )
+    poll_max_s: float = Field(
+        default=30.0,
+        validation_alias=AliasChoices("CALLCHECK_POLL_MAX_S", "poll_max_s"),
+        description="Longest delay in seconds between two polls of a conversation.",
+    )
+    call_timeout_s: float = Field(
+        default=1800.0,
+        validation_alias=AliasChoices("CALLCHECK_CALL_TIMEOUT_S", "call_timeout_s"),
+        description="How long a call is followed before it is marked timed_out.",
+    )
+    sandbox: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("CALLCHECK_SANDBOX", "sandbox"),
+        description="Run an in-process ElevenLabs sandbox and point the client at it (no account needed).",
+    )
+    sandbox_time_scale: float = Field(
+        default=1.0,
+        validation_alias=AliasChoices("CALLCHECK_SANDBOX_TIME_SCALE", "sandbox_time_scale"),
+        description="Speed of simulated calls in the sandbox: 1.0 is real time, 0.1 ten times faster.",
+    )
+    workers: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("CALLCHECK_WORKERS", "workers"),
+        description="Run the durable workers that follow calls to their end in this process.",
+    )
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'callcheck.db'}"
+
+    def missing_call_settings(self) -> list[str]:
+        """Names (never values) of the seed's required settings that are unset or blank."""
+        values = {
+            "ELEVENLABS_API_KEY": self.elevenlabs_api_key.get_secret_value() if self.elevenlabs_api_key else "",
+            "ELEVENLABS_AGENT_ID": self.elevenlabs_agent_id or "",
+            "ELEVENLABS_AGENT_PHONE_NUMBER_ID": self.elevenlabs_agent_phone_number_id or "",
+        }
+        return [name for name in REQUIRED_CALL_SETTINGS if not values[name].strip()]
+
+    def session_secret(self) -> str:
+        """The cookie-signing key: configured, or generated once and kept (mode 0600) in the data directory."""
+        if self.secret_key and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting at once must not both write (and disagree on) the key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key

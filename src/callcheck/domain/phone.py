@@ -1,0 +1,23 @@
+"""Phone numbers in E.164, exactly as the seed validates them."""
+
+from __future__ import annotations
+
+import re
+
+from callcheck.errors import InvalidInput
+
+E164_PATTERN = re.compile(r"^\+[1-9]\d{7,14}$")
+E164_ERROR = "Phone number must be in E.164 format, for example +15551234567."
+
+
+def is_e164(number: str) -> bool:
+    """True when `number` matches the seed's pattern ^\\+[1-9]\\d{7,14}$."""
+    # fullmatch, not match: `$` alone would accept a trailing newline.
+    return E164_PATTERN.fullmatch(number) is not None
+
+
+def require_e164(number: object) -> str:
+    """The number, stripped of surrounding blanks, or InvalidInput with the seed's message."""
+    if not isinstance(number, str) or not is_e164(number.strip()):
+        raise InvalidInput(E164_ERROR)
+    return number.strip()

@@ -1,0 +1,76 @@
+"""The one error tree of callcheck. Errors carry a message for a person (and data), never an HTTP status.
+
+    CallcheckError
+    ├── InvalidInput          the request or file is wrong; the caller can fix it
+    ├── NotFound              the thing asked for does not exist
+    ├── Conflict              the request clashes with the current state (e.g. an idempotency key reused)
+    ├── Unauthorized          a signature or credential did not check out
+    ├── ConfigurationError    callcheck itself is not set up (missing settings, agent not ready)
+    └── UpstreamError         ElevenLabs failed us
+        ├── UpstreamHTTPError     it answered with an error (status and message kept)
+        └── UpstreamUnreachable   it could not be reached (connection error, timeout)
+
+`callcheck.api.errors` is the single place that maps these to `{"error": ...}` and a status code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CallcheckError(Exception):
+    """Base of every error callcheck raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(CallcheckError):
+    """The input is wrong in a way its sender can fix."""
+
+
+class NotFound(CallcheckError):
+    """The requested object does not exist."""
+
+
+class Conflict(CallcheckError):
+    """The request conflicts with the current state."""
+
+
+class Unauthorized(CallcheckError):
+    """A signature or credential did not verify."""
+
+
+class ConfigurationError(CallcheckError):
+    """callcheck is not configured to do what was asked."""
+
+
+class MissingSettings(ConfigurationError):
+    """Required settings are absent; carries their names (never their values)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__("Missing required environment variables: " + ", ".join(names))
+        self.names = names
+
+
+class UpstreamError(CallcheckError):
+    """ElevenLabs did not do what we asked."""
+
+
+class UpstreamHTTPError(UpstreamError):
+    """ElevenLabs answered with an error status (or a 200 saying it failed)."""
+
+    def __init__(self, status: int, detail: str, body: Any = None) -> None:
+        super().__init__(f"ElevenLabs API error ({status}): {detail}")
+        self.status = status
+        self.detail = detail
+        self.body = body
+
+
+class UpstreamUnreachable(UpstreamError):
+    """ElevenLabs could not be reached at all."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Could not reach ElevenLabs: {reason}")
+        self.reason = reason
