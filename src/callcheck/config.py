@@ -113,6 +113,22 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CALLCHECK_WORKERS", "workers"),
         description="Run the durable workers that follow calls to their end in this process.",
     )
+    judge_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_JUDGE_BASE_URL", "judge_base_url"),
+        description="Base URL of an OpenAI-compatible API for `judge` assertions "
+        "(POST {base}/v1/chat/completions). Without it (or the model), judge assertions are not evaluated.",
+    )
+    judge_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_JUDGE_API_KEY", "judge_api_key"),
+        description="Bearer token for the judge API; optional for local servers. Never stored or logged.",
+    )
+    judge_model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_JUDGE_MODEL", "judge_model"),
+        description="Model name the judge API is asked to use, e.g. gpt-4o-mini.",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data directory."""
