@@ -1,0 +1,100 @@
+"""How a sandbox is set up, and the magic destination numbers that choose what a simulated call does."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """What happens when the sandbox dials a number (see docs/sandbox.md for the table)."""
+
+    COMPLETED = "completed"  # answered, the caller reaches its goal and gets a confirmation number
+    NOT_UNDERSTOOD = "not_understood"  # answered by a voice bot that never understands the caller
+    TRANSFERRED = "transferred"  # the business transfers the caller to a human, who helps
+    BUSY = "busy"  # the line is busy: call_initiation_failure, conversation failed
+    NO_ANSWER = "no_answer"  # nobody picks up before the ringing timeout
+    VOICEMAIL = "voicemail"  # a voicemail greeting answers; the caller's voicemail_detection tool fires
+    IVR = "ivr"  # an IVR menu: the caller presses 2 and then completes its goal
+    IVR_DEAD_END = "ivr_dead_end"  # an IVR menu that loops forever
+    HTTP_500 = "http_500"  # outbound-call itself answers 500
+    HTTP_429 = "http_429"  # outbound-call answers 429 concurrent_limit_exceeded with Retry-After
+    NOT_SUCCESS = "not_success"  # outbound-call answers 200 with "success": false
+
+
+NUMBER_COMPLETED = "+15550100001"
+NUMBER_NOT_UNDERSTOOD = "+15550100002"
+NUMBER_TRANSFERRED = "+15550100003"
+NUMBER_BUSY = "+15550100004"
+NUMBER_NO_ANSWER = "+15550100005"
+NUMBER_VOICEMAIL = "+15550100006"
+NUMBER_IVR = "+15550100007"
+NUMBER_IVR_DEAD_END = "+15550100008"
+NUMBER_HTTP_500 = "+15550100500"
+NUMBER_HTTP_429 = "+15550100429"
+NUMBER_NOT_SUCCESS = "+15550100200"
+
+MAGIC_NUMBERS: dict[str, Outcome] = {
+    NUMBER_COMPLETED: Outcome.COMPLETED,
+    NUMBER_NOT_UNDERSTOOD: Outcome.NOT_UNDERSTOOD,
+    NUMBER_TRANSFERRED: Outcome.TRANSFERRED,
+    NUMBER_BUSY: Outcome.BUSY,
+    NUMBER_NO_ANSWER: Outcome.NO_ANSWER,
+    NUMBER_VOICEMAIL: Outcome.VOICEMAIL,
+    NUMBER_IVR: Outcome.IVR,
+    NUMBER_IVR_DEAD_END: Outcome.IVR_DEAD_END,
+    NUMBER_HTTP_500: Outcome.HTTP_500,
+    NUMBER_HTTP_429: Outcome.HTTP_429,
+    NUMBER_NOT_SUCCESS: Outcome.NOT_SUCCESS,
+}
+
+# +1555011DDDD: rings for DDDD simulated seconds, then behaves like NUMBER_COMPLETED.
+_DELAYED_ANSWER = re.compile(r"^\+1555011(\d{4})$")
+DEFAULT_RING_SECS = 3.0
+
+
+def delayed_answer_number(seconds: int) -> str:
+    """The magic number of a line that answers after `seconds` (0-9999) of simulated ringing."""
+    if not 0 <= seconds <= 9999:
+        raise ValueError("seconds must be between 0 and 9999")
+    return f"+1555011{seconds:04d}"
+
+
+def outcome_for(number: str) -> tuple[Outcome, float]:
+    """The outcome a destination number selects and how many simulated seconds it rings first."""
+    delayed = _DELAYED_ANSWER.fullmatch(number)
+    if delayed:
+        return Outcome.COMPLETED, float(delayed.group(1))
+    outcome = MAGIC_NUMBERS.get(number, Outcome.COMPLETED)
+    # A busy line rejects at once; other lines ring a little, like a real phone.
+    return outcome, 1.0 if outcome is Outcome.BUSY else DEFAULT_RING_SECS
+
+
+@dataclass
+class SandboxConfig:
+    """Everything a sandbox needs; the defaults give a ready-to-call demo with no setup."""
+
+    api_key: str = "sandbox-key"
+    agent_id: str = "agent_sandbox"
+    phone_number_id: str = "phnum_sandbox"
+    phone_number: str = "+15550009999"  # the seeded Twilio number the caller dials from
+    webhook_url: str | None = None  # where post-call webhooks go; None sends none
+    webhook_secret: str = "sandbox-webhook-secret"
+    send_audio_webhook: bool = False  # also send post_call_audio after post_call_transcription
+    # Real seconds per simulated second: 1.0 is real time, 0.02 makes a 40 s call last 0.8 s.
+    time_scale: float = 1.0
+    # More numbers for GET /v1/convai/phone-numbers, each a partial list item merged over a Twilio default,
+    # e.g. {"phone_number_id": "phnum_sip", "provider": "sip_trunk"} or
+    # {"phone_number_id": "phnum_in", "supports_outbound": False}.
+    extra_phone_numbers: list[dict[str, Any]] = field(default_factory=list)
+    # True: the default agent has every override, tool, criterion and data item callcheck uses. False: bare.
+    agent_ready: bool = True
+    webhook_retries: int = 2  # further attempts after a failed delivery
+    webhook_retry_delay_secs: float = 0.5  # real seconds before the first retry; doubles each time
+    webhook_timeout_secs: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be positive")
