@@ -71,6 +71,9 @@ class UpstreamHTTPError(UpstreamError):
 class UpstreamUnreachable(UpstreamError):
     """ElevenLabs could not be reached at all."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, maybe_sent: bool = True) -> None:
         super().__init__(f"Could not reach ElevenLabs: {reason}")
         self.reason = reason
+        # False only when the request certainly never left (no connection was made): a timeout or a dropped
+        # connection may hide a request ElevenLabs received and acted on.
+        self.maybe_sent = maybe_sent

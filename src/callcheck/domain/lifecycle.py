@@ -39,7 +39,13 @@ TERMINAL_STATES = frozenset(
 
 # The order a call moves forward in; a live call may skip states (a fast call is seen first as done) but never
 # goes back.
-_PROGRESS = [CallState.QUEUED, CallState.DIALING, CallState.RINGING, CallState.IN_PROGRESS, CallState.PROCESSING]
+_PROGRESS = [
+    CallState.QUEUED,
+    CallState.DIALING,
+    CallState.RINGING,
+    CallState.IN_PROGRESS,
+    CallState.PROCESSING,
+]
 
 
 class IllegalTransition(ValueError):

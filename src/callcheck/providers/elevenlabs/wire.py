@@ -75,9 +75,7 @@ def call_sid_of(response: dict[str, Any]) -> str | None:
 
 def tool_calls_of(item: dict[str, Any]) -> list[ToolCall]:
     """The tool calls of one transcript item, each joined to its result by request_id."""
-    results = {
-        _str(r.get("request_id")): r for r in _list(item.get("tool_results")) if isinstance(r, dict)
-    }
+    results = {_str(r.get("request_id")): r for r in _list(item.get("tool_results")) if isinstance(r, dict)}
     calls: list[ToolCall] = []
     for raw in _list(item.get("tool_calls")):
         if not isinstance(raw, dict):
@@ -98,7 +96,9 @@ def tool_calls_of(item: dict[str, Any]) -> list[ToolCall]:
                 name=_str(raw.get("tool_name")) or "unknown",
                 params=params,
                 result=_dict(result.get("result")) or _result_value(result) if result else None,
-                is_error=result.get("is_error") if result and isinstance(result.get("is_error"), bool) else None,
+                is_error=result.get("is_error")
+                if result and isinstance(result.get("is_error"), bool)
+                else None,
             )
         )
     # Results whose call sits in an earlier turn still tell us something: keep them as calls of their own.
@@ -148,7 +148,9 @@ def analysis_of(conversation: dict[str, Any]) -> Analysis | None:
     if not isinstance(raw, dict):
         return None
     criteria = {
-        str(key): CriterionResult(result=_str(value.get("result")) or "unknown", rationale=_str(value.get("rationale")))
+        str(key): CriterionResult(
+            result=_str(value.get("result")) or "unknown", rationale=_str(value.get("rationale"))
+        )
         for key, value in _dict(raw.get("evaluation_criteria_results")).items()
         if isinstance(value, dict)
     }

@@ -1,0 +1,1 @@
+"""JSON routes: parse, call domain/jobs/store, respond."""

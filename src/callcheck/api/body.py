@@ -1,0 +1,81 @@
+"""Reading request bodies defensively: size cap, JSON object only, typed fields with plain-words errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callcheck.api.errors import error_response
+from callcheck.errors import InvalidInput
+
+TOO_LARGE = "Request body is too large."
+
+
+class BodyLimit:
+    """ASGI middleware refusing bodies over a size with 413, by Content-Length or by counting what arrives."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.overrides = overrides or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.overrides.get(scope["path"], self.max_bytes)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await error_response(TOO_LARGE, 413)(scope, receive, send)
+                return
+        seen = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not response_started:
+                await error_response(TOO_LARGE, 413)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is an empty object. InvalidInput for anything else."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("Request body must be valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("Request body must be a JSON object.")
+    return data
+
+
+def optional_text(data: dict[str, Any], name: str) -> str | None:
+    """A string field or None when absent/null; InvalidInput when it is another type."""
+    value = data.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidInput(f"Field '{name}' must be a string.")

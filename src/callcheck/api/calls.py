@@ -1,0 +1,104 @@
+"""The seed's routes: POST /api/context and POST /api/call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+
+from callcheck.api.body import json_object, optional_text
+from callcheck.api.deps import SESSION_KEY, ContextDep, ServicesDep, context_id_of
+from callcheck.api.errors import error_response
+from callcheck.domain.lifecycle import CallState
+from callcheck.domain.phone import require_e164
+from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR, clean_text, normalize_scenario
+from callcheck.errors import Conflict, InvalidInput
+from callcheck.jobs.placing import CallRequest, place_call
+from callcheck.providers.elevenlabs.wire import call_sid_of
+from callcheck.store.repo import CallRow, DuplicateKey
+
+router = APIRouter(prefix="/api", tags=["calls"])
+
+
+def initiated_body(call: CallRow, raw: dict[str, Any]) -> dict[str, Any]:
+    """The seed's success body for a placed call, plus the call's id."""
+    status = raw.get("status")
+    return {
+        "ok": True,
+        # ElevenLabs' answer has no status field (contract §2.2); the seed reports "initiated" for an accepted call.
+        "status": status if isinstance(status, str) and status else "initiated",
+        "message": "Call initiated.",
+        "to_number": call.to_number,
+        "scenario": call.scenario,
+        "call_sid": call_sid_of(raw),
+        "conversation_id": raw.get("conversation_id")
+        if isinstance(raw.get("conversation_id"), str)
+        else None,
+        "raw": raw,
+        "id": call.id,
+    }
+
+
+@router.post("/context", summary="Set the business context of this session")
+async def set_context(request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Store `description` (required) and `scenario` for the current session."""
+    data = await json_object(request)
+    description = clean_text(optional_text(data, "description"))
+    scenario_in = clean_text(optional_text(data, "scenario"))
+    if not description:
+        raise InvalidInput(MISSING_DESCRIPTION_ERROR)
+    context_id = context_id_of(request)
+    await services.store.save_context(context_id, description, scenario_in or None)
+    request.session[SESSION_KEY] = context_id
+    return {"ok": True, "scenario": normalize_scenario(scenario_in)}
+
+
+@router.post("/call", summary="Initiate Call", responses={400: {}, 409: {}, 500: {}, 502: {}})
+async def initiate_call(
+    request: Request,
+    services: ServicesDep,
+    context: ContextDep,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=255),
+) -> Any:
+    """Phone `to_number` with the AI caller and try to complete `scenario` (the seed's contract, to the letter)."""
+    data = await json_object(request)
+    to_number = optional_text(data, "to_number")
+    description = clean_text(optional_text(data, "business_description"))
+    scenario_in = optional_text(data, "scenario")
+    description = description or (context.description if context else "")
+    if not description:
+        raise InvalidInput(MISSING_DESCRIPTION_ERROR)
+    number = require_e164(to_number)
+    scenario = normalize_scenario(scenario_in, context.scenario if context else None)
+    if idempotency_key:
+        replay = await _replay(services, idempotency_key)
+        if replay is not None:
+            return replay
+    call_request = CallRequest(
+        to_number=number,
+        description=description,
+        scenario=scenario,
+        origin="api",
+        context_id=context_id_of(request),
+        idempotency_key=idempotency_key or None,
+    )
+    try:
+        call, raw = await place_call(services, call_request)
+    except DuplicateKey as exc:
+        # Two requests with one key raced; the other one dials.
+        raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
+    return initiated_body(call, raw)
+
+
+async def _replay(services: ServicesDep, key: str) -> Any:
+    """The stored answer to an earlier request with this Idempotency-Key, or None when there was none."""
+    call = await services.store.get_call_by_key(key)
+    if call is None:
+        return None
+    if isinstance(call.upstream_response, dict) and call.upstream_response.get("success") is not False:
+        if call.state not in (CallState.DIALING, CallState.QUEUED):
+            return initiated_body(call, call.upstream_response)
+    if call.error:
+        status = 502 if call.error.startswith(("ElevenLabs API error", "Could not reach")) else 500
+        return error_response(call.error, status)
+    raise Conflict("A request with this Idempotency-Key is already in progress.")

@@ -1,0 +1,78 @@
+"""The one place where errors become `{"error": "..."}` with a status code."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from callcheck.errors import (
+    CallcheckError,
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    UpstreamError,
+)
+
+log = logging.getLogger("callcheck.api")
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS_BY_ERROR: list[tuple[type[CallcheckError], int]] = [
+    (InvalidInput, 400),
+    (Unauthorized, 401),
+    (NotFound, 404),
+    (Conflict, 409),
+    (ConfigurationError, 500),
+    (UpstreamError, 502),
+]
+
+
+def status_for(error: CallcheckError) -> int:
+    """The HTTP status of a callcheck error."""
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def error_response(message: str, status: int) -> JSONResponse:
+    """`{"error": message}` with `status`."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for item in exc.errors():
+        loc = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path"))
+        msg = str(item.get("msg", "is invalid"))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "Invalid request: " + "; ".join(parts) if parts else "Invalid request."
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error, ours and the framework's, to the JSON error shape."""
+
+    @app.exception_handler(CallcheckError)
+    async def _callcheck(_request: Request, exc: CallcheckError) -> JSONResponse:
+        return error_response(exc.message, status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_message(exc), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "Not found.", 405: "Method not allowed."}
+        detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
+        return error_response(detail or messages.get(exc.status_code, "Request failed."), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback for the operator; the client gets no internals.
+        log.exception("unexpected error", exc_info=exc)
+        return error_response("Internal error.", 500)

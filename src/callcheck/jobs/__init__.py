@@ -1,0 +1,1 @@
+"""The durable work: place a call, follow it to its end, judge it."""

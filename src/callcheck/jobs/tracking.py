@@ -1,0 +1,414 @@
+"""Following every call to its end, durably, on DBOS Transact.
+
+One call = one DBOS workflow whose id is derived from the call id: starting it twice is harmless, and a workflow
+interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, its finished steps not re-run.
+
+    ensure placed ─► poll (or be woken by a webhook) with backoff ─► terminal? ─► fetch the recording
+                          └──── overall cap reached ─► timed_out
+
+Why the bridge below: DBOS runs workflows it *recovers* on its own background event loop, while our database engine
+and HTTP client belong to the app's loop. Every step therefore hands its work to the app's loop, so the same
+objects serve fresh and recovered workflows alike.
+
+DBOS keeps one instance per process (its design, not ours): a process runs one Tracker at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dbos import DBOS, SetWorkflowID
+
+from callcheck.domain.evidence import journey_for
+from callcheck.domain.lifecycle import CallState
+from callcheck.errors import UpstreamError
+from callcheck.jobs.placing import dial
+from callcheck.providers.elevenlabs import wire
+from callcheck.services import Services
+from callcheck.store import db
+from callcheck.store.repo import CallRow
+
+log = logging.getLogger("callcheck.tracking")
+
+T = TypeVar("T")
+
+# Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
+WORKFLOW_VERSION = "callcheck-follow-1"
+WAKE_TOPIC = "wake"
+
+# ElevenLabs conversation status -> our state while the call is live (contract §4.1).
+LIVE_STATES = {
+    "initiated": CallState.RINGING,
+    "in-progress": CallState.IN_PROGRESS,
+    "processing": CallState.PROCESSING,
+}
+# Twilio's call_result of a call that did not connect -> our terminal state.
+UNANSWERED = {"busy": CallState.BUSY, "no_answer": CallState.NO_ANSWER, "no-answer": CallState.NO_ANSWER}
+
+
+@dataclass
+class _Runtime:
+    services: Services
+    loop: asyncio.AbstractEventLoop
+
+
+_runtime: _Runtime | None = None
+
+
+def workflow_id(call_id: str) -> str:
+    """The DBOS workflow id of a call."""
+    return f"call-{call_id}"
+
+
+async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run `work(services)` on the app's event loop, from whichever loop DBOS runs the workflow on."""
+    runtime = _runtime
+    if runtime is None:
+        raise RuntimeError("the call tracker is not running")
+    if asyncio.get_running_loop() is runtime.loop:
+        return await work(runtime.services)
+    future = asyncio.run_coroutine_threadsafe(work(runtime.services), runtime.loop)  # type: ignore[arg-type]
+    return await asyncio.wrap_future(future)
+
+
+# -- what the steps do (plain async functions, testable without DBOS) --------------------------------------------
+
+
+def state_for(conversation: dict[str, Any]) -> CallState | None:
+    """Our state for an ElevenLabs conversation, or None when its status is one we do not know."""
+    status = conversation.get("status")
+    call_result = wire.facts_of(conversation).call_result
+    if status in LIVE_STATES:
+        return LIVE_STATES[str(status)]
+    if status == "done":
+        if call_result in UNANSWERED:
+            return UNANSWERED[call_result]
+        return CallState.FAILED if call_result == "failed" else CallState.COMPLETED
+    if status == "failed":
+        return UNANSWERED.get(call_result or "", CallState.FAILED)
+    return None
+
+
+async def apply_conversation(services: Services, call: CallRow, conversation: dict[str, Any]) -> CallState:
+    """Store what a conversation record says about the call and move its state; the call's state afterwards."""
+    turns = wire.transcript_of(conversation)
+    analysis = wire.analysis_of(conversation)
+    facts = wire.facts_of(conversation)
+    journey = journey_for(turns, analysis, facts)
+    transcript = [t.model_dump() for t in turns]
+    changes: dict[str, Any] = {
+        "facts": facts.model_dump(),
+        "journey": journey.model_dump(),
+        "transcript": transcript,
+    }
+    if analysis is not None:
+        changes["analysis"] = analysis.model_dump()
+    if facts.call_sid and not call.call_sid:
+        changes["call_sid"] = facts.call_sid
+    grew = len(transcript) > len(call.transcript or [])
+    await services.store.update_call(call.id, **changes)
+    if grew:
+        await services.store.add_event(call.id, "transcript", f"{len(transcript)} turns")
+    target = state_for(conversation)
+    if target is not None and target != call.state:
+        detail = f"ElevenLabs status {conversation.get('status')}"
+        if facts.call_result:
+            detail += f", call result {facts.call_result}"
+        await services.store.move_call(call.id, target, detail)
+    services.notifier.publish(call.id)
+    fresh = await services.store.get_call(call.id)
+    assert fresh is not None
+    return fresh.state
+
+
+async def reconcile(services: Services, call: CallRow) -> CallState:
+    """A call left DIALING: ask ElevenLabs whether it was placed (by our user_id tag), never dial it again here."""
+    client = services.client()
+    page = await client.list_conversations(agent_id=services.settings.elevenlabs_agent_id, user_id=call.id)
+    found = [c for c in page.get("conversations", []) if isinstance(c, dict) and c.get("conversation_id")]
+    if found:
+        conversation_id = str(found[0]["conversation_id"])
+        await services.store.move_call(
+            call.id,
+            CallState.RINGING,
+            "found upstream after an interruption",
+            conversation_id=conversation_id,
+            error=None,
+        )
+        services.notifier.publish(call.id)
+        return CallState.RINGING
+    if call.origin == "suite":
+        # Nobody saw an answer for this call, and ElevenLabs never got it: placing it now is its first dial.
+        await dial(services, call)
+        return CallState.RINGING
+    # Someone asked for this call interactively and got an error (or lost the server); dialing now, unasked,
+    # would surprise them. Record what happened instead.
+    await services.store.move_call(
+        call.id,
+        CallState.FAILED,
+        "interrupted before the call was placed",
+        error=call.error or "The call was interrupted before it was placed.",
+    )
+    services.notifier.publish(call.id)
+    return CallState.FAILED
+
+
+async def ensure_placed(services: Services, call_id: str) -> str:
+    """Dial a QUEUED call, reconcile a DIALING one; the call's state afterwards."""
+    call = await services.store.get_call(call_id)
+    if call is None:
+        return CallState.FAILED.value
+    if call.state == CallState.QUEUED:
+        if not await services.store.move_call(call_id, CallState.DIALING, "placing the call"):
+            return await ensure_placed(services, call_id)
+        services.notifier.publish(call_id)
+        call = await services.store.get_call(call_id)
+        assert call is not None
+        try:
+            await dial(services, call)
+        except UpstreamError:
+            pass  # dial() recorded the failure (or left the call DIALING for reconciliation)
+    elif call.state == CallState.DIALING:
+        try:
+            await reconcile(services, call)
+        except UpstreamError as exc:
+            log.warning("could not reconcile call %s yet: %s", call_id, exc.message)
+    fresh = await services.store.get_call(call_id)
+    assert fresh is not None
+    return fresh.state.value
+
+
+async def poll_once(services: Services, call_id: str) -> str:
+    """Fetch the conversation once and apply it; the call's state afterwards (errors leave it unchanged)."""
+    call = await services.store.get_call(call_id)
+    if call is None:
+        return CallState.FAILED.value
+    if call.state.terminal or not call.conversation_id:
+        return call.state.value
+    try:
+        conversation = await services.client().get_conversation(call.conversation_id)
+    except UpstreamError as exc:
+        # Reads are safe to repeat: the next poll tries again.
+        log.warning("poll of call %s failed: %s", call_id, exc.message)
+        return call.state.value
+    return (await apply_conversation(services, call, conversation)).value
+
+
+async def time_out(services: Services, call_id: str) -> str:
+    """Stop following a call that outlived the cap."""
+    await services.store.move_call(
+        call_id,
+        CallState.TIMED_OUT,
+        f"not finished after {services.settings.call_timeout_s:.0f} s",
+    )
+    services.notifier.publish(call_id)
+    call = await services.store.get_call(call_id)
+    return call.state.value if call else CallState.TIMED_OUT.value
+
+
+def recordings_dir(services: Services) -> Path:
+    """Where recordings are kept."""
+    return services.settings.data_dir / "recordings"
+
+
+async def save_recording(services: Services, call_id: str, audio: bytes) -> None:
+    """Keep a call's MP3 on disk (written whole, then renamed, so a reader never sees half a file)."""
+    folder = recordings_dir(services)
+    path = folder / f"{call_id}.mp3"
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(audio)
+        partial.replace(path)
+
+    await asyncio.to_thread(write)
+    await services.store.update_call(call_id, recording_path=str(path))
+    await services.store.add_event(call_id, "recording", f"{len(audio)} bytes")
+    services.notifier.publish(call_id)
+
+
+async def fetch_recording(services: Services, call_id: str) -> bool:
+    """Download the recording of a finished call if it has one and we have none; True when one is kept."""
+    call = await services.store.get_call(call_id)
+    if call is None or not call.conversation_id:
+        return False
+    if call.recording_path and await asyncio.to_thread(Path(call.recording_path).exists):
+        return True
+    if call.state in (CallState.BUSY, CallState.NO_ANSWER, CallState.CANCELLED):
+        return False
+    try:
+        audio = await services.client().get_audio(call.conversation_id)
+    except UpstreamError as exc:
+        log.warning("recording of call %s not fetched: %s", call_id, exc.message)
+        return False
+    if not audio:
+        return False
+    await save_recording(services, call_id, audio)
+    return True
+
+
+# -- webhooks ------------------------------------------------------------------------------------------------
+
+
+async def apply_webhook(services: Services, event: dict[str, Any]) -> str | None:
+    """Apply a verified ElevenLabs webhook event to its call; the call id, or None when the call is unknown."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    conversation_id = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
+    if not conversation_id:
+        return None
+    call = await services.store.find_call_by_conversation(conversation_id)
+    if call is None:
+        return None
+    kind = event.get("type")
+    if kind == "post_call_transcription" and not call.state.terminal:
+        await apply_conversation(services, call, data)
+    elif kind == "post_call_audio" and isinstance(data.get("full_audio"), str):
+        try:
+            audio = base64.b64decode(data["full_audio"], validate=True)
+        except ValueError:
+            log.warning("post_call_audio for call %s was not base64", call.id)
+        else:
+            await save_recording(services, call.id, audio)
+    elif kind == "call_initiation_failure" and not call.state.terminal:
+        reason = str(data.get("failure_reason") or "unknown")
+        target = UNANSWERED.get(reason, CallState.FAILED)
+        await services.store.move_call(call.id, target, f"call initiation failed: {reason}")
+        services.notifier.publish(call.id)
+    return call.id
+
+
+async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
+    """Apply webhook events that arrived before this call's conversation id was known."""
+    if not call.conversation_id:
+        return
+    for payload in await services.store.unmatched_webhooks(call.conversation_id):
+        if isinstance(payload, dict):
+            await apply_webhook(services, payload)
+    await services.store.match_webhooks(call.conversation_id, call.id)
+
+
+# -- the workflow ------------------------------------------------------------------------------------------------
+
+
+@DBOS.step(name="callcheck.clock")
+async def _clock_step() -> float:
+    return time.time()
+
+
+@DBOS.step(name="callcheck.ensure_placed", retries_allowed=False)
+async def _ensure_placed_step(call_id: str) -> str:
+    return await _on_app_loop(lambda s: ensure_placed(s, call_id))
+
+
+@DBOS.step(name="callcheck.poll")
+async def _poll_step(call_id: str) -> str:
+    async def work(services: Services) -> str:
+        call = await services.store.get_call(call_id)
+        if call is not None:
+            await apply_stored_webhooks(services, call)
+        return await poll_once(services, call_id)
+
+    return await _on_app_loop(work)
+
+
+@DBOS.step(name="callcheck.time_out")
+async def _time_out_step(call_id: str) -> str:
+    return await _on_app_loop(lambda s: time_out(s, call_id))
+
+
+@DBOS.step(name="callcheck.recording")
+async def _recording_step(call_id: str) -> bool:
+    return await _on_app_loop(lambda s: fetch_recording(s, call_id))
+
+
+@DBOS.step(name="callcheck.settings")
+async def _settings_step() -> tuple[float, float, float]:
+    # Checkpointed, so a resumed workflow keeps the cap it started with even if the settings changed.
+    if _runtime is None:
+        raise RuntimeError("the call tracker is not running")
+    s = _runtime.services.settings
+    return s.poll_initial_s, s.poll_max_s, s.call_timeout_s
+
+
+@DBOS.workflow(name="callcheck.follow_call")
+async def follow_call(call_id: str) -> str:
+    """Follow one call from placing to its final state and recording."""
+    started = await _clock_step()
+    initial, longest, cap = await _settings_step()
+    state = CallState(await _ensure_placed_step(call_id))
+    delay = initial
+    while not state.terminal:
+        state = CallState(await _poll_step(call_id))
+        if state.terminal:
+            break
+        if await _clock_step() - started > cap:
+            state = CallState(await _time_out_step(call_id))
+            break
+        # A webhook for this call sends a wake-up; otherwise poll again after the backoff delay.
+        await DBOS.recv_async(topic=WAKE_TOPIC, timeout_seconds=delay)
+        delay = min(delay * 2, longest)
+    if state in (CallState.COMPLETED, CallState.FAILED, CallState.TIMED_OUT):
+        await _recording_step(call_id)
+    return state.value
+
+
+class Tracker:
+    """Owns DBOS for a running callcheck: launches it, resumes unfinished calls, starts and wakes workflows."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _dbos_config(self) -> dict[str, Any]:
+        url = self.services.settings.resolved_database_url()
+        if db.is_sqlite(url):
+            # DBOS keeps its own tables; on SQLite a file of its own avoids contending for one writer lock.
+            database = Path(db.sync_url(url).removeprefix("sqlite:///"))
+            system_url = f"sqlite:///{database.with_name(database.stem + '-dbos.sqlite')}"
+        else:
+            system_url = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+        return {
+            "name": "callcheck",
+            "system_database_url": system_url,
+            "application_version": WORKFLOW_VERSION,
+            "run_admin_server": False,
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.1,
+        }
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Tracker]:
+        """Launch DBOS for this app, resume unfinished calls; destroy DBOS on exit."""
+        global _runtime
+        if _runtime is not None:
+            raise RuntimeError("a call tracker is already running in this process")
+        _runtime = _Runtime(self.services, asyncio.get_running_loop())
+        DBOS(config=self._dbos_config())  # type: ignore[arg-type]
+        try:
+            await asyncio.to_thread(DBOS.launch)
+            for call in await self.services.store.unfinished_calls():
+                await self.follow(call.id)
+            yield self
+        finally:
+            await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
+            _runtime = None
+
+    async def follow(self, call_id: str) -> None:
+        """Start following a call (a no-op when its workflow exists already)."""
+        with SetWorkflowID(workflow_id(call_id)):
+            await DBOS.start_workflow_async(follow_call, call_id)
+
+    async def wake(self, call_id: str) -> None:
+        """Tell a call's workflow that something arrived for it (a webhook)."""
+        try:
+            await DBOS.send_async(workflow_id(call_id), "webhook", topic=WAKE_TOPIC)
+        except Exception as exc:  # a finished or unknown workflow cannot be woken; nothing is lost
+            log.debug("could not wake call %s: %s", call_id, exc)

@@ -1,0 +1,127 @@
+"""A small async client for the ElevenLabs endpoints callcheck uses (shared/contracts/elevenlabs.md).
+
+Why not their SDK: it retries POSTs on 408/409/429/5xx by default (contract §10.4), and the outbound-call endpoint
+has no idempotency key, so a retry can phone a business twice. This client sends every request exactly once; the
+caller decides what may be tried again (only reads are, by the job that follows a call).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
+from callcheck.providers.elevenlabs.wire import error_message
+
+
+class ElevenLabsClient:
+    """The ElevenLabs API, over an injected `httpx.AsyncClient` (the test seam)."""
+
+    def __init__(self, http: httpx.AsyncClient, api_key: str, base_url: str) -> None:
+        self._http = http
+        self._api_key = api_key
+        # Keep a path prefix of the base URL (contract §1.1): join, never replace.
+        self._base = base_url.rstrip("/")
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"xi-api-key": self._api_key, "accept": "application/json"}
+        try:
+            response = await self._http.request(method, f"{self._base}{path}", headers=headers, **kwargs)
+        except httpx.ConnectTimeout as exc:
+            raise UpstreamUnreachable("timed out connecting", maybe_sent=False) from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamUnreachable(f"timed out ({type(exc).__name__})") from exc
+        except httpx.ConnectError as exc:
+            raise UpstreamUnreachable(_describe(exc), maybe_sent=False) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnreachable(_describe(exc)) from exc
+        if response.status_code >= 400:
+            raise UpstreamHTTPError(
+                response.status_code, error_message(_body(response), response.reason_phrase)
+            )
+        return response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UpstreamHTTPError(response.status_code, "the response was not JSON") from exc
+
+    async def outbound_call(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/convai/twilio/outbound-call, once. A 200 saying `success: false` is an error too."""
+        body = await self._json("POST", "/v1/convai/twilio/outbound-call", json=payload)
+        if not isinstance(body, dict):
+            raise UpstreamHTTPError(200, "the response was not a JSON object", body)
+        # UNCONFIRMED (contract §12.1) whether the live service ever answers 200 with success false; if it does,
+        # the call was not placed and saying "Call initiated." would be a lie.
+        if body.get("success") is False:
+            raise UpstreamHTTPError(200, error_message(body, "the call was not initiated"), body)
+        return body
+
+    async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """GET /v1/convai/conversations/{id}."""
+        body = await self._json("GET", f"/v1/convai/conversations/{_segment(conversation_id)}")
+        return body if isinstance(body, dict) else {}
+
+    async def list_conversations(self, **params: Any) -> dict[str, Any]:
+        """GET /v1/convai/conversations with filters (agent_id, user_id, cursor, page_size...)."""
+        query = {k: v for k, v in params.items() if v is not None}
+        body = await self._json("GET", "/v1/convai/conversations", params=query)
+        return body if isinstance(body, dict) else {}
+
+    async def get_audio(self, conversation_id: str) -> bytes | None:
+        """The call's MP3, or None when ElevenLabs has none (404)."""
+        try:
+            response = await self._request(
+                "GET", f"/v1/convai/conversations/{_segment(conversation_id)}/audio"
+            )
+        except UpstreamHTTPError as exc:
+            # UNCONFIRMED (contract §4.3): the status for "no audio yet/at all"; 404 is the likely one.
+            if exc.status == 404:
+                return None
+            raise
+        return response.content
+
+    async def get_agent(self, agent_id: str) -> dict[str, Any]:
+        """GET /v1/convai/agents/{id}."""
+        body = await self._json("GET", f"/v1/convai/agents/{_segment(agent_id)}")
+        return body if isinstance(body, dict) else {}
+
+    async def create_agent(self, config: dict[str, Any]) -> str:
+        """POST /v1/convai/agents/create; the new agent's id."""
+        body = await self._json("POST", "/v1/convai/agents/create", json=config)
+        agent_id = body.get("agent_id") if isinstance(body, dict) else None
+        if not isinstance(agent_id, str):
+            raise UpstreamHTTPError(200, "the response carried no agent_id", body)
+        return agent_id
+
+    async def update_agent(self, agent_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """PATCH /v1/convai/agents/{id}; the updated agent."""
+        body = await self._json("PATCH", f"/v1/convai/agents/{_segment(agent_id)}", json=patch)
+        return body if isinstance(body, dict) else {}
+
+    async def list_phone_numbers(self) -> list[dict[str, Any]]:
+        """GET /v1/convai/phone-numbers (a bare JSON array)."""
+        body = await self._json("GET", "/v1/convai/phone-numbers")
+        return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+
+
+def _segment(value: str) -> str:
+    """One URL path segment; ids come from our database or users, so never let them add path parts."""
+    return quote(value, safe="")
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError):
+        return response.text
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,39 @@
+"""The objects a running callcheck shares: built once in the app's lifespan (or by the CLI), never at import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from callcheck.config import Settings
+from callcheck.errors import MissingSettings
+from callcheck.jobs.notify import Notifier
+from callcheck.providers.elevenlabs.client import ElevenLabsClient
+from callcheck.store.repo import Store
+
+if TYPE_CHECKING:
+    from callcheck.jobs.tracking import Tracker
+
+
+@dataclass
+class Services:
+    """Settings, store, HTTP client and workers of one running callcheck."""
+
+    settings: Settings
+    store: Store
+    http: httpx.AsyncClient
+    notifier: Notifier = field(default_factory=Notifier)
+    simulated: bool = False  # True when ElevenLabs is callcheck's own sandbox
+    tracker: Tracker | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def client(self) -> ElevenLabsClient:
+        """An ElevenLabs client; MissingSettings (names only) when the seed's settings are absent."""
+        missing = self.settings.missing_call_settings()
+        if missing:
+            raise MissingSettings(missing)
+        key = self.settings.elevenlabs_api_key
+        assert key is not None
+        return ElevenLabsClient(self.http, key.get_secret_value(), self.settings.elevenlabs_api_base)

@@ -1,0 +1,101 @@
+"""Engines and migrations. SQLite by default (WAL, busy timeout), PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from callcheck.errors import ConfigurationError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _urls(url: str) -> tuple[sa.URL, sa.URL]:
+    """(async URL, sync URL) for a user-given URL such as sqlite:///x.db or postgresql://u@h/db."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"CALLCHECK_DATABASE_URL is not a database URL: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite"), parsed.set(drivername="sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg"), parsed.set(drivername="postgresql+psycopg")
+    raise ConfigurationError(f"Unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def sync_url(url: str) -> str:
+    """The URL with a synchronous driver (for Alembic and DBOS)."""
+    return _urls(url)[1].render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    """True for a SQLite URL."""
+    return _urls(url)[1].get_backend_name() == "sqlite"
+
+
+def _prepare_sqlite_file(url: sa.URL) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the page, SSE) run beside the one writer; the busy timeout makes writers queue, not fail.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for the URL."""
+    async_url, _ = _urls(url)
+    if async_url.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(async_url)
+        engine = create_async_engine(async_url)
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(async_url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configuration for the URL (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # ConfigParser treats % as interpolation; escape it for passwords with %.
+    config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str) -> None:
+    """Migrate the database to the newest schema (blocking; run it in a thread from async code)."""
+    _, sync = _urls(url)
+    if sync.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(sync)
+    command.upgrade(alembic_config(url), "head")
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database is at, or None when it was never migrated (blocking)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head_revision(url: str) -> str | None:
+    """The newest revision this build knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()

@@ -1,0 +1,351 @@
+"""Queries. Everything that reads or writes the database goes through `Store`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
+from callcheck.errors import InvalidInput
+from callcheck.store.tables import call_events, calls, contexts, webhook_events
+
+
+def utcnow() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back without a zone; they were written in UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def new_id() -> str:
+    """A new opaque id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Context:
+    """The business context of a session: what the caller is told about the business, and its goal."""
+
+    id: str
+    description: str
+    scenario: str | None
+
+
+@dataclass
+class CallEvent:
+    """One entry of a call's history."""
+
+    id: int
+    at: datetime
+    kind: str
+    state: str | None
+    detail: str | None
+
+
+@dataclass
+class CallRow:
+    """A stored call, as the rest of callcheck sees it."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    state: CallState
+    simulated: bool
+    origin: str
+    context_id: str | None
+    run_id: str | None
+    to_number: str
+    business_description: str
+    scenario: str
+    prompt: str
+    first_message: str
+    request_payload: dict[str, Any]
+    upstream_response: Any
+    error: str | None
+    conversation_id: str | None
+    call_sid: str | None
+    transcript: list[dict[str, Any]] | None
+    analysis: dict[str, Any] | None
+    facts: dict[str, Any] | None
+    journey: dict[str, Any] | None
+    recording_path: str | None
+    idempotency_key: str | None
+    events: list[CallEvent] = field(default_factory=list)
+
+
+def _call(row: sa.Row[Any]) -> CallRow:
+    data = dict(row._mapping)
+    data["state"] = CallState(data["state"])
+    for key in ("created_at", "updated_at", "ended_at"):
+        data[key] = _aware(data[key])
+    return CallRow(**data)
+
+
+def encode_cursor(created_at: datetime, call_id: str) -> str:
+    """An opaque cursor for keyset pagination (newest first)."""
+    raw = json.dumps([created_at.isoformat(), call_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor stands for; InvalidInput for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, call_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(call_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("Invalid cursor.") from exc
+
+
+class Store:
+    """callcheck's database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # -- contexts ---------------------------------------------------------------------------------------------
+
+    async def get_context(self, context_id: str) -> Context | None:
+        """The context with this id, if any."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(contexts).where(contexts.c.id == context_id))).first()
+        return Context(row.id, row.description, row.scenario) if row else None
+
+    async def save_context(self, context_id: str, description: str, scenario: str | None) -> Context:
+        """Create or replace the context with this id."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            updated = await conn.execute(
+                sa.update(contexts)
+                .where(contexts.c.id == context_id)
+                .values(description=description, scenario=scenario, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                await conn.execute(
+                    sa.insert(contexts).values(
+                        id=context_id,
+                        description=description,
+                        scenario=scenario,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        return Context(context_id, description, scenario)
+
+    # -- calls ------------------------------------------------------------------------------------------------
+
+    async def create_call(self, **values: Any) -> CallRow:
+        """Store a new call (state and origin given by the caller) and its first event."""
+        now = utcnow()
+        values.setdefault("id", new_id())
+        values.setdefault("created_at", now)
+        values["updated_at"] = now
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.insert(calls).values(**values))
+                await self._event(conn, values["id"], "state", str(values["state"]), None, now)
+        except IntegrityError as exc:
+            if values.get("idempotency_key"):
+                raise DuplicateKey(values["idempotency_key"]) from exc
+            raise
+        call = await self.get_call(values["id"])
+        assert call is not None
+        return call
+
+    async def get_call(self, call_id: str, *, with_events: bool = False) -> CallRow | None:
+        """The call with this id."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(calls).where(calls.c.id == call_id))).first()
+            if row is None:
+                return None
+            call = _call(row)
+            if with_events:
+                call.events = await self._events(conn, call_id, after=0)
+        return call
+
+    async def get_call_by_key(self, key: str) -> CallRow | None:
+        """The call created with this idempotency key."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(calls).where(calls.c.idempotency_key == key))).first()
+        return _call(row) if row else None
+
+    async def find_call_by_conversation(self, conversation_id: str) -> CallRow | None:
+        """The call ElevenLabs knows by this conversation id."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(calls).where(calls.c.conversation_id == conversation_id))
+            ).first()
+        return _call(row) if row else None
+
+    async def list_calls(
+        self,
+        *,
+        state: str | None = None,
+        number: str | None = None,
+        run_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[CallRow], str | None]:
+        """Calls newest first, filtered; and the cursor of the next page (None on the last)."""
+        query = sa.select(calls).order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(limit + 1)
+        if state:
+            query = query.where(calls.c.state == state)
+        if number:
+            query = query.where(calls.c.to_number == number)
+        if run_id:
+            query = query.where(calls.c.run_id == run_id)
+        if cursor:
+            stamp, last_id = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(calls.c.created_at < stamp, sa.and_(calls.c.created_at == stamp, calls.c.id < last_id))
+            )
+        async with self.engine.connect() as conn:
+            rows = [_call(r) for r in (await conn.execute(query)).all()]
+        next_cursor = (
+            encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+        )
+        return rows[:limit], next_cursor
+
+    async def unfinished_calls(self) -> list[CallRow]:
+        """Every call not yet in a terminal state, oldest first."""
+        terminal = [s.value for s in TERMINAL_STATES]
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(calls).where(calls.c.state.not_in(terminal)).order_by(calls.c.created_at)
+            )
+            return [_call(r) for r in rows.all()]
+
+    async def update_call(self, call_id: str, **values: Any) -> None:
+        """Set fields of a call (not its state: see move_call)."""
+        assert "state" not in values, "use move_call to change a state"
+        values["updated_at"] = utcnow()
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.update(calls).where(calls.c.id == call_id).values(**values))
+
+    async def move_call(self, call_id: str, new: CallState, detail: str | None = None, **values: Any) -> bool:
+        """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed.
+
+        The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
+        """
+        async with self.engine.begin() as conn:
+            current = (await conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id))).scalar()
+            if current is None or not can_move(CallState(current), new):
+                return False
+            now = utcnow()
+            if new.terminal:
+                values["ended_at"] = now
+            result = await conn.execute(
+                sa.update(calls)
+                .where(calls.c.id == call_id, calls.c.state == current)
+                .values(state=new.value, updated_at=now, **values)
+            )
+            if result.rowcount != 1:
+                return False
+            await self._event(conn, call_id, "state", new.value, detail, now)
+        return True
+
+    async def add_event(self, call_id: str, kind: str, detail: str | None = None) -> None:
+        """Record something that happened to a call (other than a state change)."""
+        async with self.engine.begin() as conn:
+            await self._event(conn, call_id, kind, None, detail, utcnow())
+
+    async def events_after(self, call_id: str, after: int) -> list[CallEvent]:
+        """A call's events with an id greater than `after`, in order."""
+        async with self.engine.connect() as conn:
+            return await self._events(conn, call_id, after)
+
+    async def _event(
+        self,
+        conn: AsyncConnection,
+        call_id: str,
+        kind: str,
+        state: str | None,
+        detail: str | None,
+        at: datetime,
+    ) -> None:
+        await conn.execute(
+            sa.insert(call_events).values(call_id=call_id, at=at, kind=kind, state=state, detail=detail)
+        )
+
+    async def _events(self, conn: AsyncConnection, call_id: str, after: int) -> list[CallEvent]:
+        rows = await conn.execute(
+            sa.select(call_events)
+            .where(call_events.c.call_id == call_id, call_events.c.id > after)
+            .order_by(call_events.c.id)
+        )
+        return [CallEvent(r.id, _aware(r.at) or r.at, r.kind, r.state, r.detail) for r in rows.all()]
+
+    # -- webhooks ---------------------------------------------------------------------------------------------
+
+    async def record_webhook(
+        self, digest: str, event_type: str, conversation_id: str | None, payload: Any, call_id: str | None
+    ) -> bool:
+        """Keep a verified webhook delivery; False when the very same delivery was kept before."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    sa.insert(webhook_events).values(
+                        received_at=utcnow(),
+                        event_type=event_type,
+                        conversation_id=conversation_id,
+                        digest=digest,
+                        payload=payload,
+                        call_id=call_id,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def unmatched_webhooks(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Webhook payloads that arrived for this conversation before its call was known, oldest first."""
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(webhook_events.c.id, webhook_events.c.payload)
+                    .where(
+                        webhook_events.c.conversation_id == conversation_id,
+                        webhook_events.c.call_id.is_(None),
+                    )
+                    .order_by(webhook_events.c.id)
+                )
+            ).all()
+            return [r.payload for r in rows]
+
+    async def match_webhooks(self, conversation_id: str, call_id: str) -> None:
+        """Mark this conversation's stored webhooks as belonging to the call."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(webhook_events)
+                .where(
+                    webhook_events.c.conversation_id == conversation_id, webhook_events.c.call_id.is_(None)
+                )
+                .values(call_id=call_id)
+            )
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+
+class DuplicateKey(Exception):
+    """An idempotency key was used before."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key

@@ -1,0 +1,79 @@
+"""Shared fixtures: a clean environment, temp data directories, the sandbox as a real loopback upstream."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from callcheck.app import create_app
+from callcheck.config import Settings
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's ELEVENLABS_*/CALLCHECK_* variables or .env file."""
+    for name in list(os.environ):
+        if name.startswith(("ELEVENLABS_", "CALLCHECK_")):
+            monkeypatch.delenv(name)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A running sandbox (fast simulated time), polled by callcheck (no webhooks)."""
+    with SandboxServer(SandboxConfig(time_scale=0.02)) as server:
+        yield server
+
+
+def settings_for(sandbox: SandboxServer | None, tmp_path: Path, **extra: Any) -> Settings:
+    """Settings of a callcheck on a fresh SQLite file, talking to `sandbox` when given."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "secret_key": "test-secret-key-0123456789",
+        "poll_initial_s": 0.05,
+        "poll_max_s": 0.2,
+    }
+    if sandbox is not None:
+        values.update(
+            elevenlabs_api_key=sandbox.config.api_key,
+            elevenlabs_agent_id=sandbox.config.agent_id,
+            elevenlabs_agent_phone_number_id=sandbox.config.phone_number_id,
+            elevenlabs_api_base=sandbox.url,
+        )
+    values.update(extra)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def client_for(tmp_path: Path) -> AsyncIterator[Any]:
+    """Build apps and in-process HTTP clients; every one is shut down at the end of the test."""
+    managers: list[LifespanManager] = []
+    clients: list[httpx.AsyncClient] = []
+
+    async def build(settings: Settings) -> httpx.AsyncClient:
+        app = create_app(settings)
+        manager = LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
+        await manager.__aenter__()
+        managers.append(manager)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        )
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+    for manager in reversed(managers):
+        await manager.__aexit__(None, None, None)
