@@ -1,0 +1,28 @@
+"""Reports of a suite run, all rendered from one result model (`callcheck.reports.model.RunReport`)."""
+
+from callcheck.reports.html import render_html
+from callcheck.reports.json_report import read_json, render_json
+from callcheck.reports.junit import render_junit
+from callcheck.reports.model import (
+    RunReport,
+    RunResult,
+    ScenarioReport,
+    TranscriptLine,
+    build_report,
+    run_result,
+    transcript_excerpt,
+)
+
+__all__ = [
+    "RunReport",
+    "RunResult",
+    "ScenarioReport",
+    "TranscriptLine",
+    "build_report",
+    "read_json",
+    "render_html",
+    "render_json",
+    "render_junit",
+    "run_result",
+    "transcript_excerpt",
+]

@@ -1,0 +1,201 @@
+"""The one result model of a suite run, from which the JUnit, JSON and HTML reports are all rendered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel, Field, computed_field
+
+from callcheck.domain.assertions import CallEvidence, Verdict, excerpt
+from callcheck.domain.evidence import Speaker, Turn
+from callcheck.domain.stats import PassRate, pass_rate
+from callcheck.domain.suite import PlannedCall, Suite
+
+# A transcript excerpt keeps the opening and the end of the call, where tests are usually decided.
+EXCERPT_HEAD_TURNS = 10
+EXCERPT_TAIL_TURNS = 6
+EXCERPT_TEXT_CHARS = 240
+
+
+class TranscriptLine(BaseModel):
+    """One turn of a transcript excerpt; `index` is the turn's index in the full transcript."""
+
+    index: int
+    speaker: Speaker
+    time_s: float
+    text: str
+
+
+class RunResult(BaseModel):
+    """One call of a scenario (one repeat) and its verdict."""
+
+    display_name: str  # `name`, `name#2`...
+    scenario: str
+    repeat: int = 1
+    call_id: str | None = None
+    state: str
+    duration_s: float | None = None
+    first_response_s: float | None = None
+    verdict: Verdict
+    transcript_excerpt: list[TranscriptLine] = Field(default_factory=list)
+    transcript_turns: int = 0  # turns in the full transcript (the excerpt may hold fewer)
+    simulated: bool = False  # the call ran against the sandbox, not a real phone line
+    note: str | None = None  # e.g. why a call could not be placed
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> str:
+        """`pass`, `fail` or `not_evaluated` (some assertion could not be checked, none failed)."""
+        return self.verdict.status
+
+
+class ScenarioReport(BaseModel):
+    """Every run of one scenario, with its pass rate against the required rate."""
+
+    name: str
+    goal: str = ""
+    required_pass_rate: float = 1.0
+    planned_runs: int | None = None  # repeats asked for; more than len(runs) when the run was cancelled
+    runs: list[RunResult] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stats(self) -> PassRate:
+        """Pass rate, 95% Wilson interval, met and flaky."""
+        passed = sum(1 for run in self.runs if run.verdict.passed)
+        return pass_rate(passed, len(self.runs), self.required_pass_rate)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        """True when the observed pass rate reaches the required rate."""
+        return self.stats.met
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> str:
+        """`pass`, `flaky` (passed or not, the runs disagree around the required rate) or `fail`."""
+        if self.stats.flaky:
+            return "flaky"
+        return "pass" if self.passed else "fail"
+
+
+class RunReport(BaseModel):
+    """A whole suite run."""
+
+    suite: str
+    business: str
+    source: str = ""
+    started_at: datetime
+    finished_at: datetime | None = None
+    cancelled: bool = False
+    simulated: bool = False
+    scenarios: list[ScenarioReport] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        """True when every scenario reached its required rate and the run was not cancelled."""
+        return bool(self.scenarios) and not self.cancelled and all(s.passed for s in self.scenarios)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def totals(self) -> dict[str, int]:
+        """Counts of runs by status, and of scenarios passed and flaky."""
+        runs = [run for s in self.scenarios for run in s.runs]
+        return {
+            "scenarios": len(self.scenarios),
+            "scenarios_passed": sum(1 for s in self.scenarios if s.passed),
+            "scenarios_flaky": sum(1 for s in self.scenarios if s.stats.flaky),
+            "runs": len(runs),
+            "runs_passed": sum(1 for r in runs if r.status == "pass"),
+            "runs_failed": sum(1 for r in runs if r.status == "fail"),
+            "runs_not_evaluated": sum(1 for r in runs if r.status == "not_evaluated"),
+        }
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every scenario passed, 1 otherwise (2, could not run, is the runner's to give)."""
+        return 0 if self.passed else 1
+
+    @property
+    def duration_s(self) -> float | None:
+        """Wall-clock length of the run."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def transcript_excerpt(
+    turns: Sequence[Turn], head: int = EXCERPT_HEAD_TURNS, tail: int = EXCERPT_TAIL_TURNS
+) -> list[TranscriptLine]:
+    """The first `head` and last `tail` spoken turns, each cut to a readable length."""
+    spoken = [(i, t) for i, t in enumerate(turns) if t.text and t.text.strip()]
+    kept = spoken if len(spoken) <= head + tail else spoken[:head] + spoken[-tail:]
+    return [
+        TranscriptLine(index=i, speaker=t.speaker, time_s=t.time_in_call_secs, text=excerpt(t.text, EXCERPT_TEXT_CHARS))
+        for i, t in kept
+    ]
+
+
+def run_result(
+    planned: PlannedCall,
+    evidence: CallEvidence,
+    verdict: Verdict,
+    *,
+    simulated: bool = False,
+    note: str | None = None,
+) -> RunResult:
+    """The report line of one planned call, from its evidence and verdict."""
+    figures = evidence.figures
+    return RunResult(
+        display_name=planned.display_name,
+        scenario=planned.scenario,
+        repeat=planned.repeat,
+        call_id=evidence.call_id,
+        state=evidence.state.value,
+        duration_s=evidence.facts.duration_secs if evidence.facts.duration_secs is not None else None,
+        first_response_s=figures.first_response_s,
+        verdict=verdict,
+        transcript_excerpt=transcript_excerpt(evidence.turns),
+        transcript_turns=len(evidence.turns),
+        simulated=simulated,
+        note=note,
+    )
+
+
+def build_report(
+    suite: Suite,
+    results: Sequence[RunResult],
+    *,
+    started_at: datetime,
+    finished_at: datetime | None = None,
+    cancelled: bool = False,
+    only: Sequence[str] | None = None,
+) -> RunReport:
+    """The report of a run of `suite`: its results grouped by scenario, in the suite's order."""
+    by_scenario: dict[str, list[RunResult]] = {}
+    for result in results:
+        by_scenario.setdefault(result.scenario, []).append(result)
+    scenarios = [
+        ScenarioReport(
+            name=scenario.name,
+            goal=scenario.goal,
+            required_pass_rate=scenario.required_pass_rate,
+            planned_runs=scenario.repeat,
+            runs=sorted(by_scenario.get(scenario.name, []), key=lambda r: r.repeat),
+        )
+        for scenario in suite.scenarios
+        if not only or scenario.name in only
+    ]
+    return RunReport(
+        suite=suite.name,
+        business=suite.business,
+        source=suite.source,
+        started_at=started_at,
+        finished_at=finished_at,
+        cancelled=cancelled,
+        simulated=bool(results) and all(r.simulated for r in results),
+        scenarios=scenarios,
+    )
