@@ -38,12 +38,9 @@ async def _start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
     api_key = secrets.token_urlsafe(16)
     secret = secrets.token_urlsafe(24) if settings.public_url else None
     webhook_url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}" if settings.public_url else None
-    config = SandboxConfig(
-        api_key=api_key,
-        webhook_url=webhook_url,
-        webhook_secret=secret,
-        time_scale=settings.sandbox_time_scale,
-    )
+    config = SandboxConfig(api_key=api_key, webhook_url=webhook_url, time_scale=settings.sandbox_time_scale)
+    if secret:
+        config.webhook_secret = secret
     server = SandboxServer(config)
     await asyncio.to_thread(server.start)
     try:
@@ -75,9 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = db.create_engine(url)
             stack.push_async_callback(engine.dispose)
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=effective.http_timeout_s))
-            services = Services(
-                settings=effective, store=Store(engine), http=http, simulated=effective.sandbox
-            )
+            services = Services(settings=effective, store=Store(engine), http=http, simulated=effective.sandbox)
             if effective.workers:
                 from callcheck.jobs.tracking import Tracker
 
@@ -104,16 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=bool(settings.public_url and settings.public_url.startswith("https://")),
     )
-    app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, overrides={WEBHOOK_PATH: WEBHOOK_MAX_BYTES}
-    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides={WEBHOOK_PATH: WEBHOOK_MAX_BYTES})
 
     @app.get("/healthz", tags=["meta"], summary="Readiness")
     async def healthz() -> dict[str, Any]:
         """200 once the app has started (database migrated, workers running)."""
         return {"ok": True, "version": __version__}
 
-    from callcheck.api import calls
+    from callcheck.api import calls, history, webhooks
 
     app.include_router(calls.router)
+    app.include_router(history.router)
+    app.include_router(webhooks.router)
     return app

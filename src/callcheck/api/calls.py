@@ -31,9 +31,7 @@ def initiated_body(call: CallRow, raw: dict[str, Any]) -> dict[str, Any]:
         "to_number": call.to_number,
         "scenario": call.scenario,
         "call_sid": call_sid_of(raw),
-        "conversation_id": raw.get("conversation_id")
-        if isinstance(raw.get("conversation_id"), str)
-        else None,
+        "conversation_id": raw.get("conversation_id") if isinstance(raw.get("conversation_id"), str) else None,
         "raw": raw,
         "id": call.id,
     }

@@ -1,0 +1,47 @@
+"""POST /api/webhooks/elevenlabs: signed post-call events from ElevenLabs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from callcheck.api.deps import ServicesDep
+from callcheck.errors import InvalidInput
+from callcheck.jobs.tracking import apply_webhook
+from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, verify
+
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+
+
+@router.post("/elevenlabs", summary="ElevenLabs post-call webhook")
+async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Verify, keep once, and apply a post_call_transcription / post_call_audio / call_initiation_failure event."""
+    body = await request.body()
+    secret = services.settings.elevenlabs_webhook_secret
+    verify(secret.get_secret_value() if secret else None, request.headers.get(SIGNATURE_HEADER), body)
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("Webhook body must be valid JSON.") from exc
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise InvalidInput("Webhook body must be an object with a type.")
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    conversation_id = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
+    digest = hashlib.sha256(body).hexdigest()
+    call = await services.store.find_call_by_conversation(conversation_id) if conversation_id else None
+    # Audio is kept as a file, not twice in the events table.
+    stored = {**event, "data": {k: v for k, v in data.items() if k != "full_audio"}}
+    if not await services.store.record_webhook(
+        digest, event["type"], conversation_id, stored, call.id if call else None
+    ):
+        return {"ok": True, "duplicate": True}
+    if call is None:
+        # Kept for later: the call's conversation id may not be stored yet (the webhook beat our own answer).
+        return {"ok": True, "matched": False}
+    await apply_webhook(services, event)
+    if services.tracker is not None:
+        await services.tracker.wake(call.id)
+    return {"ok": True, "matched": True, "call_id": call.id}

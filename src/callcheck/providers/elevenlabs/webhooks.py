@@ -1,0 +1,46 @@
+"""Verifying ElevenLabs webhook signatures (contract §5.2-5.3): `ElevenLabs-Signature: t=<unix>,v0=<hex>`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from callcheck.errors import Unauthorized
+
+SIGNATURE_HEADER = "ElevenLabs-Signature"
+TOLERANCE_S = 30 * 60
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The header value ElevenLabs would send for `body` (used by the sandbox and tests)."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v0={mac}"
+
+
+def verify(secret: str | None, header: str | None, body: bytes, now: float | None = None) -> None:
+    """Raise Unauthorized unless `header` is a valid, fresh signature of the raw `body` under `secret`.
+
+    Same rules as ElevenLabs' own SDK: parts split on "," with no spaces, the timestamp may not be older than
+    30 minutes (a future one is accepted), HMAC-SHA256 over "<t>.<raw body>". Unlike the SDK we compare in
+    constant time and sign the raw bytes, so a body that is not valid UTF-8 cannot be re-encoded into a match.
+    """
+    if not secret:
+        raise Unauthorized("Webhook secret is not configured (ELEVENLABS_WEBHOOK_SECRET); webhook refused.")
+    if not header:
+        raise Unauthorized("Missing signature header.")
+    timestamp = signature = None
+    for part in header.split(","):
+        if part.startswith("t="):
+            timestamp = part[2:]
+        elif part.startswith("v0="):
+            signature = part[3:]
+    if timestamp is None or signature is None or not timestamp.isdigit():
+        raise Unauthorized("No signature hash found with expected scheme v0.")
+    current = time.time() if now is None else now
+    if int(timestamp) < current - TOLERANCE_S:
+        raise Unauthorized("Timestamp outside the tolerance zone.")
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise Unauthorized("Signature does not match the payload.")

@@ -1,0 +1,173 @@
+"""Every call followed to its end against the sandbox: states, transcript, journey, analysis, recording."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from tests.conftest import settings_for
+
+PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
+
+
+async def wait_for_end(api: httpx.AsyncClient, call_id: str, timeout: float = 30, recording: bool = False) -> dict:
+    """Poll our own API until the call is terminal (and, if asked, has its recording)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        call = (await api.get(f"/api/calls/{call_id}")).json()
+        if call["state"] in {"completed", "failed", "no_answer", "busy", "timed_out", "cancelled"}:
+            if not recording or call["recording_url"]:
+                return call
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call {call_id} did not end in time: {call}")
+
+
+async def place(api: httpx.AsyncClient, number: str, scenario: str = "order a pizza") -> str:
+    response = await api.post(
+        "/api/call", json={"to_number": number, "business_description": PIZZA, "scenario": scenario}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+@pytest.fixture
+async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
+    return await client_for(settings_for(sandbox, tmp_path))
+
+
+async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> None:
+    call_id = await place(api, "+15550100001")
+    call = await wait_for_end(api, call_id, recording=True)
+    assert call["state"] == "completed"
+    assert call["simulated"] is False  # placed through a configured upstream, not `serve --sandbox`
+    states = [e["state"] for e in call["events"] if e["kind"] == "state"]
+    assert states[0] == "dialing" and states[1] == "ringing" and states[-1] == "completed"
+    assert states == sorted(states, key=["dialing", "ringing", "in_progress", "processing", "completed"].index)
+    transcript = call["transcript"]
+    assert transcript[0] == {
+        "speaker": "caller",
+        "text": "Hi, I'm calling because I'd like to order a pizza.",
+        "time_in_call_secs": transcript[0]["time_in_call_secs"],
+        "tool_calls": [],
+    }
+    assert any(t["speaker"] == "business" for t in transcript)
+    assert call["analysis"]["call_successful"] == "success"
+    assert call["analysis"]["summary"]
+    journey = call["journey"]
+    assert journey["turns"] == sum(1 for t in transcript if t["text"])
+    assert journey["first_response_s"] is not None and journey["first_response_s"] >= 0
+    assert journey["reached_human"] is False
+    assert journey["ended_by"] == "caller"
+    assert call["metadata"]["duration_secs"] > 0
+    audio = await api.get(call["recording_url"])
+    assert audio.status_code == 200
+    assert audio.headers["content-type"] == "audio/mpeg"
+    assert audio.content[:3] == b"ID3" or audio.content[:2] == b"\xff\xfb"
+
+
+@pytest.mark.parametrize(
+    ("number", "state", "check"),
+    [
+        ("+15550100002", "completed", lambda c: c["analysis"]["call_successful"] == "failure"),
+        (
+            "+15550100003",
+            "completed",
+            lambda c: c["journey"]["reached_human"] is True and c["journey"]["transferred"] is True,
+        ),
+        ("+15550100004", "busy", lambda c: c["transcript"] == [] and c["recording_url"] is None),
+        ("+15550100005", "no_answer", lambda c: c["transcript"] == [] and c["recording_url"] is None),
+        ("+15550100006", "completed", lambda c: c["journey"]["voicemail"] is True),
+        (
+            "+15550100007",
+            "completed",
+            lambda c: [(k["digits"], k["ok"]) for k in c["journey"]["keypad"]] == [("2", True)],
+        ),
+        ("+15550100008", "completed", lambda c: c["analysis"]["call_successful"] == "failure"),
+        ("+15550110005", "completed", lambda c: c["analysis"]["call_successful"] == "success"),
+    ],
+)
+async def test_every_magic_number_ends_in_the_right_state(
+    api: httpx.AsyncClient, number: str, state: str, check: Any
+) -> None:
+    call = await wait_for_end(api, await place(api, number))
+    assert call["state"] == state, call["events"]
+    assert check(call), call
+
+
+async def test_failed_placement_is_stored_as_failed(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/call", json={"to_number": "+15550100500", "business_description": PIZZA})
+    assert response.status_code == 502
+    listed = (await api.get("/api/calls")).json()["calls"]
+    assert listed[0]["state"] == "failed"
+    call = (await api.get(f"/api/calls/{listed[0]['id']}")).json()
+    assert call["error"] == response.json()["error"]
+
+
+async def test_list_filters_and_paginates_newest_first(api: httpx.AsyncClient) -> None:
+    ids = [await place(api, "+15550100004"), await place(api, "+15550100001"), await place(api, "+15550100004")]
+    for call_id in ids:
+        await wait_for_end(api, call_id)
+    everything = (await api.get("/api/calls")).json()
+    assert [c["id"] for c in everything["calls"]] == ids[::-1]
+    busy = (await api.get("/api/calls", params={"status": "busy"})).json()
+    assert [c["id"] for c in busy["calls"]] == [ids[2], ids[0]]
+    by_number = (await api.get("/api/calls", params={"number": "+15550100001"})).json()
+    assert [c["id"] for c in by_number["calls"]] == [ids[1]]
+    page1 = (await api.get("/api/calls", params={"limit": 2})).json()
+    page2 = (await api.get("/api/calls", params={"limit": 2, "cursor": page1["next_cursor"]})).json()
+    assert [c["id"] for c in page1["calls"] + page2["calls"]] == ids[::-1]
+    assert page2["next_cursor"] is None
+    bad = await api.get("/api/calls", params={"status": "nope"})
+    assert bad.status_code == 400 and "Unknown status" in bad.json()["error"]
+    bad_cursor = await api.get("/api/calls", params={"cursor": "!!!"})
+    assert bad_cursor.status_code == 400 and bad_cursor.json() == {"error": "Invalid cursor."}
+
+
+async def test_unknown_call_and_missing_audio_are_404(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/api/calls/nope")).status_code == 404
+    assert (await api.get("/api/calls/nope")).json() == {"error": "No call with this id."}
+    call_id = await place(api, "+15550100004")
+    await wait_for_end(api, call_id)
+    audio = await api.get(f"/api/calls/{call_id}/audio")
+    assert audio.status_code == 404 and audio.json()["error"].startswith("This call has no recording")
+
+
+async def test_events_stream_shows_transitions_live(api: httpx.AsyncClient) -> None:
+    call_id = await place(api, "+15550100001")
+    events: list[tuple[str, Any]] = []
+    async with api.stream("GET", f"/api/calls/{call_id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind:
+                import json
+
+                events.append((kind, json.loads(line.split(":", 1)[1])))
+                if kind == "end":
+                    break
+    kinds = [k for k, _ in events]
+    states = [d["state"] for k, d in events if k == "state"]
+    assert states[0] == "dialing" and states[-1] == "completed"
+    assert "in_progress" in states
+    assert kinds[-1] == "end" and events[-1][1]["state"] == "completed"
+    # The transcript arrives in pieces while the call is in progress, not only at the end.
+    transcript_events = [d for k, d in events if k == "transcript"]
+    assert len(transcript_events) >= 2
+    assert sum(len(d["turns"]) for d in transcript_events) == len(events[-1][1]["transcript"])
+
+
+async def test_timed_out_call(client_for: Any, tmp_path: Path) -> None:
+    # A line that rings for 9999 simulated seconds never ends within the cap.
+    with SandboxServer(SandboxConfig(time_scale=0.02)) as slow:
+        api = await client_for(settings_for(slow, tmp_path, call_timeout_s=0.5))
+        call = await wait_for_end(api, await place(api, "+15550119999"))
+    assert call["state"] == "timed_out"
+    assert call["events"][-1]["detail"].startswith("not finished after")
