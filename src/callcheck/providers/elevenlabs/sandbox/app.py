@@ -257,9 +257,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             )
         client_data = raw.get("conversation_initiation_client_data")
         client_data = client_data if isinstance(client_data, dict) else {}
-        flags = ((agent.body.get("platform_settings") or {}).get("overrides") or {}).get(
-            "conversation_config_override"
-        )
+        flags = ((agent.body.get("platform_settings") or {}).get("overrides") or {}).get("conversation_config_override")
         refused = refused_overrides(client_data.get("conversation_config_override"), flags)
         if refused:
             # UNCONFIRMED (§6.5, §12.2): docs say "an error will be thrown"; whether the live API answers
@@ -412,9 +410,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     # ---------------------------------------------------------------- phone numbers (§8)
 
     @app.get("/v1/convai/phone-numbers")
-    async def list_phone_numbers(
-        provider: str | None = None, agent_id: str | None = None
-    ) -> list[dict[str, Any]]:
+    async def list_phone_numbers(provider: str | None = None, agent_id: str | None = None) -> list[dict[str, Any]]:
         return [
             copy.deepcopy(n)
             for n in state.phone_numbers
@@ -471,9 +467,7 @@ def _decode_cursor(cursor: str) -> int:
             return int(text[4:])
     except ValueError:
         pass
-    raise SandboxAPIError(
-        400, "validation_error", "invalid_cursor", "The cursor is not valid.", param="cursor"
-    )
+    raise SandboxAPIError(400, "validation_error", "invalid_cursor", "The cursor is not valid.", param="cursor")
 
 
 def _place(
@@ -512,9 +506,7 @@ def _place(
         conversation_id=conversation_id,
         agent={**agent.body, "agent_id": agent.agent_id},
         first_message=state.first_message_for(agent.body, echo),
-        ringing_timeout_secs=float(timeout)
-        if isinstance(timeout, int | float)
-        else DEFAULT_RINGING_TIMEOUT_SECS,
+        ringing_timeout_secs=float(timeout) if isinstance(timeout, int | float) else DEFAULT_RINGING_TIMEOUT_SECS,
     )
     now_mono = time.monotonic()
     conv = Conversation(

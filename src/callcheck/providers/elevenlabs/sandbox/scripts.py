@@ -86,9 +86,7 @@ class _Builder:
         item: dict[str, Any] = {
             "role": role,
             "agent_metadata": (
-                {"agent_id": self.agent_id, "branch_id": None, "workflow_node_id": None}
-                if role == "agent"
-                else None
+                {"agent_id": self.agent_id, "branch_id": None, "workflow_node_id": None} if role == "agent" else None
             ),
             "message": message,
             "multivoice_message": None,
@@ -177,8 +175,8 @@ class _Builder:
         return False
 
 
-MENU = "Thank you for calling. For opening hours, press 1. For orders, press 2. For anything else, press 3."
-LOOPING_MENU = "For opening hours, press 1. For orders, press 2. To hear this menu again, press 9."
+MENU = "Thank you for calling. Press 1 for opening hours, press 2 for orders, or press 3 for anything else."
+LOOPING_MENU = "Press 1 for opening hours, press 2 for orders, or press 9 to hear this menu again."
 
 
 def script_for(
@@ -217,9 +215,7 @@ def script_for(
             _ivr_dead_end(b, tools, script, pressed=False)
     elif outcome is Outcome.IVR_DEAD_END:
         b.say("user", LOOPING_MENU, 3)
-        _ivr_dead_end(
-            b, tools, script, pressed=b.press(tools, "2", "The menu says to press 2 for orders.", 5)
-        )
+        _ivr_dead_end(b, tools, script, pressed=b.press(tools, "2", "The menu says to press 2 for orders.", 5))
     else:  # the HTTP-level outcomes never get here; treat anything new as a completed call
         _completed(b, tools, script, confirmation)
     script.turns = b.items
@@ -280,9 +276,7 @@ def _not_understood(b: _Builder, tools: set[str], s: CallScript) -> None:
     s.termination_reason = b.hang_up(tools, "The business could not understand the request.", 3)
     s.call_successful, s.goal = "failure", "failure"
     s.goal_rationale = "The business's assistant never understood the request."
-    s.summary = (
-        "The caller asked for help several times, but the business's voice assistant never understood."
-    )
+    s.summary = "The caller asked for help several times, but the business's voice assistant never understood."
     s.title = "Not understood"
     s.data = {
         DATA_REACHED_HUMAN: (False, "Only an automated assistant answered."),
@@ -304,9 +298,7 @@ def _transferred(b: _Builder, tools: set[str], s: CallScript) -> None:
     s.termination_reason = b.hang_up(tools, "A person at the business took the request.")
     s.call_successful, s.goal = "success", "success"
     s.goal_rationale = "A person at the business took the request after a transfer."
-    s.summary = (
-        "The business's assistant transferred the caller to Jordan at the front desk, who took the request."
-    )
+    s.summary = "The business's assistant transferred the caller to Jordan at the front desk, who took the request."
     s.title = "Transferred to a person"
     s.data = {
         DATA_REACHED_HUMAN: (True, "Jordan, a person at the front desk, spoke with the caller."),
@@ -325,9 +317,7 @@ def _voicemail(b: _Builder, tools: set[str], s: CallScript, agent: dict[str, Any
     if VOICEMAIL_TOOL in tools:
         prompt = _dict(_dict(_dict(agent.get("conversation_config")).get("agent")).get("prompt"))
         params = _dict(_dict(_dict(prompt.get("built_in_tools")).get(VOICEMAIL_TOOL)).get("params"))
-        message = (
-            params.get("voicemail_message") if isinstance(params.get("voicemail_message"), str) else None
-        )
+        message = params.get("voicemail_message") if isinstance(params.get("voicemail_message"), str) else None
         b.tool(
             VOICEMAIL_TOOL,
             {"reason": reason},
@@ -363,9 +353,7 @@ def _ivr_answered(b: _Builder, tools: set[str], s: CallScript, confirmation: str
     b.say("agent", f"Thank you, {confirmation}. Goodbye!", 5)
     s.termination_reason = b.hang_up(tools, "The business confirmed the request; the task is complete.")
     s.call_successful, s.goal = "success", "success"
-    s.goal_rationale = (
-        f"After pressing 2 the caller reached the orders desk and got confirmation {confirmation}."
-    )
+    s.goal_rationale = f"After pressing 2 the caller reached the orders desk and got confirmation {confirmation}."
     s.summary = (
         "An IVR menu answered. The caller pressed 2 for orders, reached Priya at the orders desk and got "
         f"confirmation number {confirmation}."

@@ -30,9 +30,7 @@ from callcheck.providers.elevenlabs.sandbox.scripts import (
 
 SANDBOX_AGENT_NAME = "callcheck sandbox caller"
 SANDBOX_TAG = "callcheck-sandbox"
-DEFAULT_RINGING_TIMEOUT_SECS = (
-    60.0  # per ElevenLabs' skills doc (contract §2.4); the live default is UNCONFIRMED
-)
+DEFAULT_RINGING_TIMEOUT_SECS = 60.0  # per ElevenLabs' skills doc (contract §2.4); the live default is UNCONFIRMED
 
 
 def new_id(prefix: str, nbytes: int = 12) -> str:
@@ -301,9 +299,7 @@ class Conversation:
             ),
             "call_duration_secs": duration,
             "cost": duration * 10 if finished and script.answered else None,
-            "termination_reason": script.termination_reason
-            if status in ("processing", "done", "failed")
-            else "",
+            "termination_reason": script.termination_reason if status in ("processing", "done", "failed") else "",
             "error": None,
             "warnings": [],
             "main_language": self.main_language,
@@ -376,9 +372,7 @@ class SandboxState:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         now = int(time.time())
-        self.agents: dict[str, Agent] = {
-            config.agent_id: Agent(config.agent_id, default_agent_body(config), now, now)
-        }
+        self.agents: dict[str, Agent] = {config.agent_id: Agent(config.agent_id, default_agent_body(config), now, now)}
         self.phone_numbers: list[dict[str, Any]] = [
             {
                 "provider": "twilio",
