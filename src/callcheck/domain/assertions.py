@@ -236,9 +236,7 @@ def _choice(value: Any, choices: Sequence[str], what: str, field: str | None = N
     return [SyntaxProblem(message=f"{what} must be one of {shown}, not {value!r}{hint}", field=field)]
 
 
-def _mapping_keys(
-    value: dict[str, Any], allowed: Sequence[str], required: Sequence[str]
-) -> list[SyntaxProblem]:
+def _mapping_keys(value: dict[str, Any], allowed: Sequence[str], required: Sequence[str]) -> list[SyntaxProblem]:
     problems = [
         SyntaxProblem(message=f"unknown key '{key}'{did_you_mean(str(key), allowed)}", field=str(key))
         for key in value
@@ -286,17 +284,13 @@ def parse_assertion(kind: str, value: Any) -> tuple[Expectation | None, list[Syn
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             built = MaxTurnsExpectation(turns=value)
         else:
-            problems = [
-                SyntaxProblem(message=f"must be a whole number of turns of at least 1, not {value!r}")
-            ]
+            problems = [SyntaxProblem(message=f"must be a whole number of turns of at least 1, not {value!r}")]
     elif kind == "keypad_sent":
         # A string only: YAML reads `012` as the number 12 and would silently lose the leading zero.
         if isinstance(value, str) and KEYPAD_PATTERN.fullmatch(value):
             built = KeypadSentExpectation(digits=value)
         else:
-            problems = [
-                SyntaxProblem(message=f'must be quoted keypad digits (0-9, *, #), e.g. "2", not {value!r}')
-            ]
+            problems = [SyntaxProblem(message=f'must be quoted keypad digits (0-9, *, #), e.g. "2", not {value!r}')]
     elif kind == "data_collected":
         built, problems = _parse_data_collected(value)
     elif kind == "criterion":
@@ -349,9 +343,7 @@ def _parse_data_collected(value: Any) -> tuple[Expectation | None, list[SyntaxPr
         problems += _text(value["key"], "key")
     expected = value.get("value")
     if expected is not None and not _scalar(expected):
-        problems.append(
-            SyntaxProblem(message=f"must be a text, number or boolean, not {expected!r}", field="value")
-        )
+        problems.append(SyntaxProblem(message=f"must be a text, number or boolean, not {expected!r}", field="value"))
     if problems:
         return None, problems
     return DataCollectedExpectation(key=value["key"].strip(), value=expected), []
@@ -509,9 +501,7 @@ def _result(
 
 
 def _not_connected(exp: _Assertion, ev: CallEvidence) -> AssertionResult:
-    return _result(
-        exp, "not_evaluated", f"call state = {ev.state.value}", "the call never connected: no transcript"
-    )
+    return _result(exp, "not_evaluated", f"call state = {ev.state.value}", "the call never connected: no transcript")
 
 
 def evaluate(expectation: Expectation, evidence: CallEvidence) -> AssertionResult:
@@ -533,15 +523,11 @@ def evaluate(expectation: Expectation, evidence: CallEvidence) -> AssertionResul
     if isinstance(exp, MaxDurationExpectation):
         duration = ev.facts.duration_secs if ev.facts.duration_secs is not None else ev.figures.duration_secs
         if duration is None:
-            return _result(
-                exp, "not_evaluated", "facts.duration_secs = none", "the call's duration is not known"
-            )
+            return _result(exp, "not_evaluated", "facts.duration_secs = none", "the call's duration is not known")
         status = "pass" if duration <= exp.seconds else "fail"
         return _result(exp, status, f"facts.duration_secs = {_num(duration)}")
     if isinstance(exp, JudgeExpectation):
-        return _result(
-            exp, "not_evaluated", "no judge", "the judge runs only through verdict_for with a judge"
-        )
+        return _result(exp, "not_evaluated", "no judge", "the judge runs only through verdict_for with a judge")
     # Everything below reads the transcript, which exists only if the call connected.
     if not ev.connected:
         return _not_connected(exp, ev)
@@ -593,9 +579,7 @@ def _reached_human(exp: ReachedHumanExpectation, ev: CallEvidence) -> AssertionR
     rationale = (data["reached_human"].rationale or "") if "reached_human" in data else ""
     if actual is None:
         raw = repr(data["reached_human"].value) if "reached_human" in data else "missing"
-        return _result(
-            exp, "not_evaluated", f"analysis.data.reached_human = {raw}", "not collected by the analysis"
-        )
+        return _result(exp, "not_evaluated", f"analysis.data.reached_human = {raw}", "not collected by the analysis")
     status: Status = "pass" if actual == exp.value else "fail"
     return _result(exp, status, f"analysis.data.reached_human = {str(actual).lower()}", rationale)
 
@@ -655,9 +639,7 @@ def _max_turns(exp: MaxTurnsExpectation, ev: CallEvidence) -> AssertionResult:
         return _result(exp, "pass", counts)
     spoken = [(i, t) for i, t in enumerate(ev.turns) if t.text and t.text.strip()]
     index, turn = spoken[exp.turns]
-    return _result(
-        exp, "fail", f"{counts}; first over the limit: {describe_turn(index, turn)}", turn_index=index
-    )
+    return _result(exp, "fail", f"{counts}; first over the limit: {describe_turn(index, turn)}", turn_index=index)
 
 
 def _first_response(exp: MaxFirstResponseExpectation, ev: CallEvidence) -> AssertionResult:
@@ -679,9 +661,7 @@ def _keypad(exp: KeypadSentExpectation, ev: CallEvidence) -> AssertionResult:
         offset = 0
         for press in presses:
             if offset + len(press.digits) > start:
-                return _result(
-                    exp, "pass", f"keypad '{sent}'; '{press.digits}' sent at {press.time_in_call_secs:g}s"
-                )
+                return _result(exp, "pass", f"keypad '{sent}'; '{press.digits}' sent at {press.time_in_call_secs:g}s")
             offset += len(press.digits)
     failed = [p.digits for p in ev.figures.keypad if p.ok is False]
     detail = f"presses that failed: {', '.join(failed)}" if failed else ""

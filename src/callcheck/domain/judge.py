@@ -89,16 +89,12 @@ def parse_judge_reply(body: Any) -> JudgeAnswer:
     try:
         content = body["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        return JudgeAnswer(
-            status="not_evaluated", reason="the judge's response has no choices[0].message.content"
-        )
+        return JudgeAnswer(status="not_evaluated", reason="the judge's response has no choices[0].message.content")
     if not isinstance(content, str) or not content.strip():
         return JudgeAnswer(status="not_evaluated", reason="the judge's answer is empty")
     answer = _json_object(content)
     if not isinstance(answer, dict):
-        return JudgeAnswer(
-            status="not_evaluated", reason=f"the judge did not answer in JSON: {_short(content)}"
-        )
+        return JudgeAnswer(status="not_evaluated", reason=f"the judge did not answer in JSON: {_short(content)}")
     verdict = str(answer.get("verdict", "")).strip().lower()
     reason = answer.get("reason")
     reason_text = _short(reason) if isinstance(reason, str) and reason.strip() else "no reason given"
@@ -143,9 +139,7 @@ class OpenAICompatibleJudge:
         body = judge_request(self.model, criterion, evidence)
         try:
             if self._http is not None:
-                response = await self._http.post(
-                    self.url, json=body, headers=headers, timeout=self._timeout_s
-                )
+                response = await self._http.post(self.url, json=body, headers=headers, timeout=self._timeout_s)
             else:
                 async with httpx.AsyncClient(timeout=self._timeout_s) as client:
                     response = await client.post(self.url, json=body, headers=headers)
@@ -167,9 +161,7 @@ class OpenAICompatibleJudge:
         return parse_judge_reply(payload)
 
 
-def judge_from_settings(
-    settings: Settings, http: httpx.AsyncClient | None = None
-) -> OpenAICompatibleJudge | None:
+def judge_from_settings(settings: Settings, http: httpx.AsyncClient | None = None) -> OpenAICompatibleJudge | None:
     """The configured judge, or None when CALLCHECK_JUDGE_BASE_URL or CALLCHECK_JUDGE_MODEL is unset."""
     base = (settings.judge_base_url or "").strip()
     model = (settings.judge_model or "").strip()

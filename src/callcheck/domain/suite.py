@@ -185,9 +185,7 @@ class Suite(_Frozen):
             unknown = [name for name in only if name not in {s.name for s in self.scenarios}]
             if unknown:
                 names = [s.name for s in self.scenarios]
-                raise InvalidInput(
-                    "; ".join(f"no scenario named '{n}'{did_you_mean(n, names)}" for n in unknown)
-                )
+                raise InvalidInput("; ".join(f"no scenario named '{n}'{did_you_mean(n, names)}" for n in unknown))
         calls = []
         for scenario in self.scenarios:
             if only and scenario.name not in only:
@@ -235,9 +233,7 @@ def persona_lines(persona: Persona | None) -> list[str]:
     return lines
 
 
-def caller_config(
-    business: str, goal: str, persona: Persona | None = None, opening: str | None = None
-) -> CallerConfig:
+def caller_config(business: str, goal: str, persona: Persona | None = None, opening: str | None = None) -> CallerConfig:
     """The caller for `goal` at `business`: the seed's prompt and first message, plus the persona's lines."""
     prompt = caller_prompt(business, goal)
     lines = persona_lines(persona)
@@ -416,12 +412,8 @@ class _Reader:
         value = node["number"]
         if not isinstance(value, str) or not is_e164(value.strip()):
             # A number written unquoted reads as an integer: say so, the fix is to quote it.
-            shown = (
-                f" (got {_plain(value)!r}; quote it)" if not isinstance(value, str) else f" (got {value!r})"
-            )
-            self.problem(
-                f"{path}.number" if path else "number", _key_line(node, "number"), E164_ERROR + shown
-            )
+            shown = f" (got {_plain(value)!r}; quote it)" if not isinstance(value, str) else f" (got {value!r})"
+            self.problem(f"{path}.number" if path else "number", _key_line(node, "number"), E164_ERROR + shown)
             return None
         return str(value).strip()
 
@@ -504,9 +496,7 @@ class _Reader:
             if not isinstance(item, dict) or len(item) != 1:
                 message = "each assertion must be a one-key mapping such as `outcome: success`"
                 if isinstance(item, dict) and len(item) > 1:
-                    message += (
-                        f", not {len(item)} keys ({', '.join(map(str, item))}); put each on its own `- ` line"
-                    )
+                    message += f", not {len(item)} keys ({', '.join(map(str, item))}); put each on its own `- ` line"
                 elif isinstance(item, str):
                     message += f", not the text {item!r}"
                 self.problem(item_path, line, message)
@@ -547,9 +537,7 @@ class _Reader:
         if "defaults" in data:
             defaults = data["defaults"]
             if not isinstance(defaults, dict):
-                self.problem(
-                    "defaults", _key_line(data, "defaults"), f"must be a mapping of {', '.join(DEFAULT_KEYS)}"
-                )
+                self.problem("defaults", _key_line(data, "defaults"), f"must be a mapping of {', '.join(DEFAULT_KEYS)}")
                 defaults = {}
             self.keys(defaults, DEFAULT_KEYS, "defaults")
             default_persona = self.persona(defaults, "defaults")
@@ -561,9 +549,7 @@ class _Reader:
         scenarios: list[Scenario] = []
         items = data.get("scenarios")
         if "scenarios" not in data:
-            self.problem(
-                "scenarios", _line(data), "is required: a list of scenarios, each with a name and a goal"
-            )
+            self.problem("scenarios", _line(data), "is required: a list of scenarios, each with a name and a goal")
         elif not isinstance(items, list) or not items:
             self.problem("scenarios", _key_line(data, "scenarios"), "must be a non-empty list of scenarios")
         else:
@@ -612,9 +598,7 @@ class _Reader:
             if "#" in name:
                 self.problem(f"{path}.name", name_line, "must not contain '#' (it marks repeats: name#2)")
             elif name in seen:
-                self.problem(
-                    f"{path}.name", name_line, f"'{name}' is already the name of scenarios[{seen[name]}]"
-                )
+                self.problem(f"{path}.name", name_line, f"'{name}' is already the name of scenarios[{seen[name]}]")
             else:
                 seen[name] = int(path[len("scenarios[") : -1])
         goal = self.text(item, "goal", path)
@@ -629,9 +613,7 @@ class _Reader:
         opening = self.text(item, "first_message", path, required=False)
         expect = merge_expectations(default_expect, own_expect or [])
         if not expect and item.get("expect") in (None, []):
-            self.problem(
-                path, line, "no assertions: add `expect` here or `defaults.expect`, so the run can fail"
-            )
+            self.problem(path, line, "no assertions: add `expect` here or `defaults.expect`, so the run can fail")
         if name is None or goal is None or (own_number or number) is None:
             return None
         merged_persona = (persona or Persona()).merged_over(default_persona)
