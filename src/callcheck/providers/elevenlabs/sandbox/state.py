@@ -290,7 +290,7 @@ class Conversation:
             "external_number": self.to_number,
             "stream_sid": self.stream_sid,
             "call_sid": self.call_sid,
-            "call_result": script.call_result if (finished or status != "initiated") else None,
+            "call_result": None if status == "initiated" else script.call_result,  # known once answered or failed
         }
         metadata: dict[str, Any] = {
             "start_time_unix_secs": self.started_unix,
