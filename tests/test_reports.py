@@ -1,0 +1,207 @@
+"""JUnit XML, JSON and HTML reports rendered from one result model."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+
+import pytest
+
+from callcheck.domain.assertions import CallEvidence, offline_verdict
+from callcheck.domain.evidence import Analysis, CallFacts, Turn
+from callcheck.domain.suite import Suite, load_suite
+from callcheck.reports import (
+    RunReport,
+    build_report,
+    read_json,
+    render_html,
+    render_json,
+    render_junit,
+    run_result,
+    transcript_excerpt,
+)
+
+SUITE = """\
+name: pizza <script>alert(1)</script>
+business: Pizza Palace & Sons <b>bold</b>
+number: "+15551234567"
+defaults:
+  expect: [{final_state: completed}]
+scenarios:
+  - name: order
+    goal: order a pizza
+    repeat: 3
+    expect:
+      - outcome: success
+  - name: <script>alert("x")</script>
+    goal: ask the hours
+  - name: hours
+    goal: ask the hours
+    expect:
+      - transcript_contains: open
+"""
+
+STARTED = datetime(2025, 1, 2, 10, 0, tzinfo=UTC)
+FINISHED = datetime(2025, 1, 2, 10, 5, tzinfo=UTC)
+
+
+def answered(call_id: str, outcome: str, duration: float, text: str = "We are open until 10pm.") -> CallEvidence:
+    return CallEvidence(
+        state="completed",
+        call_id=call_id,
+        turns=[
+            Turn(speaker="business", text=text, time_in_call_secs=duration / 10),
+            Turn(speaker="caller", text="Thanks\x00 bye", time_in_call_secs=duration / 2),
+        ],
+        analysis=Analysis(call_successful=outcome),
+        facts=CallFacts(duration_secs=duration, call_result="answered"),
+    )
+
+
+def make_report() -> tuple[Suite, RunReport]:
+    suite = load_suite(SUITE, "pizza.yaml")
+    evidence = {
+        "order": answered("c1", "success", 40),
+        "order#2": answered("c2", "failure", 55),
+        "order#3": answered("c3", "success", 35),
+        '<script>alert("x")</script>': CallEvidence(state="busy", call_id="c4", facts=CallFacts(call_result="busy")),
+        "hours": answered("c5", "success", 20, text="<script>alert('t')</script> we are open today"),
+    }
+    results = []
+    for planned in suite.planned_calls():
+        ev = evidence[planned.display_name]
+        results.append(run_result(planned, ev, offline_verdict(ev, planned.expectations), simulated=True))
+    # One run whose analysis never arrived: not evaluated, neither a pass nor a failure.
+    hours = suite.planned_calls(only=["hours"])[0]
+    pending = answered("c6", "success", 25).model_copy(update={"analysis": None})
+    unevaluated = run_result(
+        hours, pending, offline_verdict(pending, [*hours.expectations, *suite.scenario("order").expect[1:]])
+    )
+    results.append(unevaluated.model_copy(update={"display_name": "hours#2", "repeat": 2}))
+    return suite, build_report(suite, results, started_at=STARTED, finished_at=FINISHED)
+
+
+def test_model_groups_runs_and_computes_rates() -> None:
+    _, report = make_report()
+    order, script, hours = report.scenarios
+    assert [r.display_name for r in order.runs] == ["order", "order#2", "order#3"]
+    assert (order.stats.passed, order.stats.total, order.status) == (2, 3, "flaky")
+    assert script.status == "fail" and script.runs[0].status == "fail"
+    assert [r.status for r in hours.runs] == ["pass", "not_evaluated"]
+    assert not hours.passed  # not evaluated never counts as passed
+    assert report.totals == {
+        "scenarios": 3,
+        "scenarios_passed": 0,
+        "scenarios_flaky": 2,
+        "runs": 6,
+        "runs_passed": 3,
+        "runs_failed": 2,
+        "runs_not_evaluated": 1,
+    }
+    assert not report.passed and report.exit_code == 1
+    assert report.simulated is False  # one run was not marked simulated
+
+
+def test_junit_is_valid_xml_with_the_right_counts() -> None:
+    _, report = make_report()
+    root = ET.fromstring(render_junit(report).encode())
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("6", "2", "1")
+    (suite,) = root.findall("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
+        "6",
+        "2",
+        "1",
+        "0",
+    )
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [
+        "order",
+        "order#2",
+        "order#3",
+        '<script>alert("x")</script>',
+        "hours",
+        "hours#2",
+    ]
+    assert {c.get("classname") for c in cases} == {"pizza <script>alert(1)</script>"}
+    assert cases[0].find("failure") is None and cases[0].find("error") is None
+
+    failure = cases[1].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "1 assertion(s) failed: outcome: success"
+    assert "[fail] outcome: success — analysis.call_successful = failure" in (failure.text or "")
+
+    error = cases[5].find("error")
+    assert error is not None and error.get("type") == "not_evaluated"
+    assert "not evaluated" in (error.get("message") or "")
+
+    out = cases[1].findtext("system-out") or ""
+    assert "call id: c2" in out and "transcript excerpt (2 of 2 turns)" in out
+    assert "[0] 5.5s business: We are open until 10pm." in out
+    assert "\x00" not in out  # XML cannot carry NUL; it is replaced, not fatal
+
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["scenario.order"] == "2/3 passed (67%, 95% CI 21% to 94%), required 100%: flaky"
+    assert props["business"] == "Pizza Palace & Sons <b>bold</b>"
+    assert cases[1].get("time") == "55.000"
+
+
+def test_json_has_everything_and_round_trips() -> None:
+    _, report = make_report()
+    text = render_json(report)
+    data = json.loads(text)
+    assert data["format_version"] == 1
+    assert data["passed"] is False and data["totals"]["runs"] == 6
+    order = data["scenarios"][0]
+    assert order["status"] == "flaky"
+    assert order["stats"]["low"] == pytest.approx(0.2077, abs=1e-4)
+    run = order["runs"][1]
+    assert run["display_name"] == "order#2" and run["call_id"] == "c2" and run["status"] == "fail"
+    assert run["verdict"]["results"][1]["evidence"] == "analysis.call_successful = failure"
+    assert run["transcript_excerpt"][0]["text"] == "We are open until 10pm."
+    assert read_json(text) == report
+
+
+def test_html_is_self_contained() -> None:
+    _, report = make_report()
+    page = render_html(report)
+    assert page.startswith("<!doctype html>")
+    assert "<script" not in page.lower()  # user text is escaped; the report itself has no script
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page or "&lt;script&gt;alert(&quot;x&quot;)" in page
+    assert "Pizza Palace &amp; Sons &lt;b&gt;bold&lt;/b&gt;" in page
+    # No external resource of any kind: nothing fetched, nothing linked off the page.
+    assert "http://" not in page and "https://" not in page
+    links = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", page)
+    assert links and all(link.startswith("#") for link in links), links  # in-page anchors only
+    assert "src=" not in page
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+    assert page.count("<svg") == 3  # pass rate, durations, first responses
+    assert "<style>" in page
+
+
+def test_html_charts_carry_the_figures() -> None:
+    _, report = make_report()
+    page = render_html(report)
+    assert "2/3 passed (67%, 95% CI 21% to 94%), required 100%: flaky" in page  # bar tooltip and summary
+    assert "order#2: 55s (fail)" in page  # a dot of the duration chart
+    assert "required 100%" in page
+
+
+def test_html_with_no_runs_still_renders() -> None:
+    suite = load_suite(SUITE, "pizza.yaml")
+    report = build_report(suite, [], started_at=STARTED, cancelled=True)
+    page = render_html(report)
+    assert "no data" in page and "The run was cancelled." in page
+    assert not report.passed
+    root = ET.fromstring(render_junit(report).encode())
+    assert root.get("tests") == "0"
+
+
+def test_transcript_excerpt_keeps_head_and_tail() -> None:
+    turns = [Turn(speaker="business" if i % 2 else "caller", text=f"line {i}", time_in_call_secs=i) for i in range(40)]
+    kept = transcript_excerpt(turns, head=3, tail=2)
+    assert [t.index for t in kept] == [0, 1, 2, 38, 39]
+    long = transcript_excerpt([Turn(speaker="caller", text="x" * 1000)])
+    assert len(long[0].text) <= 240
