@@ -16,6 +16,42 @@ from callcheck.config import Settings
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# `CALLCHECK_TEST_BACKEND=postgres pytest` runs every test on a fresh PostgreSQL database instead of SQLite.
+BACKEND = os.environ.get("CALLCHECK_TEST_BACKEND", "sqlite")
+
+
+def fresh_postgres_database() -> str:
+    """Create an empty database on the local PostgreSQL server; its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"callcheck_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    _created_databases.append(name)
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+_created_databases: list[str] = []
+
+
+def backend_env() -> dict[str, str]:
+    """Environment variables that put a `callcheck` subprocess on the test backend."""
+    return {"CALLCHECK_DATABASE_URL": fresh_postgres_database()} if BACKEND == "postgres" else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_test_databases() -> Iterator[None]:
+    """Drop the PostgreSQL databases the tests created."""
+    yield
+    if not _created_databases:
+        return
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        for name in _created_databases:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +80,8 @@ def settings_for(sandbox: SandboxServer | None, tmp_path: Path, **extra: Any) ->
         "poll_initial_s": 0.05,
         "poll_max_s": 0.2,
     }
+    if BACKEND == "postgres":
+        values["database_url"] = fresh_postgres_database()
     if sandbox is not None:
         values.update(
             elevenlabs_api_key=sandbox.config.api_key,
@@ -66,9 +104,7 @@ async def client_for(tmp_path: Path) -> AsyncIterator[Any]:
         manager = LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
         await manager.__aenter__()
         managers.append(manager)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        )
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver")
         clients.append(client)
         return client
 

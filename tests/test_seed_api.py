@@ -32,9 +32,7 @@ def outbound_requests(sandbox: SandboxServer) -> list[dict[str, Any]]:
     return [r["json"] for r in log if r["path"] == "/v1/convai/twilio/outbound-call"]
 
 
-def expected_payload(
-    sandbox: SandboxServer, number: str, description: str, scenario: str, call_id: str
-) -> dict:
+def expected_payload(sandbox: SandboxServer, number: str, description: str, scenario: str, call_id: str) -> dict:
     """The seed's documented payload (plus our call id as user_id, see jobs/placing.py)."""
     goal_for_first = scenario.rstrip(".")
     return {
@@ -85,9 +83,9 @@ async def test_documented_example_succeeds_and_sends_the_documented_payload(
     assert body["call_sid"].startswith("CA") and body["conversation_id"]
     assert outbound_requests(sandbox) == [expected_payload(sandbox, "+15551234567", PIZZA, ORDER, body["id"])]
     flattened = " ".join(
-        outbound_requests(sandbox)[0]["conversation_initiation_client_data"]["conversation_config_override"][
-            "agent"
-        ]["prompt"]["prompt"].split()
+        outbound_requests(sandbox)[0]["conversation_initiation_client_data"]["conversation_config_override"]["agent"][
+            "prompt"
+        ]["prompt"].split()
     )
     # The seed's prompt text, read as one paragraph, with the description and goal where it names them.
     assert flattened == f"{PROMPT_HEAD} Business description: {PIZZA} Caller goal: {ORDER} {PROMPT_TAIL}"
@@ -135,9 +133,7 @@ async def test_first_message_drops_the_scenarios_trailing_period(
         json={"to_number": "+15551234567", "business_description": PIZZA, "scenario": " order a pizza. "},
     )
     assert response.json()["scenario"] == "order a pizza."
-    agent = outbound_requests(sandbox)[0]["conversation_initiation_client_data"][
-        "conversation_config_override"
-    ]
+    agent = outbound_requests(sandbox)[0]["conversation_initiation_client_data"]["conversation_config_override"]
     assert agent["agent"]["first_message"] == "Hi, I'm calling because I'd like to order a pizza."
 
 
@@ -146,9 +142,7 @@ async def test_default_scenario_is_the_seeds(api: httpx.AsyncClient, sandbox: Sa
     assert response.json()["scenario"] == (
         "check availability, complete a typical customer task, and avoid speaking to a human if possible"
     )
-    agent = outbound_requests(sandbox)[0]["conversation_initiation_client_data"][
-        "conversation_config_override"
-    ]
+    agent = outbound_requests(sandbox)[0]["conversation_initiation_client_data"]["conversation_config_override"]
     assert agent["agent"]["first_message"] == f"Hi, I'm calling because I'd like to {DEFAULT_SCENARIO}."
 
 
@@ -227,9 +221,7 @@ def _closed_port() -> int:
 
 async def test_unreachable_upstream_is_a_502(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> None:
     api = await client_for(
-        settings_for(
-            sandbox, tmp_path, workers=False, elevenlabs_api_base=f"http://127.0.0.1:{_closed_port()}"
-        )
+        settings_for(sandbox, tmp_path, workers=False, elevenlabs_api_base=f"http://127.0.0.1:{_closed_port()}")
     )
     response = await api.post("/api/call", json={"to_number": "+15551234567", "business_description": PIZZA})
     assert response.status_code == 502

@@ -1,0 +1,163 @@
+"""Durability: a call in flight survives `kill -9` of the server and is completed exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from callcheck.domain.lifecycle import CallState
+from callcheck.jobs.placing import CallRequest, outbound_payload, record_call
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.services import Services
+from callcheck.store import db
+from callcheck.store.repo import Store
+from tests.conftest import backend_env, settings_for
+from tests.servers import free_port, serve_process, wait_healthy
+
+OUTBOUND = "/v1/convai/twilio/outbound-call"
+
+
+def outbound_count(sandbox: SandboxServer) -> int:
+    return len(httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json())
+
+
+def env_for(sandbox: SandboxServer, data_dir: Path) -> dict[str, str]:
+    return {
+        "ELEVENLABS_API_KEY": sandbox.config.api_key,
+        "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
+        "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
+        "ELEVENLABS_API_BASE": sandbox.url,
+        "CALLCHECK_DATA_DIR": str(data_dir),
+        "CALLCHECK_SECRET_KEY": "recovery-test-secret",
+        "CALLCHECK_POLL_INITIAL_S": "0.1",
+        "CALLCHECK_POLL_MAX_S": "0.3",
+        **backend_env(),
+    }
+
+
+def wait_state(url: str, call_id: str, wanted: set[str], timeout: float = 40) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    call: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        call = httpx.get(f"{url}/api/calls/{call_id}").json()
+        if call["state"] in wanted:
+            return call
+        time.sleep(0.05)
+    raise AssertionError(f"call never reached {wanted}: {call.get('state')} {call.get('events')}")
+
+
+def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) -> None:
+    # Rings for 50 simulated seconds (2.5 s real; under the 60 s ring timeout): time to kill the server meanwhile.
+    with SandboxServer(SandboxConfig(time_scale=0.05)) as sandbox:
+        env = env_for(sandbox, tmp_path / "data")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        first = serve_process(env, port, tmp_path)
+        try:
+            wait_healthy(url, process=first)
+            response = httpx.post(
+                f"{url}/api/call", json={"to_number": "+15550110050", "business_description": "A pizza shop."}
+            )
+            assert response.status_code == 200, response.text
+            call_id = response.json()["id"]
+            wait_state(url, call_id, {"ringing"})
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=10)
+        assert outbound_count(sandbox) == 1
+
+        second = serve_process(env, port, tmp_path)
+        try:
+            wait_healthy(url, process=second)
+            call = wait_state(url, call_id, {"completed", "failed", "timed_out"})
+            assert call["state"] == "completed"
+            call = wait_state(url, call_id, {"completed"})
+            assert call["transcript"] and call["analysis"]["call_successful"] == "success"
+            states = [e["state"] for e in call["events"] if e["kind"] == "state"]
+            assert states.count("completed") == 1 and states.count("dialing") == 1
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        assert outbound_count(sandbox) == 1
+
+
+async def _services(settings: Any, http: httpx.AsyncClient) -> Services:
+    await __import__("asyncio").to_thread(db.upgrade, settings.resolved_database_url())
+    return Services(settings=settings, store=Store(db.create_engine(settings.resolved_database_url())), http=http)
+
+
+@pytest.mark.parametrize("origin", ["api", "suite"])
+async def test_call_left_dialing_and_placed_upstream_is_found_not_redialed(
+    sandbox: SandboxServer, tmp_path: Path, client_for: Any, origin: str
+) -> None:
+    """The server died after ElevenLabs accepted the call but before the answer was stored."""
+    settings = settings_for(sandbox, tmp_path)
+    async with httpx.AsyncClient() as http:
+        services = await _services(settings, http)
+        call = await record_call(
+            services,
+            CallRequest(to_number="+15550100001", description="d", scenario="s", origin=origin),
+            CallState.DIALING,
+        )
+        # What the lost request did upstream: the call exists there, tagged with our id.
+        placed = await services.client().outbound_call(call.request_payload)
+        await services.store.engine.dispose()
+    api = await client_for(settings)
+    final = await _wait_async(api, call.id)
+    assert final["state"] == "completed"
+    assert final["conversation_id"] == placed["conversation_id"]
+    assert "found upstream after an interruption" in [e["detail"] for e in final["events"]]
+    assert outbound_count(sandbox) == 1
+
+
+async def test_call_left_dialing_and_never_placed(sandbox: SandboxServer, tmp_path: Path, client_for: Any) -> None:
+    """Not found upstream: an interactive call is reported failed, a suite call is dialed (its first dial)."""
+    settings = settings_for(sandbox, tmp_path)
+    async with httpx.AsyncClient() as http:
+        services = await _services(settings, http)
+        interactive = await record_call(
+            services, CallRequest(to_number="+15550100001", description="d", scenario="s"), CallState.DIALING
+        )
+        suite = await record_call(
+            services,
+            CallRequest(to_number="+15550100001", description="d", scenario="s", origin="suite"),
+            CallState.DIALING,
+        )
+        await services.store.engine.dispose()
+    api = await client_for(settings)
+    assert (await _wait_async(api, interactive.id))["state"] == "failed"
+    assert (await _wait_async(api, suite.id))["state"] == "completed"
+    sent = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()
+    assert [r["json"]["conversation_initiation_client_data"]["user_id"] for r in sent] == [suite.id]
+
+
+async def _wait_async(api: httpx.AsyncClient, call_id: str, timeout: float = 30) -> dict[str, Any]:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    call: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        call = (await api.get(f"/api/calls/{call_id}")).json()
+        if call["state"] in {"completed", "failed", "no_answer", "busy", "timed_out"}:
+            return call
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call did not end: {call}")
+
+
+def test_payload_helper_matches_the_seed_shape() -> None:
+    payload = outbound_payload("a", "p", "+15551234567", "P", "F", "cid")
+    assert payload == {
+        "agent_id": "a",
+        "agent_phone_number_id": "p",
+        "to_number": "+15551234567",
+        "conversation_initiation_client_data": {
+            "conversation_config_override": {"agent": {"prompt": {"prompt": "P"}, "first_message": "F"}},
+            "user_id": "cid",
+        },
+    }

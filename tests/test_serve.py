@@ -1,0 +1,146 @@
+"""`callcheck serve` as a real subprocess, driven with curl exactly as the seed's examples are written."""
+
+from __future__ import annotations
+
+import json
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from tests.conftest import backend_env
+from tests.servers import free_port, serve_process, wait_healthy
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, SandboxServer, Path]]:
+    with SandboxServer(SandboxConfig(time_scale=0.02)) as sandbox:
+        port = free_port()
+        data_dir = tmp_path / "data"
+        env = {
+            "ELEVENLABS_API_KEY": sandbox.config.api_key,
+            "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
+            "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
+            "ELEVENLABS_API_BASE": sandbox.url,
+            "CALLCHECK_DATA_DIR": str(data_dir),
+            **backend_env(),
+        }
+        process = serve_process(env, port, tmp_path)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, process=process)
+            yield url, sandbox, data_dir
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def curl(*args: str) -> tuple[int, dict[str, Any]]:
+    """Run curl; (HTTP status, JSON body)."""
+    out = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", *args], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    body, status = out.rsplit("\n", 1)
+    return int(status), json.loads(body)
+
+
+def test_the_seeds_curl_examples_verbatim(served: tuple[str, SandboxServer, Path]) -> None:
+    url, sandbox, data_dir = served
+    status, body = curl(
+        "-X",
+        "POST",
+        f"{url}/api/call",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{\n    "to_number": "+15551234567",\n    "business_description": "We are Pizza Palace, a pizza restaurant '
+        'that takes orders and handles delivery inquiries.",\n    "scenario": "order a large pepperoni pizza for '
+        'delivery to 123 Main St"\n  }',
+    )
+    assert status == 200
+    assert body["ok"] is True and body["status"] == "initiated" and body["message"] == "Call initiated."
+    assert body["scenario"] == "order a large pepperoni pizza for delivery to 123 Main St"
+    assert body["call_sid"] == body["raw"]["callSid"]
+
+    status, body = curl(
+        "-X",
+        "POST",
+        f"{url}/api/context",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{\n    "description": "We are a tech support helpdesk.",\n    "scenario": "report a login issue"\n  }',
+    )
+    assert (status, body) == (200, {"ok": True, "scenario": "report a login issue"})
+    status, body = curl(
+        "-X",
+        "POST",
+        f"{url}/api/call",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{\n    "to_number": "+15551234567"\n  }',
+    )
+    assert status == 200 and body["scenario"] == "report a login issue"
+
+    # The API key never lands in the database or the generated files.
+    key = sandbox.config.api_key.encode()
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            assert key not in path.read_bytes(), path
+    secret = data_dir / "secret_key"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_health_openapi_and_docs(served: tuple[str, SandboxServer, Path]) -> None:
+    url, _, _ = served
+    assert httpx.get(f"{url}/healthz").json()["ok"] is True
+    spec = httpx.get(f"{url}/openapi.json").json()
+    for path in (
+        "/api/call",
+        "/api/context",
+        "/api/calls",
+        "/api/calls/{call_id}",
+        "/api/calls/{call_id}/events",
+        "/api/calls/{call_id}/audio",
+        "/api/webhooks/elevenlabs",
+        "/healthz",
+    ):
+        assert path in spec["paths"], path
+    docs = httpx.get(f"{url}/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_serve_with_sandbox_needs_no_account(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"CALLCHECK_DATA_DIR": str(tmp_path / "data"), "CALLCHECK_SANDBOX_TIME_SCALE": "0.02", **backend_env()}
+    process = serve_process(env, port, tmp_path, "--sandbox")
+    try:
+        wait_healthy(url, process=process)
+        response = httpx.post(
+            f"{url}/api/call", json={"to_number": "+15550100001", "business_description": "A pizza shop."}
+        )
+        assert response.status_code == 200, response.text
+        call_id = response.json()["id"]
+        deadline = time.monotonic() + 30
+        call: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            call = httpx.get(f"{url}/api/calls/{call_id}").json()
+            if call["state"] == "completed" and call["recording_url"]:
+                break
+            time.sleep(0.1)
+        assert call["state"] == "completed" and call["simulated"] is True
+        assert call["recording_url"]
+        # Delivered by the in-process sandbox's signed webhooks, verified by our endpoint.
+        assert any(e["kind"] == "recording" for e in call["events"])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

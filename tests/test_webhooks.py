@@ -1,0 +1,212 @@
+"""POST /api/webhooks/elevenlabs: signature checks, idempotence, late matching, and real delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from callcheck.domain.lifecycle import CallState
+from callcheck.jobs.placing import CallRequest, record_call
+from callcheck.jobs.tracking import apply_stored_webhooks
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.webhooks import sign
+from callcheck.services import Services
+from callcheck.store import db
+from callcheck.store.repo import Store
+from tests.conftest import settings_for
+from tests.servers import AppServer, free_port
+
+SECRET = "whsec-test-0123456789abcdef"
+PATH = "/api/webhooks/elevenlabs"
+
+
+def transcription_event(conversation_id: str, status: str = "done") -> dict[str, Any]:
+    return {
+        "type": "post_call_transcription",
+        "event_timestamp": int(time.time()),
+        "data": {
+            "agent_id": "agent_sandbox",
+            "conversation_id": conversation_id,
+            "status": status,
+            "transcript": [
+                {"role": "agent", "message": "Hi, I'd like a pizza.", "time_in_call_secs": 0},
+                {"role": "user", "message": "Sure, what size?", "time_in_call_secs": 2},
+            ],
+            "metadata": {"start_time_unix_secs": 1700000000, "call_duration_secs": 9, "termination_reason": ""},
+            "analysis": {"call_successful": "success", "transcript_summary": "Ordered."},
+            "has_audio": False,
+        },
+    }
+
+
+def signed(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    return {"ElevenLabs-Signature": sign(secret, body, timestamp), "content-type": "application/json"}
+
+
+@pytest.fixture
+async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
+    return await client_for(settings_for(sandbox, tmp_path, workers=False, elevenlabs_webhook_secret=SECRET))
+
+
+async def placed_conversation(api: httpx.AsyncClient, number: str = "+15550100001") -> tuple[str, str]:
+    response = await api.post("/api/call", json={"to_number": number, "business_description": "A pizza shop."})
+    body = response.json()
+    return body["id"], body["conversation_id"]
+
+
+async def test_a_signed_transcription_completes_the_call(api: httpx.AsyncClient) -> None:
+    call_id, conversation_id = await placed_conversation(api)
+    body = json.dumps(transcription_event(conversation_id)).encode()
+    response = await api.post(PATH, content=body, headers=signed(body))
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "matched": True, "call_id": call_id}
+    call = (await api.get(f"/api/calls/{call_id}")).json()
+    assert call["state"] == "completed"
+    assert [t["speaker"] for t in call["transcript"]] == ["caller", "business"]
+    assert call["analysis"]["summary"] == "Ordered."
+
+
+def forged_variants(body: bytes) -> list[tuple[str, bytes, dict[str, str]]]:
+    now = int(time.time())
+    good = sign(SECRET, body, now)
+    return [
+        ("unsigned", body, {}),
+        ("empty header", body, {"ElevenLabs-Signature": ""}),
+        ("tampered body", body.replace(b"done", b"fail"), {"ElevenLabs-Signature": good}),
+        ("wrong secret", body, {"ElevenLabs-Signature": sign("another-secret", body, now)}),
+        ("stale (31 min)", body, {"ElevenLabs-Signature": sign(SECRET, body, now - 31 * 60)}),
+        ("space after comma", body, {"ElevenLabs-Signature": good.replace(",", ", ")}),
+        ("no v0 part", body, {"ElevenLabs-Signature": f"t={now}"}),
+        ("v1 scheme", body, {"ElevenLabs-Signature": good.replace("v0=", "v1=")}),
+        ("timestamp not a number", body, {"ElevenLabs-Signature": good.replace(f"t={now}", "t=abc")}),
+        ("timestamp changed", body, {"ElevenLabs-Signature": good.replace(f"t={now}", f"t={now + 1}")}),
+    ]
+
+
+async def test_every_forged_variant_is_refused_and_changes_nothing(api: httpx.AsyncClient) -> None:
+    call_id, conversation_id = await placed_conversation(api)
+    body = json.dumps(transcription_event(conversation_id)).encode()
+    for name, content, headers in forged_variants(body):
+        response = await api.post(PATH, content=content, headers={"content-type": "application/json", **headers})
+        assert response.status_code == 401, name
+        assert set(response.json()) == {"error"}, name
+    call = (await api.get(f"/api/calls/{call_id}")).json()
+    assert call["state"] == "ringing"
+    assert call["transcript"] == []
+
+
+async def test_tolerance_accepts_29_minutes_old_and_future(api: httpx.AsyncClient) -> None:
+    _, conversation_id = await placed_conversation(api)
+    old = json.dumps(transcription_event(conversation_id, status="in-progress")).encode()
+    assert (
+        await api.post(PATH, content=old, headers=signed(old, timestamp=int(time.time()) - 29 * 60))
+    ).status_code == 200
+    future = json.dumps(transcription_event(conversation_id)).encode()
+    response = await api.post(PATH, content=future, headers=signed(future, timestamp=int(time.time()) + 3600))
+    assert response.status_code == 200
+
+
+async def test_without_a_configured_secret_webhooks_are_refused(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    body = json.dumps(transcription_event("conv_x")).encode()
+    response = await api.post(PATH, content=body, headers=signed(body))
+    assert response.status_code == 401
+    assert "ELEVENLABS_WEBHOOK_SECRET" in response.json()["error"]
+
+
+async def test_repeated_delivery_is_accepted_and_changes_nothing(api: httpx.AsyncClient) -> None:
+    call_id, conversation_id = await placed_conversation(api)
+    body = json.dumps(transcription_event(conversation_id)).encode()
+    headers = signed(body)
+    first = await api.post(PATH, content=body, headers=headers)
+    events_after_first = (await api.get(f"/api/calls/{call_id}")).json()["events"]
+    again = await api.post(PATH, content=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == {"ok": True, "duplicate": True}
+    assert (await api.get(f"/api/calls/{call_id}")).json()["events"] == events_after_first
+
+
+async def test_signed_but_malformed_bodies_are_400(api: httpx.AsyncClient) -> None:
+    for body in (b"not json", b"[]", b'{"data": {}}'):
+        response = await api.post(PATH, content=body, headers=signed(body))
+        assert response.status_code == 400, body
+        assert "error" in response.json()
+
+
+async def test_initiation_failure_marks_the_call_busy(api: httpx.AsyncClient) -> None:
+    call_id, conversation_id = await placed_conversation(api)
+    event = {
+        "type": "call_initiation_failure",
+        "event_timestamp": int(time.time()),
+        "data": {
+            "agent_id": "a",
+            "conversation_id": conversation_id,
+            "failure_reason": "busy",
+            "metadata": {"type": "twilio", "body": {"CallStatus": "busy"}},
+        },
+    }
+    body = json.dumps(event).encode()
+    assert (await api.post(PATH, content=body, headers=signed(body))).status_code == 200
+    assert (await api.get(f"/api/calls/{call_id}")).json()["state"] == "busy"
+
+
+async def test_unknown_conversation_is_kept_and_matched_later(
+    sandbox: SandboxServer, tmp_path: Path, client_for: Any
+) -> None:
+    settings = settings_for(sandbox, tmp_path, workers=False, elevenlabs_webhook_secret=SECRET)
+    api = await client_for(settings)
+    # The webhook outruns our own record of the conversation id.
+    body = json.dumps(transcription_event("conv_early")).encode()
+    response = await api.post(PATH, content=body, headers=signed(body))
+    assert response.status_code == 200 and response.json() == {"ok": True, "matched": False}
+
+    engine = db.create_engine(settings.resolved_database_url())
+    async with httpx.AsyncClient() as http:
+        services = Services(settings=settings, store=Store(engine), http=http)
+        call = await record_call(
+            services, CallRequest(to_number="+15550100001", description="d", scenario="s"), CallState.DIALING
+        )
+        await services.store.move_call(call.id, CallState.RINGING, conversation_id="conv_early")
+        moved = await services.store.get_call(call.id)
+        assert moved is not None
+        await apply_stored_webhooks(services, moved)
+        final = await services.store.get_call(call.id)
+    await engine.dispose()
+    assert final is not None and final.state == CallState.COMPLETED
+    assert final.transcript and final.transcript[1]["text"] == "Sure, what size?"
+
+
+async def test_real_webhook_delivery_ends_the_call_without_waiting_for_a_poll(tmp_path: Path) -> None:
+    port = free_port()
+    config = SandboxConfig(
+        time_scale=0.02, webhook_url=f"http://127.0.0.1:{port}{PATH}", webhook_secret=SECRET, send_audio_webhook=True
+    )
+    with SandboxServer(config) as sandbox:
+        # Polls are 60 s apart: only the webhook can end this call within the test's deadline.
+        settings = settings_for(sandbox, tmp_path, elevenlabs_webhook_secret=SECRET, poll_initial_s=60, poll_max_s=60)
+        with AppServer(settings, port=port) as server:
+            async with httpx.AsyncClient(base_url=server.url) as api:
+                response = await api.post(
+                    "/api/call", json={"to_number": "+15550100001", "business_description": "A pizza shop."}
+                )
+                call_id = response.json()["id"]
+                deadline = time.monotonic() + 20
+                call: dict[str, Any] = {}
+                while time.monotonic() < deadline:
+                    call = (await api.get(f"/api/calls/{call_id}")).json()
+                    if call["state"] == "completed" and call["recording_url"]:
+                        break
+                    await asyncio.sleep(0.1)
+                assert call["state"] == "completed", call["events"]
+                assert call["recording_url"]
+                assert (await api.get(call["recording_url"])).status_code == 200
+        deliveries = httpx.get(f"{sandbox.url}/_sandbox/webhooks").json()
+    assert {d["type"] for d in deliveries} >= {"post_call_transcription", "post_call_audio"}
