@@ -358,3 +358,16 @@ scenarios:
         ("a#2", 0.8, 300.0),
         ("b", 1.0, 60.0),
     ]
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "suites.md"
+
+
+def test_docs_example_loads_and_every_assertion_is_documented() -> None:
+    from callcheck.domain.assertions import ASSERTION_KINDS
+
+    text = DOCS.read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert load_suite(example, "docs.yaml").scenario("every-assertion-form").expect
+    for kind in ASSERTION_KINDS:
+        assert f"| `{kind}` |" in text, f"{kind} is not documented in docs/suites.md"

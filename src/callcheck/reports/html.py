@@ -6,6 +6,7 @@ page, by `html.escape` in the SVG built here. Charts are drawn as SVG strings so
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -44,6 +45,18 @@ def _svg(width: int, height: int, label: str, body: Sequence[str]) -> Markup:
     )
     # Markup is safe here: every piece of user text in `body` went through html.escape.
     return Markup(head + "".join(body) + "</svg>")
+
+
+def nice_top(value: float) -> float:
+    """The axis end above `value` that splits into four readable ticks (1, 2, 2.5 or 5 times a power of ten)."""
+    if value <= 0:
+        return 1.0
+    step = value / 4
+    power = 10 ** math.floor(math.log10(step))
+    for factor in (1, 2, 2.5, 5, 10):
+        if factor * power >= step:
+            return factor * power * 4
+    return value  # pragma: no cover - factor 10 always reaches step
 
 
 def _x(value: float, top: float) -> float:
@@ -104,7 +117,7 @@ def distribution_chart(scenarios: Sequence[ScenarioReport], field: str, title: s
     height = TOP + ROW_H * max(1, len(scenarios)) + 8
     if not values:
         return _svg(LABEL_W + PLOT_W + 20, 40, title, ['<text x="8" y="24" fill="#57606a">no data</text>'])
-    top = max(values) * 1.1 or 1.0
+    top = nice_top(max(values))
     body = _axis(top, "s", height)
     for index, scenario in enumerate(scenarios):
         mid = TOP + index * ROW_H + ROW_H / 2

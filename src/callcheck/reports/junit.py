@@ -92,16 +92,15 @@ def render_junit(report: RunReport) -> str:
     errors = sum(1 for r in runs if not r.verdict.failed and not r.verdict.passed)
     total_time = _seconds(sum(r.duration_s or 0 for r in runs))
     counts = {"tests": str(len(runs)), "failures": str(failures), "errors": str(errors)}
-    root = ET.Element("testsuites", name=_clean(report.suite), time=total_time, **counts)
-    suite = ET.SubElement(
-        root,
-        "testsuite",
-        name=_clean(report.suite),
-        skipped="0",
-        timestamp=report.started_at.isoformat(timespec="seconds"),
-        time=total_time,
+    root = ET.Element("testsuites", {"name": _clean(report.suite), "time": total_time, **counts})
+    suite_attributes = {
+        "name": _clean(report.suite),
+        "skipped": "0",
+        "timestamp": report.started_at.isoformat(timespec="seconds"),
+        "time": total_time,
         **counts,
-    )
+    }
+    suite = ET.SubElement(root, "testsuite", suite_attributes)
     properties = ET.SubElement(suite, "properties")
     facts = {"business": report.business, "source": report.source, "cancelled": str(report.cancelled).lower()}
     if report.simulated:
