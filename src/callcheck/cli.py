@@ -10,9 +10,7 @@ import typer
 
 from callcheck.config import Settings
 
-app = typer.Typer(
-    help="callcheck: test a business's phone line the way a customer would.", no_args_is_help=True
-)
+app = typer.Typer(help="callcheck: test a business's phone line the way a customer would.", no_args_is_help=True)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -22,9 +20,7 @@ def _settings(**overrides: object) -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[
-        str, typer.Option(help="Address to bind; 127.0.0.1 keeps the server local.")
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the server local.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Run against callcheck's local ElevenLabs sandbox (no account).")

@@ -139,9 +139,7 @@ class Settings(BaseSettings):
     def missing_call_settings(self) -> list[str]:
         """Names (never values) of the seed's required settings that are unset or blank."""
         values = {
-            "ELEVENLABS_API_KEY": self.elevenlabs_api_key.get_secret_value()
-            if self.elevenlabs_api_key
-            else "",
+            "ELEVENLABS_API_KEY": self.elevenlabs_api_key.get_secret_value() if self.elevenlabs_api_key else "",
             "ELEVENLABS_AGENT_ID": self.elevenlabs_agent_id or "",
             "ELEVENLABS_AGENT_PHONE_NUMBER_ID": self.elevenlabs_agent_phone_number_id or "",
         }

@@ -28,7 +28,8 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
         raise InvalidInput("Webhook body must be valid JSON.") from exc
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise InvalidInput("Webhook body must be an object with a type.")
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    raw_data = event.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     conversation_id = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
     digest = hashlib.sha256(body).hexdigest()
     call = await services.store.find_call_by_conversation(conversation_id) if conversation_id else None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-DEFAULT_SCENARIO = (
-    "check availability, complete a typical customer task, and avoid speaking to a human if possible"
-)
+DEFAULT_SCENARIO = "check availability, complete a typical customer task, and avoid speaking to a human if possible"
 
 MISSING_DESCRIPTION_ERROR = "Provide a business description first."
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -75,7 +76,10 @@ async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
         raise RuntimeError("the call tracker is not running")
     if asyncio.get_running_loop() is runtime.loop:
         return await work(runtime.services)
-    future = asyncio.run_coroutine_threadsafe(work(runtime.services), runtime.loop)  # type: ignore[arg-type]
+    async def run() -> T:
+        return await work(runtime.services)
+
+    future = asyncio.run_coroutine_threadsafe(run(), runtime.loop)
     return await asyncio.wrap_future(future)
 
 
@@ -241,8 +245,10 @@ async def fetch_recording(services: Services, call_id: str) -> bool:
     call = await services.store.get_call(call_id)
     if call is None or not call.conversation_id:
         return False
-    if call.recording_path and await asyncio.to_thread(Path(call.recording_path).exists):
-        return True
+    if call.recording_path:
+        exists: bool = await asyncio.to_thread(os.path.exists, call.recording_path)
+        if exists:
+            return True
     if call.state in (CallState.BUSY, CallState.NO_ANSWER, CallState.CANCELLED):
         return False
     try:
@@ -261,7 +267,8 @@ async def fetch_recording(services: Services, call_id: str) -> bool:
 
 async def apply_webhook(services: Services, event: dict[str, Any]) -> str | None:
     """Apply a verified ElevenLabs webhook event to its call; the call id, or None when the call is unknown."""
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    raw_data = event.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     conversation_id = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
     if not conversation_id:
         return None

@@ -186,9 +186,7 @@ class Store:
     async def find_call_by_conversation(self, conversation_id: str) -> CallRow | None:
         """The call ElevenLabs knows by this conversation id."""
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(calls).where(calls.c.conversation_id == conversation_id))
-            ).first()
+            row = (await conn.execute(sa.select(calls).where(calls.c.conversation_id == conversation_id))).first()
         return _call(row) if row else None
 
     async def list_calls(
@@ -215,9 +213,7 @@ class Store:
             )
         async with self.engine.connect() as conn:
             rows = [_call(r) for r in (await conn.execute(query)).all()]
-        next_cursor = (
-            encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-        )
+        next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
         return rows[:limit], next_cursor
 
     async def unfinished_calls(self) -> list[CallRow]:
@@ -277,9 +273,7 @@ class Store:
         detail: str | None,
         at: datetime,
     ) -> None:
-        await conn.execute(
-            sa.insert(call_events).values(call_id=call_id, at=at, kind=kind, state=state, detail=detail)
-        )
+        await conn.execute(sa.insert(call_events).values(call_id=call_id, at=at, kind=kind, state=state, detail=detail))
 
     async def _events(self, conn: AsyncConnection, call_id: str, after: int) -> list[CallEvent]:
         rows = await conn.execute(
@@ -331,9 +325,7 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(
                 sa.update(webhook_events)
-                .where(
-                    webhook_events.c.conversation_id == conversation_id, webhook_events.c.call_id.is_(None)
-                )
+                .where(webhook_events.c.conversation_id == conversation_id, webhook_events.c.call_id.is_(None))
                 .values(call_id=call_id)
             )
 

@@ -62,9 +62,7 @@ call_events = sa.Table(
     "call_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "call_id", sa.String(32), sa.ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    sa.Column("call_id", sa.String(32), sa.ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("at", Timestamp, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # state | transcript | recording | note
     sa.Column("state", sa.String(16), nullable=True),

@@ -39,9 +39,7 @@ class ElevenLabsClient:
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(_describe(exc)) from exc
         if response.status_code >= 400:
-            raise UpstreamHTTPError(
-                response.status_code, error_message(_body(response), response.reason_phrase)
-            )
+            raise UpstreamHTTPError(response.status_code, error_message(_body(response), response.reason_phrase))
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -76,9 +74,7 @@ class ElevenLabsClient:
     async def get_audio(self, conversation_id: str) -> bytes | None:
         """The call's MP3, or None when ElevenLabs has none (404)."""
         try:
-            response = await self._request(
-                "GET", f"/v1/convai/conversations/{_segment(conversation_id)}/audio"
-            )
+            response = await self._request("GET", f"/v1/convai/conversations/{_segment(conversation_id)}/audio")
         except UpstreamHTTPError as exc:
             # UNCONFIRMED (contract §4.3): the status for "no audio yet/at all"; 404 is the likely one.
             if exc.status == 404:

@@ -96,9 +96,7 @@ def tool_calls_of(item: dict[str, Any]) -> list[ToolCall]:
                 name=_str(raw.get("tool_name")) or "unknown",
                 params=params,
                 result=_dict(result.get("result")) or _result_value(result) if result else None,
-                is_error=result.get("is_error")
-                if result and isinstance(result.get("is_error"), bool)
-                else None,
+                is_error=result.get("is_error") if result and isinstance(result.get("is_error"), bool) else None,
             )
         )
     # Results whose call sits in an earlier turn still tell us something: keep them as calls of their own.
@@ -148,9 +146,7 @@ def analysis_of(conversation: dict[str, Any]) -> Analysis | None:
     if not isinstance(raw, dict):
         return None
     criteria = {
-        str(key): CriterionResult(
-            result=_str(value.get("result")) or "unknown", rationale=_str(value.get("rationale"))
-        )
+        str(key): CriterionResult(result=_str(value.get("result")) or "unknown", rationale=_str(value.get("rationale")))
         for key, value in _dict(raw.get("evaluation_criteria_results")).items()
         if isinstance(value, dict)
     }

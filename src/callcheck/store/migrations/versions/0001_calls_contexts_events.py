@@ -75,9 +75,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("digest", name=op.f("uq_webhook_events_digest")),
     )
     with op.batch_alter_table("webhook_events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_webhook_events_conversation_id"), ["conversation_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_webhook_events_conversation_id"), ["conversation_id"], unique=False)
 
     op.create_table(
         "call_events",
