@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from callcheck.domain.lifecycle import CallState
-from callcheck.jobs.placing import CallRequest, outbound_payload, record_call
+from callcheck.jobs.placing import CallRequest, outbound_payload, record_call, seed_override
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from callcheck.services import Services
 from callcheck.store import db
@@ -151,7 +151,7 @@ async def _wait_async(api: httpx.AsyncClient, call_id: str, timeout: float = 30)
 
 
 def test_payload_helper_matches_the_seed_shape() -> None:
-    payload = outbound_payload("a", "p", "+15551234567", "P", "F", "cid")
+    payload = outbound_payload("a", "p", "+15551234567", seed_override("P", "F"), "cid")
     assert payload == {
         "agent_id": "a",
         "agent_phone_number_id": "p",

@@ -106,9 +106,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """200 once the app has started (database migrated, workers running)."""
         return {"ok": True, "version": __version__}
 
-    from callcheck.api import calls, history, webhooks
+    from callcheck.api import calls, doctor, history, runs, webhooks
 
     app.include_router(calls.router)
+    app.include_router(doctor.router)
     app.include_router(history.router)
     app.include_router(webhooks.router)
+    app.include_router(runs.router)
     return app

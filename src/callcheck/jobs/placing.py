@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from callcheck.domain.agent_profile import explain_refused_override
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.prompts import caller_prompt, first_message
 from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
@@ -27,20 +28,21 @@ class CallRequest:
     context_id: str | None = None
     run_id: str | None = None
     idempotency_key: str | None = None
-    # A suite's persona may replace the seed's prompt and first message and add overrides (voice, language).
+    # A suite's persona replaces the seed's prompt and first message and may add overrides (voice, language):
+    # then `override` is the whole conversation_config_override, holding only fields the agent allows.
     prompt: str | None = None
     first_message: str | None = None
-    extra_override: dict[str, Any] | None = None
+    override: dict[str, Any] | None = None
+    timeout_s: float | None = None
+
+
+def seed_override(prompt: str, first: str) -> dict[str, Any]:
+    """The seed's per-call override: the caller prompt and the first message."""
+    return {"agent": {"prompt": {"prompt": prompt}, "first_message": first}}
 
 
 def outbound_payload(
-    agent_id: str,
-    phone_number_id: str,
-    to_number: str,
-    prompt: str,
-    first: str,
-    call_id: str,
-    extra_override: dict[str, Any] | None = None,
+    agent_id: str, phone_number_id: str, to_number: str, override: dict[str, Any], call_id: str
 ) -> dict[str, Any]:
     """The seed's outbound-call payload, plus our call id as `user_id`.
 
@@ -49,14 +51,6 @@ def outbound_payload(
     inferred from the schema, UNCONFIRMED on the live service, and what the sandbox implements). It lets a restart
     find out whether a call whose answer was lost was placed, instead of dialing again.
     """
-    override: dict[str, Any] = {"agent": {"prompt": {"prompt": prompt}, "first_message": first}}
-    for section, fields in (extra_override or {}).items():
-        merged = override.setdefault(section, {})
-        for key, value in fields.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
-            else:
-                merged[key] = value
     return {
         "agent_id": agent_id,
         "agent_phone_number_id": phone_number_id,
@@ -76,10 +70,8 @@ async def record_call(services: Services, request: CallRequest, state: CallState
         client_settings.elevenlabs_agent_id or "",
         client_settings.elevenlabs_agent_phone_number_id or "",
         request.to_number,
-        prompt,
-        first,
+        request.override if request.override is not None else seed_override(prompt, first),
         call_id,
-        request.extra_override,
     )
     return await services.store.create_call(
         id=call_id,
@@ -95,6 +87,7 @@ async def record_call(services: Services, request: CallRequest, state: CallState
         first_message=first,
         request_payload=payload,
         idempotency_key=request.idempotency_key,
+        timeout_s=request.timeout_s,
     )
 
 
@@ -107,12 +100,16 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
     client = services.client()
     try:
         raw = await client.outbound_call(call.request_payload)
-    except UpstreamHTTPError as exc:
+    except UpstreamHTTPError as raw_exc:
+        # A refused per-call override means the agent is not set up: say so, and name the command that fixes it.
+        exc = explain_refused_override(raw_exc)
         await services.store.move_call(
             call.id, CallState.FAILED, exc.message, error=exc.message, upstream_response=exc.body
         )
         services.notifier.publish(call.id)
-        raise
+        if exc is raw_exc:
+            raise
+        raise exc from raw_exc
     except UpstreamUnreachable as exc:
         if exc.maybe_sent:
             # The request may have reached ElevenLabs: leave the call DIALING for the tracker to reconcile.

@@ -76,6 +76,7 @@ async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
         raise RuntimeError("the call tracker is not running")
     if asyncio.get_running_loop() is runtime.loop:
         return await work(runtime.services)
+
     async def run() -> T:
         return await work(runtime.services)
 
@@ -208,11 +209,9 @@ async def poll_once(services: Services, call_id: str) -> str:
 
 async def time_out(services: Services, call_id: str) -> str:
     """Stop following a call that outlived the cap."""
-    await services.store.move_call(
-        call_id,
-        CallState.TIMED_OUT,
-        f"not finished after {services.settings.call_timeout_s:.0f} s",
-    )
+    call = await services.store.get_call(call_id)
+    cap = call.timeout_s if call is not None and call.timeout_s else services.settings.call_timeout_s
+    await services.store.move_call(call_id, CallState.TIMED_OUT, f"not finished after {cap:g} s")
     services.notifier.publish(call_id)
     call = await services.store.get_call(call_id)
     return call.state.value if call else CallState.TIMED_OUT.value
@@ -337,20 +336,23 @@ async def _recording_step(call_id: str) -> bool:
     return await _on_app_loop(lambda s: fetch_recording(s, call_id))
 
 
-@DBOS.step(name="callcheck.settings")
-async def _settings_step() -> tuple[float, float, float]:
+@DBOS.step(name="callcheck.limits")
+async def _limits_step(call_id: str) -> tuple[float, float, float]:
     # Checkpointed, so a resumed workflow keeps the cap it started with even if the settings changed.
-    if _runtime is None:
-        raise RuntimeError("the call tracker is not running")
-    s = _runtime.services.settings
-    return s.poll_initial_s, s.poll_max_s, s.call_timeout_s
+    async def read(services: Services) -> tuple[float, float, float]:
+        call = await services.store.get_call(call_id)
+        s = services.settings
+        cap = call.timeout_s if call is not None and call.timeout_s else s.call_timeout_s
+        return s.poll_initial_s, s.poll_max_s, cap
+
+    return await _on_app_loop(read)
 
 
 @DBOS.workflow(name="callcheck.follow_call")
 async def follow_call(call_id: str) -> str:
     """Follow one call from placing to its final state and recording."""
     started = await _clock_step()
-    initial, longest, cap = await _settings_step()
+    initial, longest, cap = await _limits_step(call_id)
     state = CallState(await _ensure_placed_step(call_id))
     delay = initial
     while not state.terminal:
@@ -403,6 +405,11 @@ class Tracker:
             await asyncio.to_thread(DBOS.launch)
             for call in await self.services.store.unfinished_calls():
                 await self.follow(call.id)
+            from callcheck.jobs.runs import run_suite, run_workflow_id
+
+            for run in await self.services.store.runs.unfinished_runs():
+                with SetWorkflowID(run_workflow_id(run.id)):
+                    await DBOS.start_workflow_async(run_suite, run.id)
             yield self
         finally:
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
 from callcheck.errors import InvalidInput
-from callcheck.store.tables import call_events, calls, contexts, webhook_events
+from callcheck.store.tables import call_events, calls, contexts, run_items, runs, webhook_events
 
 
 def utcnow() -> datetime:
@@ -84,6 +84,7 @@ class CallRow:
     journey: dict[str, Any] | None
     recording_path: str | None
     idempotency_key: str | None
+    timeout_s: float | None = None
     events: list[CallEvent] = field(default_factory=list)
 
 
@@ -116,6 +117,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.runs = RunStore(engine)
 
     # -- contexts ---------------------------------------------------------------------------------------------
 
@@ -333,6 +335,134 @@ class Store:
         """Raise unless the database answers."""
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
+
+
+@dataclass
+class RunItem:
+    """One planned call of a suite run."""
+
+    id: int
+    position: int
+    display_name: str
+    scenario: str
+    repeat: int
+    status: str  # pending | placed | skipped
+    call_id: str | None
+
+
+@dataclass
+class RunRow:
+    """A stored suite run."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    state: str
+    name: str
+    source_name: str
+    suite_text: str
+    only: list[str] | None
+    concurrency: int
+    rate_per_min: float | None
+    last_placed_at: float | None
+    simulated: bool
+    report: dict[str, Any] | None
+    exit_code: int | None
+    error: str | None
+
+
+def _run(row: sa.Row[Any]) -> RunRow:
+    data = dict(row._mapping)
+    for key in ("created_at", "updated_at", "finished_at"):
+        data[key] = _aware(data[key])
+    return RunRow(**data)
+
+
+class RunStore:
+    """Suite runs and their planned calls."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create_run(self, items: list[tuple[str, str, int]], **values: Any) -> RunRow:
+        """Store a run and its planned calls (display name, scenario, repeat), all pending."""
+        now = utcnow()
+        values.setdefault("id", new_id())
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(runs).values(created_at=now, updated_at=now, state="running", **values))
+            if items:
+                await conn.execute(
+                    sa.insert(run_items),
+                    [
+                        {
+                            "run_id": values["id"],
+                            "position": i,
+                            "display_name": d,
+                            "scenario": s,
+                            "repeat": r,
+                            "status": "pending",
+                        }
+                        for i, (d, s, r) in enumerate(items)
+                    ],
+                )
+        run = await self.get_run(values["id"])
+        assert run is not None
+        return run
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        """The run with this id."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).first()
+        return _run(row) if row else None
+
+    async def list_runs(self, limit: int = 50) -> list[RunRow]:
+        """Runs, newest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit))
+            return [_run(r) for r in rows.all()]
+
+    async def unfinished_runs(self) -> list[RunRow]:
+        """Runs still running or being cancelled."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(["running", "cancelling"])))
+            return [_run(r) for r in rows.all()]
+
+    async def items(self, run_id: str) -> list[RunItem]:
+        """The planned calls of a run, in order."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(run_items).where(run_items.c.run_id == run_id).order_by(run_items.c.position)
+            )
+            return [
+                RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, r.status, r.call_id) for r in rows.all()
+            ]
+
+    async def update_run(self, run_id: str, **values: Any) -> None:
+        """Set fields of a run."""
+        values["updated_at"] = utcnow()
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+
+    async def request_cancel(self, run_id: str) -> bool:
+        """Ask a running run to stop placing calls; False when it is not running."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id, runs.c.state == "running")
+                .values(state="cancelling", updated_at=utcnow())
+            )
+        return result.rowcount == 1
+
+    async def mark_items(self, item_ids: list[int], status: str, call_id: str | None = None) -> None:
+        """Set the status (and call) of planned calls."""
+        if not item_ids:
+            return
+        values: dict[str, Any] = {"status": status}
+        if call_id is not None:
+            values["call_id"] = call_id
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.update(run_items).where(run_items.c.id.in_(item_ids)).values(**values))
 
 
 class DuplicateKey(Exception):

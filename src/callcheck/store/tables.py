@@ -54,6 +54,7 @@ calls = sa.Table(
     sa.Column("journey", sa.JSON, nullable=True),
     sa.Column("recording_path", sa.Text, nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
+    sa.Column("timeout_s", sa.Float, nullable=True),  # a suite scenario's own cap; None: the setting's
     sa.Index("ix_calls_created_at_id", "created_at", "id"),
     sa.Index("ix_calls_state", "state"),
 )
@@ -80,4 +81,40 @@ webhook_events = sa.Table(
     sa.Column("digest", sa.String(64), nullable=False, unique=True),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("call_id", sa.String(32), nullable=True),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),  # running | cancelling | completed | cancelled | failed
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("source_name", sa.Text, nullable=False),
+    sa.Column("suite_text", sa.Text, nullable=False),  # the suite as given, so a resumed run plans the same calls
+    sa.Column("only", sa.JSON, nullable=True),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("rate_per_min", sa.Float, nullable=True),
+    sa.Column("last_placed_at", sa.Float, nullable=True),  # unix time of the last dial, for the rate limit
+    sa.Column("simulated", sa.Boolean, nullable=False, default=False),
+    sa.Column("report", sa.JSON, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_runs_created_at_id", "created_at", "id"),
+)
+
+run_items = sa.Table(
+    "run_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("scenario", sa.Text, nullable=False),
+    sa.Column("repeat", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | placed | skipped
+    sa.Column("call_id", sa.String(32), nullable=True),
+    sa.UniqueConstraint("run_id", "position", name="uq_run_items_run_id_position"),
 )

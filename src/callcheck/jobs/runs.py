@@ -1,0 +1,244 @@
+"""Suite runs: many planned calls under a concurrency cap and a rate limit, judged and reported at the end.
+
+A run is one DBOS workflow. Each tick (a step, re-runnable because it decides from the database alone) marks
+finished calls, honours a cancel request, and dials as many pending calls as the cap and the rate allow; the
+workflow then starts a follow workflow per new call and waits for a wake-up (a call of the run ended, or a cancel)
+or the next tick. When nothing is pending or active, every call is judged and the report is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+
+from callcheck.domain.assertions import CallEvidence, verdict_for
+from callcheck.domain.evidence import Analysis, CallFacts, Turn
+from callcheck.domain.lifecycle import CallState
+from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
+from callcheck.domain.judge import judge_from_settings
+from callcheck.errors import ConfigurationError, UpstreamError
+from callcheck.jobs.placing import CallRequest, dial, record_call
+from callcheck.jobs.tracking import _on_app_loop, follow_call, workflow_id
+from callcheck.reports import build_report, run_result
+from callcheck.services import Services
+from callcheck.store.repo import CallRow, RunRow, utcnow
+
+log = logging.getLogger("callcheck.runs")
+
+RUN_TOPIC = "run"
+TICK_S = 1.0  # longest wait between two ticks when nothing wakes the run
+TERMINAL_RUN_STATES = {"completed", "cancelled", "failed"}
+
+
+def run_workflow_id(run_id: str) -> str:
+    """The DBOS workflow id of a run."""
+    return f"run-{run_id}"
+
+
+def allowed_overrides(agent: dict[str, Any]) -> set[str]:
+    """Paths like "agent.prompt.prompt" the agent lets a call override (platform_settings.overrides, §6.5)."""
+    flags = (((agent.get("platform_settings") or {}).get("overrides") or {}).get("conversation_config_override")) or {}
+    allowed: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        elif node is True:
+            allowed.add(prefix)
+
+    walk(flags, "")
+    return allowed
+
+
+def plan(suite_text: str, source_name: str, only: list[str] | None) -> tuple[Suite, list[PlannedCall]]:
+    """The suite and the calls a run of it places (raises SuiteError / InvalidInput)."""
+    suite = load_suite(suite_text, source_name)
+    return suite, suite.planned_calls(only)
+
+
+async def start_run(
+    services: Services,
+    suite_text: str,
+    source_name: str,
+    *,
+    concurrency: int = 1,
+    rate_per_min: float | None = None,
+    only: list[str] | None = None,
+) -> RunRow:
+    """Validate a suite and the agent, store the run and start its workflow."""
+    suite, planned = plan(suite_text, source_name, only)
+    client = services.client()
+    agent = await client.get_agent(services.settings.elevenlabs_agent_id or "")
+    allowed = allowed_overrides(agent)
+    if OVERRIDE_PROMPT not in allowed:
+        raise ConfigurationError(
+            "The caller agent does not allow per-call prompt overrides, so no scenario's goal can reach the caller. "
+            "Run `callcheck agent setup` to enable them."
+        )
+    run = await services.store.runs.create_run(
+        [(p.display_name, p.scenario, p.repeat) for p in planned],
+        name=suite.name,
+        source_name=source_name,
+        suite_text=suite_text,
+        only=only or None,
+        concurrency=max(1, concurrency),
+        rate_per_min=rate_per_min,
+        simulated=services.simulated,
+    )
+    with SetWorkflowID(run_workflow_id(run.id)):
+        await DBOS.start_workflow_async(run_suite, run.id)
+    return run
+
+
+async def cancel_run(services: Services, run_id: str) -> bool:
+    """Stop placing new calls for a run; calls in flight are followed to their end. False if not running."""
+    cancelled = await services.store.runs.request_cancel(run_id)
+    if cancelled:
+        await wake_run(run_id)
+    return cancelled
+
+
+async def wake_run(run_id: str) -> None:
+    """Tell a run's workflow to tick now."""
+    try:
+        await DBOS.send_async(run_workflow_id(run_id), "tick", topic=RUN_TOPIC)
+    except Exception as exc:  # a finished run cannot be woken; nothing is lost
+        log.debug("could not wake run %s: %s", run_id, exc)
+
+
+async def tick(services: Services, run_id: str) -> dict[str, Any]:
+    """Advance a run from what the database says; which calls were dialed, and whether the run is over."""
+    runs = services.store.runs
+    run = await runs.get_run(run_id)
+    if run is None or run.state in TERMINAL_RUN_STATES:
+        return {"started": [], "finished": True, "wait": 0.0}
+    items = await runs.items(run_id)
+    calls = {i.call_id: await services.store.get_call(i.call_id) for i in items if i.call_id}
+    active = [i for i in items if i.status == "placed" and (c := calls.get(i.call_id)) and not c.state.terminal]
+    pending = [i for i in items if i.status == "pending"]
+    if run.state == "cancelling" and pending:
+        await runs.mark_items([i.id for i in pending], "skipped")
+        pending = []
+    started: list[str] = []
+    wait = TICK_S
+    if pending and len(active) < run.concurrency:
+        suite, planned = plan(run.suite_text, run.source_name, run.only)
+        agent = await services.client().get_agent(services.settings.elevenlabs_agent_id or "")
+        allowed = allowed_overrides(agent)
+        interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0
+        last = run.last_placed_at
+        for item in pending[: run.concurrency - len(active)]:
+            now = time.time()
+            if interval and last is not None and now - last < interval:
+                wait = min(wait, interval - (now - last))
+                break
+            call = await _place(services, run, planned[item.position], allowed)
+            await runs.mark_items([item.id], "placed", call.id)
+            last = time.time()
+            await runs.update_run(run_id, last_placed_at=last)
+            started.append(call.id)
+    finished = not started and not active and not pending
+    return {"started": started, "finished": finished, "wait": wait}
+
+
+async def _place(services: Services, run: RunRow, planned: PlannedCall, allowed: set[str]) -> CallRow:
+    """Record and dial one planned call of a run (the rate limit applies to this moment)."""
+    caller = planned.caller()
+    override, dropped = overrides_for(planned, allowed)
+    request = CallRequest(
+        to_number=planned.number,
+        description=planned.business,
+        scenario=planned.goal,
+        origin="suite",
+        run_id=run.id,
+        prompt=caller.prompt,
+        first_message=caller.first_message,
+        override=override,
+        timeout_s=planned.timeout_s,
+    )
+    call = await record_call(services, request, CallState.DIALING)
+    if dropped:
+        await services.store.add_event(
+            call.id, "note", "not sent (the agent does not allow overriding them): " + ", ".join(dropped)
+        )
+    try:
+        await dial(services, call)
+    except UpstreamError:
+        pass  # recorded on the call by dial(); the verdict will say the call failed
+    fresh = await services.store.get_call(call.id)
+    assert fresh is not None
+    return fresh
+
+
+def evidence_of(call: CallRow) -> CallEvidence:
+    """What a stored call offers to the assertions."""
+    return CallEvidence(
+        state=call.state,
+        turns=[Turn.model_validate(t) for t in call.transcript or []],
+        analysis=Analysis.model_validate(call.analysis) if call.analysis else None,
+        facts=CallFacts.model_validate(call.facts) if call.facts else CallFacts(),
+        call_id=call.id,
+    )
+
+
+async def finish(services: Services, run_id: str) -> int:
+    """Judge every call of a run, store its report; the run's exit code (0 all passed, 1 otherwise)."""
+    runs = services.store.runs
+    run = await runs.get_run(run_id)
+    assert run is not None
+    if run.state in TERMINAL_RUN_STATES and run.exit_code is not None:
+        return run.exit_code
+    suite, planned = plan(run.suite_text, run.source_name, run.only)
+    judge = judge_from_settings(services.settings, services.http)
+    results = []
+    for item in await runs.items(run_id):
+        if item.status != "placed" or not item.call_id:
+            continue
+        call = await services.store.get_call(item.call_id)
+        if call is None:
+            continue
+        evidence = evidence_of(call)
+        verdict = await verdict_for(evidence, planned[item.position].expectations, judge)
+        results.append(run_result(planned[item.position], evidence, verdict, simulated=call.simulated, note=call.error))
+    cancelled = run.state == "cancelling"
+    report = build_report(
+        suite, results, started_at=run.created_at, finished_at=utcnow(), cancelled=cancelled, only=run.only
+    )
+    await runs.update_run(
+        run_id,
+        state="cancelled" if cancelled else "completed",
+        finished_at=utcnow(),
+        report=report.model_dump(mode="json"),
+        exit_code=report.exit_code,
+    )
+    services.notifier.publish(f"run-{run_id}")
+    return report.exit_code
+
+
+@DBOS.step(name="callcheck.run_tick")
+async def _tick_step(run_id: str) -> dict[str, Any]:
+    return await _on_app_loop(lambda s: tick(s, run_id))
+
+
+@DBOS.step(name="callcheck.run_finish")
+async def _finish_step(run_id: str) -> int:
+    return await _on_app_loop(lambda s: finish(s, run_id))
+
+
+@DBOS.workflow(name="callcheck.run_suite")
+async def run_suite(run_id: str) -> int:
+    """Place, follow and judge every call of a suite run."""
+    while True:
+        step = await _tick_step(run_id)
+        for call_id in step["started"]:
+            with SetWorkflowID(workflow_id(call_id)):
+                await DBOS.start_workflow_async(follow_call, call_id)
+        if step["finished"]:
+            break
+        if not step["started"]:
+            await DBOS.recv_async(topic=RUN_TOPIC, timeout_seconds=step["wait"])
+    return await _finish_step(run_id)
