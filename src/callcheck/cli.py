@@ -48,6 +48,117 @@ def version() -> None:
     typer.echo(__version__)
 
 
+agent_app = typer.Typer(help="The ElevenLabs agent that plays the caller.", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.command("setup")
+def agent_setup(
+    agent_id: Annotated[
+        str | None, typer.Option(help="Agent to update (default: ELEVENLABS_AGENT_ID; none: create one).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Name of a created agent.")] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Post-call webhook URL (default: CALLCHECK_PUBLIC_URL + /api/webhooks/elevenlabs)."),
+    ] = None,
+    webhook_id: Annotated[
+        str | None, typer.Option(help="Id of the ElevenLabs workspace webhook to use (default: found by URL).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; send nothing.")] = False,
+) -> None:
+    """Create or update the caller agent so it is ready for callcheck, and print exactly what changed."""
+    import asyncio
+
+    from callcheck.agent_setup import format_setup, run_setup
+    from callcheck.errors import CallcheckError
+
+    settings = _settings()
+    if not settings.elevenlabs_api_key or not settings.elevenlabs_api_key.get_secret_value().strip():
+        typer.echo("Missing required environment variable: ELEVENLABS_API_KEY", err=True)
+        raise typer.Exit(2)
+    try:
+        result = asyncio.run(
+            run_setup(
+                settings,
+                agent_id=agent_id or settings.elevenlabs_agent_id,
+                name=name,
+                webhook_url=webhook_url,
+                webhook_id=webhook_id,
+                dry_run=dry_run,
+            )
+        )
+    except CallcheckError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(format_setup(result))
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+    public_url: Annotated[
+        str | None, typer.Option(help="Public base URL to check webhooks against (default: CALLCHECK_PUBLIC_URL).")
+    ] = None,
+) -> None:
+    """Check the set-up (settings, API key, agent, phone number, webhooks, database); exit 0 only if all pass."""
+    import asyncio
+
+    import httpx
+
+    from callcheck.doctor import DoctorReport, format_report, run_doctor
+
+    settings = _settings()
+
+    async def run() -> DoctorReport:
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+            return await run_doctor(settings, http, public_url=public_url)
+
+    report = asyncio.run(run())
+    typer.echo(report.model_dump_json(indent=2) if as_json else format_report(report))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    time_scale: Annotated[
+        float, typer.Option(help="Real seconds per simulated second (0.1 = ten times faster).")
+    ] = 1.0,
+    webhook_url: Annotated[str | None, typer.Option(help="Where to send post-call webhooks (none: send none).")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="HMAC secret of the webhooks.")] = None,
+    bare_agent: Annotated[
+        bool, typer.Option("--bare-agent", help="Start with a bare agent, to try `callcheck agent setup`.")
+    ] = False,
+) -> None:
+    """Run the local simulated ElevenLabs API (no account, no real calls) in the foreground."""
+    from callcheck.providers.elevenlabs.sandbox import SandboxConfig, run_sandbox_forever
+
+    config = SandboxConfig(time_scale=time_scale, webhook_url=webhook_url, agent_ready=not bare_agent)
+    if webhook_secret:
+        config.webhook_secret = webhook_secret
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    typer.echo("Simulated ElevenLabs (no real calls). Point callcheck at it:")
+    typer.echo(f"export ELEVENLABS_API_BASE={base}")
+    typer.echo(f"export ELEVENLABS_API_KEY={config.api_key}")
+    typer.echo(f"export ELEVENLABS_AGENT_ID={config.agent_id}")
+    typer.echo(f"export ELEVENLABS_AGENT_PHONE_NUMBER_ID={config.phone_number_id}")
+    if webhook_url:
+        typer.echo(f"export ELEVENLABS_WEBHOOK_SECRET={config.webhook_secret}")
+    run_sandbox_forever(config, host, port)
+
+
+def _register_suite_commands() -> None:
+    from callcheck.suite_cli import register
+
+    register(app)
+
+
+_register_suite_commands()
+
+
 def main() -> None:
     """Entry point of the `callcheck` script."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

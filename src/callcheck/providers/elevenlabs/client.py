@@ -100,6 +100,12 @@ class ElevenLabsClient:
         body = await self._json("PATCH", f"/v1/convai/agents/{_segment(agent_id)}", json=patch)
         return body if isinstance(body, dict) else {}
 
+    async def list_workspace_webhooks(self) -> list[dict[str, Any]]:
+        """GET /v1/workspace/webhooks: `{webhooks: [...]}` in the 2025-08 OpenAPI schema (not in elevenlabs.md)."""
+        body = await self._json("GET", "/v1/workspace/webhooks")
+        items = body.get("webhooks") if isinstance(body, dict) else None
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
     async def list_phone_numbers(self) -> list[dict[str, Any]]:
         """GET /v1/convai/phone-numbers (a bare JSON array)."""
         body = await self._json("GET", "/v1/convai/phone-numbers")

@@ -1,0 +1,180 @@
+"""`callcheck agent setup`: create or update the caller agent so it is ready for callcheck, and say what changed.
+
+The decisions are pure (`domain.agent_profile`); this module only reads the agent, sends the one PATCH (or create)
+it needs, and reports. A second run reads an agent that needs nothing and sends nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from callcheck.config import Settings
+from callcheck.domain.agent_profile import (
+    DEFAULT_AGENT_NAME,
+    SetupPlan,
+    WebhookPlan,
+    creation_changes,
+    new_agent_body,
+    plan_agent_setup,
+)
+from callcheck.errors import NotFound, UpstreamHTTPError
+from callcheck.providers.elevenlabs.client import ElevenLabsClient
+
+WEBHOOK_ROUTE = "/api/webhooks/elevenlabs"
+
+
+def webhook_url_for(public_url: str | None) -> str | None:
+    """callcheck's webhook URL under a public base URL (CALLCHECK_PUBLIC_URL), or None."""
+    if not public_url or not public_url.strip():
+        return None
+    return public_url.strip().rstrip("/") + WEBHOOK_ROUTE
+
+
+@dataclass
+class SetupResult:
+    """What `agent setup` did (or, with dry_run, would do)."""
+
+    agent_id: str | None
+    agent_name: str | None
+    created: bool
+    dry_run: bool
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    request: dict[str, Any] = field(default_factory=dict)  # the PATCH or create body (sent unless dry_run)
+
+    @property
+    def changed(self) -> bool:
+        """True when something was (or would be) changed."""
+        return bool(self.changes)
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.strip().rstrip("/") == b.strip().rstrip("/")
+
+
+async def find_workspace_webhook(client: ElevenLabsClient, url: str) -> tuple[str | None, str | None]:
+    """(id of an enabled workspace webhook pointing at `url`, or None; a note when the lookup was not possible)."""
+    try:
+        hooks = await client.list_workspace_webhooks()
+    except UpstreamHTTPError as exc:
+        # Not in the contract's reference (only the 2025-08 schema), and admin-only parts may be refused: degrade.
+        return None, f"Could not list the workspace's webhooks ({exc.message}); the webhook id was not set."
+    for hook in hooks:
+        if (
+            isinstance(hook.get("webhook_url"), str)
+            and _same_url(hook["webhook_url"], url)
+            and isinstance(hook.get("webhook_id"), str)
+            and not hook.get("is_disabled")
+            and not hook.get("is_auto_disabled")
+        ):
+            return hook["webhook_id"], None
+    return None, None
+
+
+async def setup_agent(
+    client: ElevenLabsClient,
+    *,
+    agent_id: str | None,
+    name: str | None = None,
+    webhook_url: str | None = None,
+    webhook_id: str | None = None,
+    dry_run: bool = False,
+) -> SetupResult:
+    """Ready the agent `agent_id` (or create one when None) for callcheck; the result lists every change."""
+    notes: list[str] = []
+    webhook: WebhookPlan | None = None
+    if webhook_url:
+        if not webhook_id:
+            webhook_id, note = await find_workspace_webhook(client, webhook_url)
+            if note:
+                notes.append(note)
+        webhook = WebhookPlan(url=webhook_url, webhook_id=webhook_id)
+
+    if not agent_id:
+        body = new_agent_body(name or DEFAULT_AGENT_NAME, webhook)
+        result = SetupResult(None, body["name"], created=True, dry_run=dry_run, request=body)
+        result.changes = creation_changes(body, webhook)
+        result.notes = notes + plan_agent_setup({}, webhook).notes
+        if not dry_run:
+            result.agent_id = await client.create_agent(body)
+        return result
+
+    try:
+        agent = await client.get_agent(agent_id)
+    except UpstreamHTTPError as exc:
+        if exc.status == 404:
+            raise NotFound(
+                f"ElevenLabs has no agent {agent_id!r}. Check ELEVENLABS_AGENT_ID (or --agent-id), or run "
+                "`callcheck agent setup` without an agent id to create one."
+            ) from exc
+        raise
+    if name:
+        notes.append("--name is only used when creating an agent; the existing agent keeps its name.")
+    plan = plan_agent_setup(agent, webhook)
+    result = SetupResult(
+        agent_id,
+        agent.get("name") if isinstance(agent.get("name"), str) else None,
+        created=False,
+        dry_run=dry_run,
+        changes=plan.changes,
+        notes=notes + plan.notes,
+        request=plan.patch,
+    )
+    if plan.empty or dry_run:
+        return result
+    updated = await client.update_agent(agent_id, plan.patch)
+    result.notes.extend(_not_kept(plan, plan_agent_setup(updated, webhook)))
+    return result
+
+
+async def run_setup(
+    settings: Settings,
+    *,
+    agent_id: str | None,
+    name: str | None = None,
+    webhook_url: str | None = None,
+    webhook_id: str | None = None,
+    dry_run: bool = False,
+) -> SetupResult:
+    """`setup_agent` with a client built from settings; the webhook URL defaults to CALLCHECK_PUBLIC_URL's."""
+    key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
+    async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+        client = ElevenLabsClient(http, key, settings.elevenlabs_api_base)
+        return await setup_agent(
+            client,
+            agent_id=agent_id,
+            name=name,
+            webhook_url=webhook_url or webhook_url_for(settings.public_url),
+            webhook_id=webhook_id,
+            dry_run=dry_run,
+        )
+
+
+def _not_kept(sent: SetupPlan, after: SetupPlan) -> list[str]:
+    # PATCH merge semantics are UNCONFIRMED upstream (§12.8): re-plan on the returned agent to catch a server
+    # that dropped part of the change, rather than report success that did not happen.
+    lost = [change for change in after.changes if change in sent.changes]
+    return [f"ElevenLabs did not keep this change: {change}" for change in lost]
+
+
+def format_setup(result: SetupResult) -> str:
+    """The setup report for a person."""
+    label = result.agent_id or "(new agent)"
+    if result.agent_name:
+        label += f" ({result.agent_name!r})"
+    lines: list[str] = []
+    if not result.changed:
+        lines.append(f"Agent {label} is ready for callcheck: nothing to change.")
+    else:
+        verb = "Would change" if result.dry_run else ("Created" if result.created else "Changed")
+        lines.append(f"{verb} agent {label}:")
+        lines.extend(f"  - {change}" for change in result.changes)
+        if result.dry_run:
+            lines.append("Dry run: nothing was sent to ElevenLabs.")
+    if result.created and not result.dry_run:
+        lines.append(f"Use it: set ELEVENLABS_AGENT_ID={result.agent_id}")
+    lines.extend(f"Note: {note}" for note in result.notes)
+    return "\n".join(lines)

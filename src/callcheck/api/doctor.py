@@ -1,0 +1,16 @@
+"""GET /api/doctor: the doctor's checks as JSON, for the web page's setup panel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from callcheck.api.deps import ServicesDep
+from callcheck.doctor import DoctorReport, run_doctor
+
+router = APIRouter(prefix="/api", tags=["meta"])
+
+
+@router.get("/doctor", summary="Check the set-up")
+async def doctor(services: ServicesDep) -> DoctorReport:
+    """Every check of `callcheck doctor` (settings by name only, never their values); 200 even when some fail."""
+    return await run_doctor(services.settings, services.http)

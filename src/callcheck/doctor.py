@@ -1,0 +1,444 @@
+"""`callcheck doctor` and `GET /api/doctor`: check the whole set-up and say, in plain words, how to fix each problem.
+
+Each check is `{name, ok, status, message, fix}`. `status` is pass, fail, warn (worth fixing, does not stop calls)
+or skip (it depends on an earlier check that failed; `ok` is false so a skip never reads as a pass). Messages
+name settings, never their values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel
+
+from callcheck.agent_setup import webhook_url_for
+from callcheck.config import Settings
+from callcheck.domain.agent_profile import (
+    RECOMMENDED_TOOLS,
+    REQUIRED_TOOLS,
+    WEBHOOK_EVENTS,
+    agent_webhooks,
+    missing_criteria,
+    missing_data_items,
+    missing_overrides,
+    missing_tools,
+    webhook_manual_step,
+)
+from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
+from callcheck.providers.elevenlabs.client import ElevenLabsClient
+
+Status = Literal["pass", "fail", "warn", "skip"]
+SETUP = "Run `callcheck agent setup` (add --dry-run first to see what it would change)."
+
+
+class Check(BaseModel):
+    """One diagnosis: what was checked, whether it is fine, and how to fix it when not."""
+
+    name: str
+    ok: bool
+    status: Status
+    message: str
+    fix: str | None = None
+
+
+class DoctorReport(BaseModel):
+    """Every check; `ok` only when none failed or was skipped."""
+
+    ok: bool
+    checks: list[Check]
+
+
+def _pass(name: str, message: str) -> Check:
+    return Check(name=name, ok=True, status="pass", message=message)
+
+
+def _warn(name: str, message: str, fix: str | None = None) -> Check:
+    return Check(name=name, ok=True, status="warn", message=message, fix=fix)
+
+
+def _fail(name: str, message: str, fix: str | None = None) -> Check:
+    return Check(name=name, ok=False, status="fail", message=message, fix=fix)
+
+
+def _skip(name: str, reason: str) -> Check:
+    return Check(name=name, ok=False, status="skip", message=f"Skipped: {reason}")
+
+
+def _is_elevenlabs(api_base: str) -> bool:
+    host = urlsplit(api_base).hostname or ""
+    return host == "elevenlabs.io" or host.endswith(".elevenlabs.io")
+
+
+def _publicly_reachable(url: str) -> str | None:
+    """Why ElevenLabs could not deliver to `url`, or None when it looks deliverable."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "it is not an https URL"
+    host = parts.hostname or ""
+    if host in ("localhost", "") or host.endswith(".local"):
+        return f"{host or 'its host'} is not reachable from the internet"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.is_private or address.is_loopback or address.is_link_local or address.is_unspecified:
+        return f"{host} is a private address"
+    return None
+
+
+async def run_doctor(settings: Settings, http: httpx.AsyncClient, *, public_url: str | None = None) -> DoctorReport:
+    """Run every check against ElevenLabs (read-only requests) and the database."""
+    checks: list[Check] = []
+    missing = settings.missing_call_settings()
+    if missing:
+        checks.append(
+            _fail(
+                "settings",
+                "Missing required settings: " + ", ".join(missing) + ".",
+                "Set them in the environment or a .env file (docs/configuration.md). No agent yet? "
+                "`callcheck agent setup` creates one and prints its id.",
+            )
+        )
+    else:
+        checks.append(_pass("settings", "ELEVENLABS_API_KEY, ELEVENLABS_AGENT_ID and the phone number id are set."))
+
+    key = settings.elevenlabs_api_key.get_secret_value().strip() if settings.elevenlabs_api_key else ""
+    client = ElevenLabsClient(http, key, settings.elevenlabs_api_base) if key else None
+    numbers: list[dict[str, Any]] | None = None
+    if client is None:
+        checks.append(_skip("api_key", "ELEVENLABS_API_KEY is not set."))
+    else:
+        try:
+            numbers = await client.list_phone_numbers()
+            checks.append(_pass("api_key", "ElevenLabs accepted the API key."))
+        except UpstreamHTTPError as exc:
+            if exc.status in (401, 403):
+                checks.append(
+                    _fail(
+                        "api_key",
+                        f"ElevenLabs refused the API key ({exc.status}: {exc.detail}).",
+                        "Create an API key with Conversational AI (Agents) access in ElevenLabs (Developers > "
+                        "API keys) and set ELEVENLABS_API_KEY to it.",
+                    )
+                )
+            else:
+                checks.append(_fail("api_key", f"ElevenLabs answered with an error: {exc.message}", None))
+        except UpstreamUnreachable as exc:
+            checks.append(
+                _fail(
+                    "api_key",
+                    f"{exc.message} (ELEVENLABS_API_BASE is {settings.elevenlabs_api_base}).",
+                    "Check the network, or ELEVENLABS_API_BASE (unset it for the real ElevenLabs; point it at "
+                    "`callcheck sandbox` to try offline).",
+                )
+            )
+    key_ok = numbers is not None
+
+    agent = await _agent_checks(checks, client if key_ok else None, settings, key_ok)
+    _phone_checks(checks, numbers, settings)
+
+    url = webhook_url_for(public_url if public_url is not None else settings.public_url)
+    secret = settings.elevenlabs_webhook_secret
+    if secret and secret.get_secret_value().strip():
+        checks.append(
+            _pass("webhook_secret", "ELEVENLABS_WEBHOOK_SECRET is set: signed post-call webhooks are accepted.")
+        )
+    else:
+        checks.append(
+            _fail(
+                "webhook_secret",
+                "ELEVENLABS_WEBHOOK_SECRET is not set: post-call webhooks are refused, so calls are only followed "
+                "by polling (results arrive later).",
+                "Create an HMAC workspace webhook in ElevenLabs (Settings > Webhooks) pointing at "
+                f"{url or '<CALLCHECK_PUBLIC_URL>/api/webhooks/elevenlabs'} and set ELEVENLABS_WEBHOOK_SECRET "
+                "to its secret.",
+            )
+        )
+    if url:
+        await _webhook_checks(checks, url, settings, client if key_ok else None, agent)
+
+    checks.append(await asyncio.to_thread(_database_check, settings))
+    return DoctorReport(ok=all(check.ok for check in checks), checks=checks)
+
+
+async def _agent_checks(
+    checks: list[Check], client: ElevenLabsClient | None, settings: Settings, key_ok: bool
+) -> dict[str, Any] | None:
+    names: tuple[str, ...] = ("agent", "agent_overrides", "agent_tools", "agent_optional_tools", "agent_analysis")
+    agent_id = (settings.elevenlabs_agent_id or "").strip()
+    reason = None
+    if not agent_id:
+        reason = "ELEVENLABS_AGENT_ID is not set."
+    elif client is None or not key_ok:
+        reason = "the API key was not accepted."
+    agent: dict[str, Any] | None = None
+    if reason is None and client is not None:
+        try:
+            agent = await client.get_agent(agent_id)
+        except UpstreamHTTPError as exc:
+            if exc.status == 404:
+                checks.append(
+                    _fail(
+                        "agent",
+                        f"ElevenLabs has no agent {agent_id!r} in this workspace.",
+                        "Check ELEVENLABS_AGENT_ID, or run `callcheck agent setup` without it to create a caller "
+                        "agent and set ELEVENLABS_AGENT_ID to the id it prints.",
+                    )
+                )
+            else:
+                checks.append(_fail("agent", f"Could not read the agent: {exc.message}"))
+        except UpstreamUnreachable as exc:
+            checks.append(_fail("agent", f"Could not read the agent: {exc.message}"))
+        if agent is None:
+            reason = "the agent could not be read."
+            names = names[1:]
+    if agent is None:
+        checks.extend(_skip(name, reason or "the agent could not be read.") for name in names)
+        return None
+
+    checks.append(_pass("agent", f"Agent {agent_id} ({agent.get('name') or 'unnamed'}) exists."))
+    refused = missing_overrides(agent)
+    if refused:
+        checks.append(
+            _fail(
+                "agent_overrides",
+                "The agent does not allow per-call overrides of "
+                + ", ".join(refused)
+                + ", which callcheck sends with calls; ElevenLabs refuses such calls.",
+                SETUP,
+            )
+        )
+    else:
+        checks.append(_pass("agent_overrides", "The agent allows every per-call override callcheck sends."))
+    lacking = missing_tools(agent, REQUIRED_TOOLS)
+    if lacking:
+        checks.append(
+            _fail(
+                "agent_tools",
+                "The agent lacks the built-in tool(s) "
+                + ", ".join(lacking)
+                + ": without play_keypad_touch_tone the caller cannot press keys in phone menus, without end_call "
+                "it cannot hang up.",
+                SETUP,
+            )
+        )
+    else:
+        checks.append(_pass("agent_tools", "The agent can press keypad keys and end calls."))
+    optional = missing_tools(agent, RECOMMENDED_TOOLS)
+    if optional:
+        checks.append(
+            _warn(
+                "agent_optional_tools",
+                "The agent lacks the recommended tool(s) "
+                + ", ".join(optional)
+                + " (voicemail detection, staying silent on hold).",
+                SETUP,
+            )
+        )
+    else:
+        checks.append(_pass("agent_optional_tools", "The agent has voicemail detection and skip_turn."))
+    analysis = missing_criteria(agent) + missing_data_items(agent)
+    if analysis:
+        checks.append(
+            _fail(
+                "agent_analysis",
+                "The agent's post-call analysis lacks " + ", ".join(analysis) + ", which callcheck's verdicts read.",
+                SETUP,
+            )
+        )
+    else:
+        checks.append(_pass("agent_analysis", "The agent's analysis has the criterion and data items callcheck reads."))
+    return agent
+
+
+def _phone_checks(checks: list[Check], numbers: list[dict[str, Any]] | None, settings: Settings) -> None:
+    names = ("phone_number", "phone_number_provider", "phone_number_outbound")
+    phone_id = (settings.elevenlabs_agent_phone_number_id or "").strip()
+    if not phone_id:
+        checks.extend(_skip(name, "ELEVENLABS_AGENT_PHONE_NUMBER_ID is not set.") for name in names)
+        return
+    if numbers is None:
+        checks.extend(_skip(name, "the API key was not accepted.") for name in names)
+        return
+    found = next((n for n in numbers if n.get("phone_number_id") == phone_id), None)
+    if found is None:
+        known = ", ".join(f"{n.get('phone_number_id')} ({n.get('phone_number')})" for n in numbers) or "none"
+        checks.append(
+            _fail(
+                "phone_number",
+                f"This ElevenLabs workspace has no phone number with id {phone_id!r} (it has: {known}).",
+                "Import your Twilio number in ElevenLabs (Agents > Phone Numbers) and set "
+                "ELEVENLABS_AGENT_PHONE_NUMBER_ID to its phone_number_id.",
+            )
+        )
+        checks.extend(_skip(name, "the phone number was not found.") for name in names[1:])
+        return
+    label = f"{phone_id} ({found.get('phone_number')})"
+    checks.append(_pass("phone_number", f"Phone number {label} exists."))
+    provider = found.get("provider") or "twilio"  # the SDK's default for the tag (contract Appendix H)
+    if provider != "twilio":
+        checks.append(
+            _fail(
+                "phone_number_provider",
+                f"Phone number {label} is a {provider} number; callcheck dials through ElevenLabs' Twilio "
+                "endpoint, which refuses other numbers.",
+                "Import a Twilio number in ElevenLabs and set ELEVENLABS_AGENT_PHONE_NUMBER_ID to its id.",
+            )
+        )
+    else:
+        checks.append(_pass("phone_number_provider", f"Phone number {label} is a Twilio number."))
+    # Absent means true (the spec's default, contract §8); only an explicit false is a problem.
+    if found.get("supports_outbound") is False:
+        checks.append(
+            _fail(
+                "phone_number_outbound",
+                f"Phone number {label} does not support outbound calls.",
+                "Use a number that can place outbound calls (check its Twilio capabilities and its settings in "
+                "ElevenLabs), and set ELEVENLABS_AGENT_PHONE_NUMBER_ID to it.",
+            )
+        )
+    else:
+        checks.append(_pass("phone_number_outbound", f"Phone number {label} supports outbound calls."))
+
+
+async def _webhook_checks(
+    checks: list[Check],
+    url: str,
+    settings: Settings,
+    client: ElevenLabsClient | None,
+    agent: dict[str, Any] | None,
+) -> None:
+    problem = _publicly_reachable(url)
+    if problem is None:
+        checks.append(_pass("webhook_url", f"ElevenLabs can be pointed at {url}."))
+    elif _is_elevenlabs(settings.elevenlabs_api_base):
+        checks.append(
+            _fail(
+                "webhook_url",
+                f"ElevenLabs cannot deliver webhooks to {url}: {problem}.",
+                "Expose callcheck through an https tunnel (e.g. cloudflared or ngrok) and set CALLCHECK_PUBLIC_URL "
+                "to its public https URL.",
+            )
+        )
+    else:
+        checks.append(
+            _pass("webhook_url", f"{url} is fine for the local ElevenLabs at {settings.elevenlabs_api_base}.")
+        )
+
+    if agent is None:
+        checks.append(_skip("agent_webhook", "the agent could not be read."))
+        return
+    hooks = agent_webhooks(agent)
+    raw_events = hooks.get("events")
+    events: list[Any] = raw_events if isinstance(raw_events, list) else []
+    lacking = [e for e in WEBHOOK_EVENTS if e not in events]
+    hook_id = hooks.get("post_call_webhook_id")
+    if lacking:
+        checks.append(
+            _fail("agent_webhook", "The agent does not send the post-call events " + ", ".join(lacking) + ".", SETUP)
+        )
+        return
+    if not isinstance(hook_id, str) or not hook_id:
+        checks.append(_fail("agent_webhook", "The agent has no post-call webhook id.", webhook_manual_step(url)))
+        return
+    try:
+        workspace = await client.list_workspace_webhooks() if client is not None else None
+    except (UpstreamHTTPError, UpstreamUnreachable):
+        workspace = None
+    if workspace is None:
+        checks.append(
+            _warn(
+                "agent_webhook",
+                f"The agent sends post-call webhooks to workspace webhook {hook_id}; callcheck could not list the "
+                f"workspace's webhooks to confirm it points at {url}.",
+                f"In ElevenLabs (Settings > Webhooks), check that webhook {hook_id} has the URL {url}.",
+            )
+        )
+        return
+    hook = next((h for h in workspace if h.get("webhook_id") == hook_id), None)
+    target = hook.get("webhook_url") if hook else None
+    if hook is None:
+        checks.append(
+            _fail("agent_webhook", f"The agent's webhook {hook_id} does not exist.", webhook_manual_step(url))
+        )
+    elif not isinstance(target, str) or target.rstrip("/") != url.rstrip("/"):
+        checks.append(
+            _fail(
+                "agent_webhook",
+                f"The agent's webhook {hook_id} points at {target}, not {url}.",
+                webhook_manual_step(url),
+            )
+        )
+    elif hook.get("is_disabled") or hook.get("is_auto_disabled"):
+        checks.append(
+            _fail(
+                "agent_webhook",
+                f"The agent's webhook {hook_id} is disabled in ElevenLabs.",
+                "Re-enable it in ElevenLabs (Settings > Webhooks); auto-disabled webhooks had repeated failures.",
+            )
+        )
+    else:
+        checks.append(_pass("agent_webhook", f"The agent sends post-call webhooks to {url}."))
+
+
+def _database_check(settings: Settings) -> Check:
+    """Reachable and migrated (blocking: run in a thread)."""
+    from sqlalchemy.engine import make_url
+
+    from callcheck.store import db
+
+    url = settings.resolved_database_url()
+    fix = "callcheck migrates its database when it starts: run `callcheck serve` once, then try again."
+    try:
+        parsed = make_url(url)
+        if db.is_sqlite(url) and parsed.database not in (None, "", ":memory:"):
+            if not Path(parsed.database).expanduser().exists():
+                return _fail("database", "The SQLite database does not exist yet.", fix)
+        current = db.current_revision(url)
+        head = db.head_revision(url)
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        password = _password_of(url)
+        if password:
+            text = text.replace(password, "***")
+        return _fail(
+            "database",
+            f"Could not open the database ({type(exc).__name__}: {text[:300]}).",
+            "Check CALLCHECK_DATABASE_URL and that the database server is running.",
+        )
+    if current is None:
+        return _fail("database", "The database has not been migrated.", fix)
+    if current != head:
+        return _fail("database", f"The database is at schema revision {current}; this callcheck needs {head}.", fix)
+    return _pass("database", f"The database is reachable and migrated (revision {head}).")
+
+
+def _password_of(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password
+    except Exception:
+        return None
+
+
+def format_report(report: DoctorReport) -> str:
+    """The doctor's report for a person: one line per check, with its fix under each problem."""
+    marks = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "skip"}
+    lines = []
+    for check in report.checks:
+        lines.append(f"[{marks[check.status]}] {check.name}: {check.message}")
+        if check.fix and check.status in ("fail", "warn"):
+            lines.append(f"       fix: {check.fix}")
+    failed = sum(1 for c in report.checks if c.status == "fail")
+    skipped = sum(1 for c in report.checks if c.status == "skip")
+    if report.ok:
+        lines.append("All checks passed.")
+    else:
+        lines.append(f"{failed} check(s) failed, {skipped} skipped.")
+    return "\n".join(lines)
