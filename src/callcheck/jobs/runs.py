@@ -16,9 +16,9 @@ from dbos import DBOS, SetWorkflowID
 
 from callcheck.domain.assertions import CallEvidence, verdict_for
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
+from callcheck.domain.judge import judge_from_settings
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
-from callcheck.domain.judge import judge_from_settings
 from callcheck.errors import ConfigurationError, UpstreamError
 from callcheck.jobs.placing import CallRequest, dial, record_call
 from callcheck.jobs.tracking import _on_app_loop, follow_call, workflow_id
@@ -126,7 +126,7 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
     started: list[str] = []
     wait = TICK_S
     if pending and len(active) < run.concurrency:
-        suite, planned = plan(run.suite_text, run.source_name, run.only)
+        _suite, planned = plan(run.suite_text, run.source_name, run.only)
         agent = await services.client().get_agent(services.settings.elevenlabs_agent_id or "")
         allowed = allowed_overrides(agent)
         interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0

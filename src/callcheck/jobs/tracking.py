@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,6 +415,9 @@ class Tracker:
         finally:
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
             _runtime = None
+            # DBOS made its (now shut down) executor this loop's default one; give the loop a working one back so
+            # asyncio.to_thread keeps working for whatever shuts down after us.
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="callcheck"))
 
     async def follow(self, call_id: str) -> None:
         """Start following a call (a no-op when its workflow exists already)."""

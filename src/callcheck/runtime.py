@@ -1,0 +1,68 @@
+"""Building the services of a running callcheck: for the web app's lifespan and for CLI commands alike."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+
+from callcheck.config import Settings
+from callcheck.services import Services
+from callcheck.store import db
+from callcheck.store.repo import Store
+
+WEBHOOK_PATH = "/api/webhooks/elevenlabs"
+
+
+@asynccontextmanager
+async def start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
+    """Run callcheck's own ElevenLabs sandbox beside the app and point the settings at it."""
+    from pydantic import SecretStr
+
+    from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+
+    api_key = secrets.token_urlsafe(16)
+    secret = secrets.token_urlsafe(24) if settings.public_url else None
+    webhook_url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}" if settings.public_url else None
+    config = SandboxConfig(api_key=api_key, webhook_url=webhook_url, time_scale=settings.sandbox_time_scale)
+    if secret:
+        config.webhook_secret = secret
+    server = SandboxServer(config)
+    await asyncio.to_thread(server.start)
+    try:
+        yield settings.model_copy(
+            update={
+                "elevenlabs_api_key": SecretStr(api_key),
+                "elevenlabs_agent_id": config.agent_id,
+                "elevenlabs_agent_phone_number_id": config.phone_number_id,
+                "elevenlabs_api_base": server.url,
+                "elevenlabs_webhook_secret": SecretStr(secret) if secret else None,
+            }
+        )
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@asynccontextmanager
+async def running_services(settings: Settings) -> AsyncIterator[Services]:
+    """Sandbox (if asked), migrated database, HTTP client and durable workers; all closed on exit."""
+    async with AsyncExitStack() as stack:
+        effective = settings
+        if settings.sandbox:
+            effective = await stack.enter_async_context(start_sandbox(settings))
+        url = effective.resolved_database_url()
+        await asyncio.to_thread(db.upgrade, url)
+        engine = db.create_engine(url)
+        stack.push_async_callback(engine.dispose)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=effective.http_timeout_s))
+        services = Services(settings=effective, store=Store(engine), http=http, simulated=effective.sandbox)
+        if effective.workers:
+            from callcheck.jobs.tracking import Tracker
+
+            tracker = Tracker(services)
+            await stack.enter_async_context(tracker.running())
+            services.tracker = tracker
+        yield services

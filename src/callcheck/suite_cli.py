@@ -1,0 +1,209 @@
+"""`callcheck run` and `callcheck suggest`: suites from the command line, with exit codes CI can gate on."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from callcheck.config import Settings
+from callcheck.domain.assertions import offline_verdict
+from callcheck.domain.suite import PlannedCall
+from callcheck.errors import CallcheckError
+from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, plan, start_run
+from callcheck.reports import RunReport, render_html, render_json, render_junit
+from callcheck.runtime import running_services
+from callcheck.services import Services
+
+EXIT_PASSED, EXIT_FAILED, EXIT_COULD_NOT_RUN = 0, 1, 2
+
+
+def _parse_rate(rate: str | None) -> float | None:
+    """`10/min`, `10` (per minute) or `0.5/s` -> calls per minute."""
+    if rate is None:
+        return None
+    text = rate.strip().lower().replace(" ", "")
+    per = 1.0
+    for suffix, factor in (("/min", 1.0), ("/m", 1.0), ("/s", 60.0), ("/sec", 60.0), ("/h", 1 / 60)):
+        if text.endswith(suffix):
+            text, per = text[: -len(suffix)], factor
+            break
+    try:
+        value = float(text) * per
+    except ValueError:
+        raise typer.BadParameter("use a number of calls per minute, e.g. 10/min") from None
+    if value <= 0:
+        raise typer.BadParameter("the rate must be positive")
+    return value
+
+
+def _describe(call: PlannedCall) -> str:
+    persona = f" as {call.persona.name}" if call.persona and call.persona.name else ""
+    checks = ", ".join(e.kind for e in call.expectations)
+    return f"  {call.display_name}: call {call.number}{persona} to {call.goal!r}; checks {checks}"
+
+
+class _Progress:
+    """One status line per change: calls queued / active / done, passed / failed so far."""
+
+    def __init__(self) -> None:
+        self.last = ""
+
+    async def show(self, services: Services, run_id: str, planned: list[PlannedCall]) -> None:
+        items = await services.store.runs.items(run_id)
+        queued = active = done = passed = failed = skipped = 0
+        for item in items:
+            if item.status == "skipped":
+                skipped += 1
+                continue
+            call = await services.store.get_call(item.call_id) if item.call_id else None
+            if call is None:
+                queued += 1
+            elif not call.state.terminal:
+                active += 1
+            else:
+                done += 1
+                verdict = offline_verdict(evidence_of(call), planned[item.position].expectations)
+                passed += verdict.passed
+                failed += not verdict.passed
+        line = f"calls: {queued} queued, {active} active, {done} done ({passed} passed, {failed} not passed)"
+        if skipped:
+            line += f", {skipped} skipped"
+        if line != self.last:
+            typer.echo(line, err=True)
+            self.last = line
+
+
+async def _run(
+    settings: Settings,
+    text: str,
+    source: str,
+    planned: list[PlannedCall],
+    concurrency: int,
+    rate: float | None,
+    only: list[str] | None,
+) -> RunReport | str:
+    """Run the suite in this process; the report, or why it could not run."""
+    async with running_services(settings) as services:
+        try:
+            run = await start_run(services, text, source, concurrency=concurrency, rate_per_min=rate, only=only)
+        except CallcheckError as exc:
+            return exc.message
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_interrupt() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                typer.echo(
+                    "cancelling: no new calls; calls in flight are followed to their end (Ctrl-C again to quit)",
+                    err=True,
+                )
+                loop.create_task(cancel_run(services, run.id))  # noqa: RUF006 - the loop below waits on its effect
+            else:
+                raise KeyboardInterrupt
+
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        progress = _Progress()
+        try:
+            while True:
+                fresh = await services.store.runs.get_run(run.id)
+                assert fresh is not None
+                await progress.show(services, run.id, planned)
+                if fresh.state in TERMINAL_RUN_STATES and fresh.report is not None:
+                    return RunReport.model_validate(fresh.report)
+                await services.notifier.wait(f"run-{run.id}", 0.5)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def _summary(report: RunReport) -> str:
+    lines = []
+    for scenario in report.scenarios:
+        stats = scenario.stats
+        lines.append(
+            f"  {scenario.status.upper():5} {scenario.name}: {stats.passed}/{stats.total} passed"
+            f" (95% CI {stats.low:.0%}-{stats.high:.0%}, required {scenario.required_pass_rate:.0%})"
+        )
+        for run in scenario.runs:
+            for result in run.verdict.results:
+                if result.status != "pass":
+                    lines.append(f"      {run.display_name}: {result.kind} {result.status}: {result.evidence}")
+    head = "PASSED" if report.passed else ("CANCELLED" if report.cancelled else "FAILED")
+    return f"{head}: {report.suite}" + (" (simulated)" if report.simulated else "") + "\n" + "\n".join(lines)
+
+
+def run_suite_command(
+    suite_file: Annotated[Path, typer.Argument(help="The suite file (YAML or JSON).")],
+    concurrency: Annotated[int, typer.Option(min=1, max=50, help="Never more than N calls active at once.")] = 1,
+    rate: Annotated[str | None, typer.Option(help="Never faster than this, e.g. 10/min.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only this scenario (repeatable).")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write a JSON report here.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the calls; dial nothing.")] = False,
+    sandbox: Annotated[bool, typer.Option("--sandbox", help="Run against callcheck's local sandbox.")] = False,
+) -> None:
+    """Run a suite: exit 0 when every scenario passes, 1 when any does not, 2 when the suite could not run."""
+    try:
+        text = suite_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"cannot read {suite_file}: {exc}", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    rate_per_min = _parse_rate(rate)
+    try:
+        _, planned = plan(text, str(suite_file), only)
+    except CallcheckError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    if dry_run:
+        typer.echo(f"{len(planned)} call{'s' if len(planned) != 1 else ''} would be placed:")
+        for call in planned:
+            typer.echo(_describe(call))
+        raise typer.Exit(EXIT_PASSED)
+    settings = Settings()
+    if sandbox:
+        settings = settings.model_copy(update={"sandbox": True})
+    try:
+        outcome = asyncio.run(_run(settings, text, str(suite_file), planned, concurrency, rate_per_min, only))
+    except KeyboardInterrupt:
+        typer.echo("interrupted: calls in flight may still complete upstream", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from None
+    if isinstance(outcome, str):
+        typer.echo(outcome, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    for path, render in ((junit, render_junit), (json_out, render_json), (html, render_html)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(outcome), encoding="utf-8")
+    typer.echo(_summary(outcome))
+    raise typer.Exit(outcome.exit_code)
+
+
+def suggest_command(
+    description: Annotated[str, typer.Option(help="What the business is and does.")],
+    number: Annotated[str | None, typer.Option(help="The line to call (E.164).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the suite here (default: stdout).")
+    ] = None,
+) -> None:
+    """Draft a starter suite for a business."""
+    from callcheck.domain.suggest import suggest_suite
+
+    text = suggest_suite(description, number)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+def register(app: Any) -> None:
+    """Add `run` and `suggest` to the CLI."""
+    app.command("run")(run_suite_command)
+    app.command("suggest")(suggest_command)

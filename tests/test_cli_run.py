@@ -1,0 +1,174 @@
+"""`callcheck run` as a user runs it in CI: a subprocess against the sandbox, exit codes, reports, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tests.conftest import backend_env
+
+SUITE = """\
+business: We are Pizza Palace, a pizza restaurant that takes orders and handles delivery.
+number: "+15550100001"
+defaults:
+  expect:
+    - final_state: completed
+scenarios:
+  - name: order
+    goal: order a large pepperoni pizza for delivery to 123 Main St
+    repeat: 2
+    expect:
+      - outcome: success
+  - name: {second_name}
+    goal: order a pizza
+    number: "{second_number}"
+"""
+
+
+def run_cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
+        "CALLCHECK_SANDBOX_TIME_SCALE": "0.02",
+        "CALLCHECK_POLL_INITIAL_S": "0.1",
+        "CALLCHECK_POLL_MAX_S": "0.3",
+        **backend_env(),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "callcheck", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_all_passing_suite_exits_0_and_writes_valid_reports(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.format(second_name="ivr", second_number="+15550100007"))
+    result = run_cli(
+        tmp_path,
+        "run",
+        str(suite),
+        "--sandbox",
+        "--concurrency",
+        "2",
+        "--junit",
+        "out/r.xml",
+        "--json",
+        "out/r.json",
+        "--html",
+        "out/r.html",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("PASSED")
+    tree = ET.parse(tmp_path / "out" / "r.xml").getroot()
+    cases = tree.findall(".//testcase")
+    assert sorted(c.get("name") for c in cases) == ["ivr", "order", "order#2"]
+    assert not tree.findall(".//failure")
+    report = json.loads((tmp_path / "out" / "r.json").read_text())
+    assert report["simulated"] is True
+    assert {s["name"] for s in report["scenarios"]} == {"order", "ivr"}
+    html = (tmp_path / "out" / "r.html").read_text()
+    assert "<svg" in html and "order#2" in html
+    assert "calls:" in result.stderr  # the progress display
+
+
+def test_a_failing_scenario_exits_1_with_its_evidence(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.format(second_name="busy-line", second_number="+15550100004"))
+    result = run_cli(tmp_path, "run", str(suite), "--sandbox", "--only", "busy-line", "--junit", "r.xml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "busy-line: final_state fail" in result.stdout
+    failures = ET.parse(tmp_path / "r.xml").getroot().findall(".//failure")
+    assert len(failures) == 1 and "busy" in (failures[0].text or "") + (failures[0].get("message") or "")
+
+
+def test_malformed_suite_exits_2_before_any_call(tmp_path: Path) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(SUITE.format(second_name="x", second_number="+15550100001").replace("outcome:", "outcom:"))
+    result = run_cli(tmp_path, "run", str(suite), "--sandbox")
+    assert result.returncode == 2
+    assert "scenarios[0].expect[0] (line 11): unknown assertion 'outcom'" in result.stderr
+    assert not (tmp_path / "data").exists()  # nothing was started, nothing stored
+
+
+def test_missing_settings_exit_2(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.format(second_name="x", second_number="+15550100001"))
+    result = run_cli(tmp_path, "run", str(suite))
+    assert result.returncode == 2
+    assert "Missing required environment variables: ELEVENLABS_API_KEY" in result.stderr
+
+
+def test_dry_run_lists_every_call_and_dials_nothing(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.format(second_name="busy-line", second_number="+15550100004"))
+    result = run_cli(tmp_path, "run", str(suite), "--dry-run")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == "3 calls would be placed:"
+    assert "order#2: call +15550100001" in result.stdout and "busy-line: call +15550100004" in result.stdout
+
+
+def test_ctrl_c_cancels_and_reports_calls_in_flight(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    # Each call rings 40 simulated seconds (0.8 s): Ctrl-C lands while the first is in flight.
+    suite.write_text(
+        "business: A pizza shop.\nnumber: '+15550110040'\nscenarios:\n"
+        "  - name: slow\n    goal: order a pizza\n    repeat: 4\n    expect:\n      - final_state: completed\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
+        "CALLCHECK_SANDBOX_TIME_SCALE": "0.02",
+        "CALLCHECK_POLL_INITIAL_S": "0.1",
+        "CALLCHECK_POLL_MAX_S": "0.3",
+        **backend_env(),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "callcheck", "run", str(suite), "--sandbox", "--json", "r.json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if "1 active" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stdout + stderr
+    assert "cancelling" in stderr and stdout.startswith("CANCELLED")
+    report = json.loads((tmp_path / "r.json").read_text())
+    runs = report["scenarios"][0]["runs"]
+    assert report["cancelled"] is True
+    assert [r["state"] for r in runs] == ["completed"]  # the call in flight was followed to its end
+
+
+def test_suggest_writes_a_suite_that_runs_dry(tmp_path: Path) -> None:
+    result = run_cli(
+        tmp_path,
+        "suggest",
+        "--description",
+        "We are a dental clinic booking appointments.",
+        "--number",
+        "+15550100001",
+        "-o",
+        "starter.yaml",
+    )
+    assert result.returncode == 0, result.stderr
+    dry = run_cli(tmp_path, "run", "starter.yaml", "--dry-run")
+    assert dry.returncode == 0 and "would be placed" in dry.stdout
