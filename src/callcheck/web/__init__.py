@@ -1,0 +1,1 @@
+"""The web pages (Jinja2 + htmx + SSE) and their vendored static files."""

@@ -1,0 +1,47 @@
+// The call page stays live: it listens to the call's event stream (SSE) and asks htmx to re-fetch the parts of the
+// page an event changed. The HTML of a call is rendered only on the server; this file only moves signals around.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const article = document.getElementById("call");
+  if (!article || article.dataset.live !== "true" || !window.EventSource) return;
+  const callId = article.dataset.callId;
+  const status = document.getElementById("live-status");
+  const problem = document.getElementById("stream-problem");
+  const refresh = (...parts) => {
+    for (const part of parts) window.htmx.trigger(document.body, "cc:" + part);
+  };
+
+  // The status line (aria-live) takes the sentence of the timeline the server just rendered.
+  document.body.addEventListener("htmx:afterSettle", (event) => {
+    const timeline = event.target.id === "timeline" ? event.target : null;
+    if (timeline && timeline.dataset.sentence && status.textContent !== timeline.dataset.sentence) {
+      status.textContent = timeline.dataset.sentence;
+      status.className = "live-status tone-" + (timeline.dataset.tone || "live");
+    }
+  });
+
+  const stream = new EventSource("/api/calls/" + encodeURIComponent(callId) + "/events");
+  let ended = false;
+  stream.addEventListener("state", () => refresh("state", "result"));
+  stream.addEventListener("transcript", () => refresh("transcript", "result"));
+  stream.addEventListener("recording", () => refresh("result"));
+  stream.addEventListener("end", () => {
+    // The server closes the stream after `end`; closing here too stops EventSource from reconnecting.
+    ended = true;
+    stream.close();
+    article.dataset.live = "false";
+    refresh("state", "transcript", "result");
+  });
+  stream.addEventListener("open", () => {
+    problem.hidden = true;
+  });
+  stream.addEventListener("error", () => {
+    if (ended) return;
+    problem.hidden = false;
+    problem.textContent =
+      stream.readyState === EventSource.CLOSED
+        ? "Live updates stopped. Reload the page to see the latest state."
+        : "Lost the live connection to callcheck; reconnecting…";
+  });
+});
