@@ -630,7 +630,7 @@ def test_default_agent_is_ready_and_labelled_sandbox(sandbox: httpx.Client) -> N
         assert tools[name]["params"]["system_tool_type"] == name
     flags = agent["platform_settings"]["overrides"]["conversation_config_override"]
     assert flags["agent"] == {"first_message": True, "language": True, "prompt": {"prompt": True}}
-    assert flags["tts"] == {"voice_id": True}
+    assert flags["tts"] == {"voice_id": True, "speed": True}
     assert [c["id"] for c in agent["platform_settings"]["evaluation"]["criteria"]] == [CRITERION_GOAL_ACHIEVED]
     assert set(agent["platform_settings"]["data_collection"]) == {
         DATA_REACHED_HUMAN,

@@ -99,7 +99,7 @@ def default_agent_body(config: SandboxConfig) -> dict[str, Any]:
             skip_turn=_tool("skip_turn"),
         )
         flags["agent"] = {"first_message": True, "language": True, "prompt": {"prompt": True}}
-        flags["tts"] = {"voice_id": True}
+        flags["tts"] = {"voice_id": True, "speed": True}  # suites may send a voice speed
         platform["evaluation"]["criteria"] = [
             {
                 "id": CRITERION_GOAL_ACHIEVED,
