@@ -117,7 +117,7 @@ def test_plan_for_a_bare_agent_adds_everything_and_only_that() -> None:
         DATA_CONFIRMATION_NUMBER,
     }
     assert "allow the per-call override of agent.prompt.prompt" in plan.changes
-    assert "add the built-in tool play_keypad_touch_tone (press keys in IVR menus (DTMF))" in plan.changes
+    assert "add the built-in tool play_keypad_touch_tone (press keys in IVR menus, DTMF)" in plan.changes
     assert len(plan.changes) == 5 + 4 + 1 + 3
 
 

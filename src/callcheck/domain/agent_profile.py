@@ -54,7 +54,7 @@ SETUP_TOOLS: tuple[str, ...] = REQUIRED_TOOLS + RECOMMENDED_TOOLS
 
 TOOL_PURPOSE = {
     END_CALL_TOOL: "hang up when done",
-    KEYPAD_TOOL: "press keys in IVR menus (DTMF)",
+    KEYPAD_TOOL: "press keys in IVR menus, DTMF",
     VOICEMAIL_TOOL: "notice voicemail and hang up",
     SKIP_TURN_TOOL: "stay silent while on hold",
 }
