@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
 from callcheck.errors import InvalidInput
-from callcheck.store.tables import call_events, calls, contexts, run_items, runs, webhook_events
+from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 
 
 def utcnow() -> datetime:
@@ -210,8 +210,9 @@ class Store:
             query = query.where(calls.c.run_id == run_id)
         if cursor:
             stamp, last_id = decode_cursor(cursor)
+            # A row-value comparison lets both SQLite and PostgreSQL seek the (created_at, id) index directly.
             query = query.where(
-                sa.or_(calls.c.created_at < stamp, sa.and_(calls.c.created_at == stamp, calls.c.id < last_id))
+                sa.tuple_(calls.c.created_at, calls.c.id) < sa.tuple_(sa.literal(stamp, Timestamp), sa.literal(last_id))
             )
         async with self.engine.connect() as conn:
             rows = [_call(r) for r in (await conn.execute(query)).all()]
