@@ -32,7 +32,8 @@ PAGES = 50
 
 
 def timed(samples: list[float]) -> str:
-    return f"median {statistics.median(samples) * 1000:.2f} ms, p95 {sorted(samples)[int(len(samples) * 0.95)] * 1000:.2f} ms"
+    p95 = sorted(samples)[int(len(samples) * 0.95)]
+    return f"median {statistics.median(samples) * 1000:.2f} ms, p95 {p95 * 1000:.2f} ms"
 
 
 async def main(database_url: str | None) -> None:
@@ -48,17 +49,24 @@ async def main(database_url: str | None) -> None:
             workers=False,  # measure placing, not the followers polling in the background
         )
         app = create_app(settings)
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://bench"
-        ) as api, httpx.AsyncClient(base_url=sandbox.url) as raw:
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://bench") as api,
+            httpx.AsyncClient(base_url=sandbox.url) as raw,
+        ):
             payload = {"to_number": "+15550100001", "business_description": "A pizza shop.", "scenario": "order"}
-            direct = {"agent_id": sandbox.config.agent_id, "agent_phone_number_id": sandbox.config.phone_number_id,
-                      "to_number": "+15550100001"}
+            direct = {
+                "agent_id": sandbox.config.agent_id,
+                "agent_phone_number_id": sandbox.config.phone_number_id,
+                "to_number": "+15550100001",
+            }
             headers = {"xi-api-key": sandbox.config.api_key}
             baseline, ours = [], []
             for _ in range(CALLS):  # interleaved, so both see the same machine load
                 t = time.perf_counter()
-                assert (await raw.post("/v1/convai/twilio/outbound-call", json=direct, headers=headers)).status_code == 200
+                assert (
+                    await raw.post("/v1/convai/twilio/outbound-call", json=direct, headers=headers)
+                ).status_code == 200
                 baseline.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 assert (await api.post("/api/call", json=payload)).status_code == 200
@@ -70,9 +78,17 @@ async def main(database_url: str | None) -> None:
             store = app.state.services.store
             for _ in range(HISTORY):
                 await store.create_call(
-                    id=new_id(), state=CallState.COMPLETED.value, simulated=True, origin="api",
-                    to_number="+15550100001", business_description="d", scenario="s", prompt="p",
-                    first_message="f", request_payload={}, created_at=utcnow(),
+                    id=new_id(),
+                    state=CallState.COMPLETED.value,
+                    simulated=True,
+                    origin="api",
+                    to_number="+15550100001",
+                    business_description="d",
+                    scenario="s",
+                    prompt="p",
+                    first_message="f",
+                    request_payload={},
+                    created_at=utcnow(),
                 )
             first, deep = [], []
             cursor = None

@@ -117,8 +117,11 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
     if run is None or run.state in TERMINAL_RUN_STATES:
         return {"started": [], "finished": True, "wait": 0.0}
     items = await runs.items(run_id)
-    calls = {i.call_id: await services.store.get_call(i.call_id) for i in items if i.call_id}
-    active = [i for i in items if i.status == "placed" and (c := calls.get(i.call_id)) and not c.state.terminal]
+    active = []
+    for item in items:
+        call = await services.store.get_call(item.call_id) if item.status == "placed" and item.call_id else None
+        if call is not None and not call.state.terminal:
+            active.append(item)
     pending = [i for i in items if i.status == "pending"]
     if run.state == "cancelling" and pending:
         await runs.mark_items([i.id for i in pending], "skipped")
