@@ -105,6 +105,7 @@ async def client_for(tmp_path: Path) -> AsyncIterator[Any]:
         await manager.__aenter__()
         managers.append(manager)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver")
+        client.callcheck_app = app  # type: ignore[attr-defined]  # for tests that reach the services directly
         clients.append(client)
         return client
 
