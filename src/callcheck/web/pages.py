@@ -283,8 +283,11 @@ def figures(call: dict[str, Any]) -> list[Figure]:
         Figure("Cost", "—" if cost is None else f"{cost:g} credits"),
         Figure("Ended by", humanize(str(journey.get("ended_by") or "unknown"))),
     ]
+    if not CallState(call.get("state", "completed")).terminal:
+        # Mid-call, who answered, what it cost and who hung up are not known yet: "Unknown" would mislead.
+        result = [f for f in result if f.label in ("Time to first answer", "Turns", "Duration")]
     if keypad:
-        result.insert(3, Figure("Keypad", keypad, "digits pressed"))
+        result.insert(2, Figure("Keypad", keypad, "digits pressed"))
     if journey.get("voicemail"):
         result.append(Figure("Voicemail", "Yes", "a voicemail greeting answered"))
     return result
