@@ -413,3 +413,20 @@ def test_cli_setup_errors(monkeypatch: pytest.MonkeyPatch, bare_sandbox: Sandbox
     unknown = CliRunner().invoke(cli_app, ["agent", "setup", "--agent-id", "agent_nope"])
     assert unknown.exit_code == 1
     assert "no agent 'agent_nope'" in unknown.output
+
+
+def test_allowed_overrides_lists_every_enabled_leaf() -> None:
+    from callcheck.domain.agent_profile import allowed_overrides
+
+    agent = {
+        "platform_settings": {
+            "overrides": {
+                "conversation_config_override": {
+                    "agent": {"prompt": {"prompt": True, "llm": False}, "first_message": True, "language": None},
+                    "tts": {"voice_id": True},
+                }
+            }
+        }
+    }
+    assert allowed_overrides(agent) == {"agent.prompt.prompt", "agent.first_message", "tts.voice_id"}
+    assert allowed_overrides({}) == set()

@@ -133,6 +133,22 @@ def _override_flags(agent: dict[str, Any]) -> dict[str, Any]:
     return _dict(_at(agent, ("platform_settings", "overrides", "conversation_config_override")))
 
 
+def allowed_overrides(agent: dict[str, Any]) -> set[str]:
+    """Dotted names (e.g. "agent.prompt.prompt") of every per-call override the agent allows (contract §6.5)."""
+    allowed: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in _dict(node).items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if value is True:
+                allowed.add(name)
+            else:
+                walk(value, name)
+
+    walk(_override_flags(agent), "")
+    return allowed
+
+
 def missing_overrides(agent: dict[str, Any]) -> list[str]:
     """Dotted names of the per-call overrides callcheck sends that the agent does not allow."""
     flags = _override_flags(agent)

@@ -14,6 +14,7 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
+from callcheck.domain.agent_profile import allowed_overrides
 from callcheck.domain.assertions import CallEvidence, verdict_for
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.judge import judge_from_settings
@@ -36,22 +37,6 @@ TERMINAL_RUN_STATES = {"completed", "cancelled", "failed"}
 def run_workflow_id(run_id: str) -> str:
     """The DBOS workflow id of a run."""
     return f"run-{run_id}"
-
-
-def allowed_overrides(agent: dict[str, Any]) -> set[str]:
-    """Paths like "agent.prompt.prompt" the agent lets a call override (platform_settings.overrides, §6.5)."""
-    flags = (((agent.get("platform_settings") or {}).get("overrides") or {}).get("conversation_config_override")) or {}
-    allowed: set[str] = set()
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        elif node is True:
-            allowed.add(prefix)
-
-    walk(flags, "")
-    return allowed
 
 
 def plan(suite_text: str, source_name: str, only: list[str] | None) -> tuple[Suite, list[PlannedCall]]:
