@@ -200,3 +200,6 @@ def test_figures_and_formats() -> None:
     assert shown["Human reached"] == ("Yes", "after a transfer")
     assert shown["Keypad"][0] == "2" and shown["Duration"][0] == "0:31" and shown["Cost"][0] == "310 credits"
     assert figures({"journey": None}) == []
+    # Mid-call only what is already known: no "Unknown" human, cost or hang-up.
+    live = [f.label for f in figures({"state": "in_progress", "journey": journey})]
+    assert live == ["Time to first answer", "Turns", "Keypad", "Duration"]

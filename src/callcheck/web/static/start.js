@@ -41,6 +41,8 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   number.addEventListener("input", () => checkNumber(false));
+  // An error about the previous attempt no longer applies once the form is edited.
+  form.addEventListener("input", () => showError(""));
   description.addEventListener("input", () => {
     if (description.getAttribute("aria-invalid") === "true") checkDescription();
   });
