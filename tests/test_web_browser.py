@@ -102,8 +102,11 @@ def place(page: Any, url: str, number: str, scenario: str = "") -> str:
     return page.url.rsplit("/", 1)[1]
 
 
-def watch_to_the_end(page: Any, final_state: str) -> None:
-    """Wait for the final state to appear on the open call page, and check the page was never reloaded."""
+def watch_to_the_end(page: Any, final_state: str, *, must_move: bool = True) -> None:
+    """Wait for the final state to appear on the open call page, and check the page was never reloaded.
+
+    `must_move=False` for outcomes so quick (busy: 80 ms here) that the page may first be rendered already final.
+    """
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
     page.evaluate("window.__sameDocument = true")
@@ -112,8 +115,10 @@ def watch_to_the_end(page: Any, final_state: str) -> None:
     assert page.evaluate("window.__sameDocument") is True
     assert navigations == []
     states = page.evaluate("window.__states")
-    assert len(states) >= 2 and states[-1] == final_state and states[0] != final_state, states
-    assert len(page.evaluate("window.__statuses")) >= 2
+    assert states[-1] == final_state, states
+    if must_move:
+        assert len(states) >= 2 and states[0] != final_state, states
+        assert len(page.evaluate("window.__statuses")) >= 2
 
 
 def test_calls_move_live_to_their_final_state(server: AppServer, page: Any) -> None:
@@ -146,7 +151,7 @@ def test_calls_move_live_to_their_final_state(server: AppServer, page: Any) -> N
 
     # Busy: the conversation steps are skipped and nothing was said.
     place(page, server.url, "+15550100004")
-    watch_to_the_end(page, "busy")
+    watch_to_the_end(page, "busy", must_move=False)
     assert page.locator("#live-status").inner_text().startswith("Busy")
     assert page.locator('.step[data-step="in_progress"]').get_attribute("class").count("step-skipped") == 1
     assert "not answered" in page.locator("#transcript").inner_text()
@@ -197,7 +202,7 @@ def test_form_errors_are_words_next_to_the_button(server: AppServer, page: Any) 
 
 def test_history_lists_calls_and_links_to_them(server: AppServer, page: Any) -> None:
     call_id = place(page, server.url, "+15550100004")
-    watch_to_the_end(page, "busy")
+    watch_to_the_end(page, "busy", must_move=False)
     page.get_by_role("link", name="History").click()
     row = page.locator(f'tr[data-call-id="{call_id}"]')
     assert "+15550100004" in row.inner_text() and "Busy" in row.inner_text()
