@@ -485,7 +485,12 @@ def test_bare_agent_gets_no_analysis_items_and_cannot_press_keys(
 # ------------------------------------------------------------------------------------------------ progress and audio
 
 
-def test_transcript_grows_while_in_progress_and_audio_waits_for_done(sandbox: httpx.Client) -> None:
+def test_transcript_grows_while_in_progress_and_audio_waits_for_done(
+    make_sandbox: Callable[..., tuple[SandboxServer, httpx.Client]],
+) -> None:
+    # Slower than the other tests: the poller must see the 3 simulated seconds of `processing` (0.3 s here) even on
+    # a loaded machine, where one round of two GETs can take longer than the 60 ms that SCALE would leave.
+    _, sandbox = make_sandbox(time_scale=0.1)
     conversation_id = place(sandbox, NUMBER_COMPLETED)
     seen: list[tuple[str, int]] = []
     audio_codes: dict[str, int] = {}
