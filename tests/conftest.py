@@ -15,6 +15,9 @@ from callcheck.app import create_app
 from callcheck.config import Settings
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 
+# Fixtures shared by several test files, registered once here instead of imported (and shadowed) in each.
+pytest_plugins = ["tests.fake_openai"]
+
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # `CALLCHECK_TEST_BACKEND=postgres pytest` runs every test on a fresh PostgreSQL database instead of SQLite.
 BACKEND = os.environ.get("CALLCHECK_TEST_BACKEND", "sqlite")

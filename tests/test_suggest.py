@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from callcheck.domain.suggest import PLACEHOLDER_NUMBER, business_type, suggest_suite
@@ -62,3 +64,40 @@ def test_rejects_empty_description_and_bad_number() -> None:
         suggest_suite("   ")
     with pytest.raises(InvalidInput, match=r"E\.164"):
         suggest_suite("Pizza place", number="555")
+
+
+async def test_llm_adds_valid_business_specific_scenarios(fake_openai: Any) -> None:
+    from callcheck.domain.judge import OpenAICompatibleJudge
+    from callcheck.domain.suggest import suggest_suite_with_llm
+
+    fake_openai.answer(
+        '```json\n{"scenarios": [{"name": "Gluten Free", "goal": "ask whether the crust can be gluten-free."},'
+        ' {"name": "book-a-table", "goal": "duplicate of a template name"},'
+        ' {"name": "", "goal": "no name"}, {"name": "late-night", "goal": "ask until when they deliver"}]}\n```'
+    )
+    llm = OpenAICompatibleJudge(fake_openai.url, "test-model")
+    text, note = await suggest_suite_with_llm("We are Pizza Palace, a pizza restaurant.", "+15550100001", llm)
+    suite = load_suite(text, "s.yaml")
+    names = [s.name for s in suite.scenarios]
+    assert "gluten-free" in names and "late-night" in names
+    assert suite.scenario("gluten-free").goal == "ask whether the crust can be gluten-free"
+    assert note == "added 2 scenario(s) proposed by the LLM: gluten-free, late-night"
+    _, _, body = fake_openai.requests[0]
+    assert body["model"] == "test-model" and "Pizza Palace" in body["messages"][1]["content"]
+
+
+async def test_llm_failure_falls_back_to_the_template(fake_openai: Any) -> None:
+    from callcheck.domain.judge import OpenAICompatibleJudge
+    from callcheck.domain.suggest import suggest_suite, suggest_suite_with_llm
+
+    fake_openai.status = 500
+    fake_openai.answer("{}")
+    llm = OpenAICompatibleJudge(fake_openai.url, "m")
+    text, note = await suggest_suite_with_llm("A dental clinic.", None, llm)
+    assert text == suggest_suite("A dental clinic.")
+    assert note is not None and "HTTP 500" in note
+    fake_openai.status = 200
+    fake_openai.answer("no json here")
+    text, note = await suggest_suite_with_llm("A dental clinic.", None, llm)
+    assert text == suggest_suite("A dental clinic.") and note and "no usable scenario" in note
+    assert await suggest_suite_with_llm("A dental clinic.", None, None) == (suggest_suite("A dental clinic."), None)

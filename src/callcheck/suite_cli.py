@@ -192,10 +192,25 @@ def suggest_command(
         Path | None, typer.Option("--output", "-o", help="Write the suite here (default: stdout).")
     ] = None,
 ) -> None:
-    """Draft a starter suite for a business."""
-    from callcheck.domain.suggest import suggest_suite
+    """Draft a starter suite for a business (richer when an LLM is configured with CALLCHECK_JUDGE_*)."""
+    import httpx
 
-    text = suggest_suite(description, number)
+    from callcheck.domain.judge import judge_from_settings
+    from callcheck.domain.suggest import suggest_suite_with_llm
+
+    settings = Settings()
+
+    async def draft() -> tuple[str, str | None]:
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+            return await suggest_suite_with_llm(description, number, judge_from_settings(settings, http))
+
+    try:
+        text, note = asyncio.run(draft())
+    except CallcheckError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    if note:
+        typer.echo(note, err=True)
     if output is None:
         sys.stdout.write(text)
     else:

@@ -69,7 +69,7 @@ def _short(text: str) -> str:
     return flat if len(flat) <= REASON_CHARS else flat[: REASON_CHARS - 1] + "…"
 
 
-def _json_object(content: str) -> Any:
+def json_in_text(content: str) -> Any:
     """The JSON object in a model's answer, tolerating code fences and prose around it."""
     try:
         return json.loads(content)
@@ -92,7 +92,7 @@ def parse_judge_reply(body: Any) -> JudgeAnswer:
         return JudgeAnswer(status="not_evaluated", reason="the judge's response has no choices[0].message.content")
     if not isinstance(content, str) or not content.strip():
         return JudgeAnswer(status="not_evaluated", reason="the judge's answer is empty")
-    answer = _json_object(content)
+    answer = json_in_text(content)
     if not isinstance(answer, dict):
         return JudgeAnswer(status="not_evaluated", reason=f"the judge did not answer in JSON: {_short(content)}")
     verdict = str(answer.get("verdict", "")).strip().lower()
@@ -133,10 +133,9 @@ class OpenAICompatibleJudge:
         self._http = http
         self._timeout_s = timeout_s
 
-    async def judge(self, criterion: str, evidence: CallEvidence) -> JudgeAnswer:
-        """Ask the model whether `criterion` holds; not_evaluated with the reason when it cannot say."""
+    async def complete(self, body: dict[str, Any]) -> tuple[Any, str | None]:
+        """POST a chat-completions request: (the JSON response, None), or (None, why it failed)."""
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        body = judge_request(self.model, criterion, evidence)
         try:
             if self._http is not None:
                 response = await self._http.post(self.url, json=body, headers=headers, timeout=self._timeout_s)
@@ -145,19 +144,19 @@ class OpenAICompatibleJudge:
                     response = await client.post(self.url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             # str(exc) can be empty (e.g. some timeouts); the class name still says what happened.
-            reason = str(exc) or type(exc).__name__
-            return JudgeAnswer(status="not_evaluated", reason=f"the judge could not be reached: {reason}")
+            return None, f"could not be reached: {str(exc) or type(exc).__name__}"
         if response.status_code >= 400:
-            return JudgeAnswer(
-                status="not_evaluated",
-                reason=f"the judge answered HTTP {response.status_code}: {_short(response.text)}",
-            )
+            return None, f"answered HTTP {response.status_code}: {_short(response.text)}"
         try:
-            payload = response.json()
+            return response.json(), None
         except ValueError:
-            return JudgeAnswer(
-                status="not_evaluated", reason=f"the judge's response is not JSON: {_short(response.text)}"
-            )
+            return None, f"the response is not JSON: {_short(response.text)}"
+
+    async def judge(self, criterion: str, evidence: CallEvidence) -> JudgeAnswer:
+        """Ask the model whether `criterion` holds; not_evaluated with the reason when it cannot say."""
+        payload, problem = await self.complete(judge_request(self.model, criterion, evidence))
+        if problem is not None:
+            return JudgeAnswer(status="not_evaluated", reason=f"the judge {problem}")
         return parse_judge_reply(payload)
 
 

@@ -2,7 +2,8 @@
 
 The type is detected from keywords in the description (restaurant, clinic, salon, tech support, retail, hotel,
 else a generic line). The same description always gives the same suite, and every suite it gives loads with
-`load_suite` (tests/test_suggest.py checks each template).
+`load_suite` (tests/test_suggest.py checks each template). With an LLM configured (the CALLCHECK_JUDGE_*
+settings), `suggest_suite_with_llm` adds business-specific scenarios it proposes, each validated before it is kept.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import re
 from dataclasses import dataclass, field
 
 from callcheck.domain.evidence import CRITERION_GOAL_ACHIEVED
+from callcheck.domain.judge import OpenAICompatibleJudge, json_in_text
 from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR
+from callcheck.domain.suite import load_suite
 from callcheck.errors import InvalidInput
 
 # A fictional number (555-01xx is reserved for fiction): the drafted suite loads, and cannot ring anyone real.
@@ -297,3 +300,62 @@ def suggest_suite(description: str, number: str | None = None) -> str:
             lines.append("    expect:")
             lines += [f"      - {assertion}" for assertion in scenario.expect]
     return "\n".join(lines) + "\n"
+
+
+LLM_SYSTEM_PROMPT = (
+    "You design phone-line test scenarios. A caller phones a business and tries to complete one task. "
+    'Answer with JSON only: {"scenarios": [{"name": "kebab-case-name", "goal": "what the caller must get '
+    'done, as an infinitive phrase without a trailing period"}]}. Give up to 5 scenarios specific to this business '
+    "that a real customer would try, different from the ones listed."
+)
+MAX_LLM_SCENARIOS = 5
+
+
+async def suggest_suite_with_llm(
+    description: str, number: str | None, llm: OpenAICompatibleJudge | None
+) -> tuple[str, str | None]:
+    """The starter suite, with business-specific scenarios an LLM proposed added when one is configured.
+
+    Returns (YAML text, a note for the user or None). The template alone is returned, with a note saying why,
+    whenever the model cannot be reached or proposes nothing usable: a suggestion never fails for its sake.
+    """
+    base = suggest_suite(description, number)
+    if llm is None:
+        return base, None
+    existing = [s.name for s in _template(business_type(description)).scenarios]
+    request = {
+        "model": llm.model,
+        "messages": [
+            {"role": "system", "content": LLM_SYSTEM_PROMPT},
+            {"role": "user", "content": f"Business: {description.strip()}\nAlready covered: {', '.join(existing)}"},
+        ],
+        "temperature": 0,
+    }
+    payload, problem = await llm.complete(request)
+    if problem is not None:
+        return base, f"the LLM {problem}; this is the template suite only"
+    try:
+        content = payload["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return base, "the LLM's answer had no content; this is the template suite only"
+    proposed = json_in_text(content) if isinstance(content, str) else None
+    items = proposed.get("scenarios") if isinstance(proposed, dict) else None
+    text = base
+    added: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        if len(added) >= MAX_LLM_SCENARIOS or not isinstance(item, dict):
+            continue
+        name = re.sub(r"[^a-z0-9-]+", "-", str(item.get("name", "")).strip().lower()).strip("-")[:40]
+        goal = " ".join(str(item.get("goal", "")).split()).rstrip(".")
+        if not name or not goal or name in existing or name in added:
+            continue
+        candidate = text + f"  - name: {name}\n    goal: {_quote(goal)}\n"
+        try:
+            load_suite(candidate, "suggested.yaml")
+        except InvalidInput:
+            continue  # a proposal that does not make a valid scenario is left out, not repaired
+        text = candidate
+        added.append(name)
+    if not added:
+        return base, "the LLM proposed no usable scenario; this is the template suite only"
+    return text, f"added {len(added)} scenario(s) proposed by the LLM: {', '.join(added)}"
