@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from callcheck.api import calls, doctor, history, runs, webhooks
     from callcheck.web import pages
+    from callcheck.web import runs as run_pages
 
     app.include_router(calls.router)
     app.include_router(doctor.router)
@@ -65,5 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(runs.router)
     app.include_router(pages.router)
+    app.include_router(run_pages.router)
     app.mount("/static", pages.static_files(), name="static")
     return app
