@@ -318,9 +318,9 @@ async def test_webhook_url_sets_events_and_explains_the_manual_step(bare_sandbox
     result = await setup_on(bare_sandbox, webhook_url=url)
     hooks = sandbox_agent(bare_sandbox)["platform_settings"]["workspace_overrides"]["webhooks"]
     assert hooks["events"] == ["transcript", "audio", "call_initiation_failure"]
-    # The sandbox has no workspace-webhook endpoints: setup says it could not look, and what to do by hand.
-    assert any("Could not list the workspace's webhooks" in note for note in result.notes)
+    # No workspace webhook points at the URL yet, and none was to be created: setup says what to do by hand.
     assert any(url in note and "ELEVENLABS_WEBHOOK_SECRET" in note for note in result.notes)
+    assert "post_call_webhook_id" not in hooks
 
     given = await setup_on(bare_sandbox, webhook_url=url, webhook_id="wh_given")
     assert given.changes == [f"send post-call webhooks to workspace webhook wh_given ({url})"]
@@ -330,7 +330,7 @@ async def test_webhook_url_sets_events_and_explains_the_manual_step(bare_sandbox
 
 
 async def test_workspace_webhook_is_found_by_url() -> None:
-    # The sandbox does not serve GET /v1/workspace/webhooks (2025-08 OpenAPI schema), so a literal answer here.
+    # A literal listing: the sandbox cannot produce disabled webhooks, and the filter must skip them.
     listing = {
         "webhooks": [
             {
@@ -430,3 +430,60 @@ def test_allowed_overrides_lists_every_enabled_leaf() -> None:
     }
     assert allowed_overrides(agent) == {"agent.prompt.prompt", "agent.first_message", "tts.voice_id"}
     assert allowed_overrides({}) == set()
+
+
+async def test_create_webhook_makes_calls_report_through_it(bare_sandbox: SandboxServer, tmp_path: Path) -> None:
+    """--create-webhook: the workspace webhook is created, the agent points at it, and its secret verifies."""
+    from callcheck.agent_setup import format_setup
+    from tests.conftest import settings_for
+    from tests.servers import AppServer, free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/webhooks/elevenlabs"
+    dry = await setup_on(bare_sandbox, webhook_url=url, create_webhook=True, dry_run=True)
+    assert any("Would create a workspace webhook" in note for note in dry.notes) and dry.webhook_secret is None
+    assert [r for r in writes(bare_sandbox)] == []
+    result = await setup_on(bare_sandbox, webhook_url=url, create_webhook=True)
+    assert result.webhook_secret
+    assert f"ELEVENLABS_WEBHOOK_SECRET={result.webhook_secret}" in format_setup(result)
+    hooks = sandbox_agent(bare_sandbox)["platform_settings"]["workspace_overrides"]["webhooks"]
+    listed = httpx.get(f"{bare_sandbox.url}/v1/workspace/webhooks", headers={"xi-api-key": bare_sandbox.config.api_key})
+    assert [(h["webhook_id"], h["webhook_url"]) for h in listed.json()["webhooks"]] == [
+        (hooks["post_call_webhook_id"], url)
+    ]
+    assert "secret" not in str(listed.json())
+    # A second run finds the webhook by URL and creates nothing.
+    again = await setup_on(bare_sandbox, webhook_url=url, create_webhook=True)
+    assert not again.changed and again.webhook_secret is None
+    assert (
+        len(
+            httpx.get(
+                f"{bare_sandbox.url}/v1/workspace/webhooks", headers={"xi-api-key": bare_sandbox.config.api_key}
+            ).json()["webhooks"]
+        )
+        == 1
+    )
+
+    # With the printed secret configured, the call's webhooks arrive through the workspace webhook (polls are a
+    # minute apart here, so only a webhook can end the call in time).
+    settings = settings_for(
+        bare_sandbox, tmp_path, elevenlabs_webhook_secret=result.webhook_secret, poll_initial_s=60, poll_max_s=60
+    )
+    with AppServer(settings, port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as api:
+            placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "A shop."})
+            assert placed.status_code == 200, placed.text
+            call_id = placed.json()["id"]
+            import asyncio
+            import time
+
+            deadline = time.monotonic() + 20
+            call: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                call = (await api.get(f"/api/calls/{call_id}")).json()
+                if call["state"] == "completed" and call["recording_url"]:
+                    break
+                await asyncio.sleep(0.1)
+    assert call["state"] == "completed" and call["recording_url"]
+    deliveries = httpx.get(f"{bare_sandbox.url}/_sandbox/webhooks").json()
+    assert {d["url"] for d in deliveries} == {url} and all(d["delivered"] for d in deliveries)

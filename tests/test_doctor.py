@@ -269,10 +269,21 @@ async def test_public_url_checks_the_agents_webhook(bare_sandbox: SandboxServer,
         assert url in check.fix and "ELEVENLABS_WEBHOOK_SECRET" in check.fix
 
         await setup_agent(client, agent_id=bare_sandbox.config.agent_id, webhook_url=url, webhook_id="wh_1")
+        check = by_name(await diagnose(settings))["agent_webhook"]
+        assert check.status == "fail" and "wh_1 does not exist" in check.message
+
+        other = "http://127.0.0.1:5001/api/webhooks/elevenlabs"
+        created = await setup_agent(
+            client, agent_id=bare_sandbox.config.agent_id, webhook_url=other, create_webhook=True
+        )
+        assert created.webhook_secret
+        check = by_name(await diagnose(settings))["agent_webhook"]
+        assert check.status == "fail" and f"points at {other}, not {url}" in check.message
+
+        await setup_agent(client, agent_id=bare_sandbox.config.agent_id, webhook_url=url, create_webhook=True)
         report = await diagnose(settings)
-    # The sandbox cannot list workspace webhooks, so the id cannot be matched to the URL: a warning, not a pass.
     check = by_name(report)["agent_webhook"]
-    assert check.status == "warn" and "wh_1" in check.message
+    assert check.status == "pass" and url in check.message
     assert report.ok
 
 

@@ -24,6 +24,7 @@ from callcheck.errors import NotFound, UpstreamHTTPError
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 
 WEBHOOK_ROUTE = "/api/webhooks/elevenlabs"
+WORKSPACE_WEBHOOK_NAME = "callcheck"
 
 
 def webhook_url_for(public_url: str | None) -> str | None:
@@ -44,6 +45,8 @@ class SetupResult:
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     request: dict[str, Any] = field(default_factory=dict)  # the PATCH or create body (sent unless dry_run)
+    # Set only when setup created a workspace webhook: ElevenLabs shows its secret this once and never again.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -81,16 +84,25 @@ async def setup_agent(
     name: str | None = None,
     webhook_url: str | None = None,
     webhook_id: str | None = None,
+    create_webhook: bool = False,
     dry_run: bool = False,
 ) -> SetupResult:
     """Ready the agent `agent_id` (or create one when None) for callcheck; the result lists every change."""
     notes: list[str] = []
     webhook: WebhookPlan | None = None
+    created_webhook: tuple[str, str | None] | None = None
     if webhook_url:
         if not webhook_id:
             webhook_id, note = await find_workspace_webhook(client, webhook_url)
             if note:
                 notes.append(note)
+        if not webhook_id and create_webhook:
+            if dry_run:
+                notes.append(f"Would create a workspace webhook for {webhook_url} and point the agent at it.")
+            else:
+                created_webhook = await client.create_workspace_webhook(WORKSPACE_WEBHOOK_NAME, webhook_url)
+                webhook_id = created_webhook[0]
+                notes.append(f"Created workspace webhook {webhook_id} for {webhook_url}.")
         webhook = WebhookPlan(url=webhook_url, webhook_id=webhook_id)
 
     if not agent_id:
@@ -98,6 +110,7 @@ async def setup_agent(
         result = SetupResult(None, body["name"], created=True, dry_run=dry_run, request=body)
         result.changes = creation_changes(body, webhook)
         result.notes = notes + plan_agent_setup({}, webhook).notes
+        result.webhook_secret = created_webhook[1] if created_webhook else None
         if not dry_run:
             result.agent_id = await client.create_agent(body)
         return result
@@ -122,6 +135,7 @@ async def setup_agent(
         changes=plan.changes,
         notes=notes + plan.notes,
         request=plan.patch,
+        webhook_secret=created_webhook[1] if created_webhook else None,
     )
     if plan.empty or dry_run:
         return result
@@ -137,6 +151,7 @@ async def run_setup(
     name: str | None = None,
     webhook_url: str | None = None,
     webhook_id: str | None = None,
+    create_webhook: bool = False,
     dry_run: bool = False,
 ) -> SetupResult:
     """`setup_agent` with a client built from settings; the webhook URL defaults to CALLCHECK_PUBLIC_URL's."""
@@ -149,6 +164,7 @@ async def run_setup(
             name=name,
             webhook_url=webhook_url or webhook_url_for(settings.public_url),
             webhook_id=webhook_id,
+            create_webhook=create_webhook,
             dry_run=dry_run,
         )
 
@@ -177,4 +193,11 @@ def format_setup(result: SetupResult) -> str:
     if result.created and not result.dry_run:
         lines.append(f"Use it: set ELEVENLABS_AGENT_ID={result.agent_id}")
     lines.extend(f"Note: {note}" for note in result.notes)
+    if result.webhook_secret:
+        # Shown to the person running setup, once, because ElevenLabs will never show it again; callcheck keeps
+        # no copy (not in logs, not in the database).
+        lines.append(
+            "The new webhook's secret is shown only now. Put it in callcheck's environment (or .env):\n"
+            f"  ELEVENLABS_WEBHOOK_SECRET={result.webhook_secret}"
+        )
     return "\n".join(lines)

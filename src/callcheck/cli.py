@@ -65,6 +65,10 @@ def agent_setup(
     webhook_id: Annotated[
         str | None, typer.Option(help="Id of the ElevenLabs workspace webhook to use (default: found by URL).")
     ] = None,
+    create_webhook: Annotated[
+        bool,
+        typer.Option("--create-webhook", help="Create the workspace webhook when none points at the URL yet."),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; send nothing.")] = False,
 ) -> None:
     """Create or update the caller agent so it is ready for callcheck, and print exactly what changed."""
@@ -85,6 +89,7 @@ def agent_setup(
                 name=name,
                 webhook_url=webhook_url,
                 webhook_id=webhook_id,
+                create_webhook=create_webhook,
                 dry_run=dry_run,
             )
         )

@@ -282,7 +282,8 @@ def webhook_manual_step(url: str) -> str:
         "ElevenLabs sends post-call webhooks through a workspace webhook, which holds the URL and the HMAC secret; "
         "the agent only refers to it by id. Create one in ElevenLabs (Settings > Webhooks, HMAC authentication) "
         f"with the URL {url}, put its secret in ELEVENLABS_WEBHOOK_SECRET, then run `callcheck agent setup` again "
-        "(it finds the webhook by URL) or pass --webhook-id."
+        "(it finds the webhook by URL) or pass --webhook-id. Or let setup create it: `callcheck agent setup "
+        "--create-webhook` (it prints the secret once)."
     )
 
 

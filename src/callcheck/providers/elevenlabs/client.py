@@ -100,6 +100,17 @@ class ElevenLabsClient:
         body = await self._json("PATCH", f"/v1/convai/agents/{_segment(agent_id)}", json=patch)
         return body if isinstance(body, dict) else {}
 
+    async def create_workspace_webhook(self, name: str, url: str) -> tuple[str, str | None]:
+        """POST /v1/workspace/webhooks (HMAC auth, contract §5.2): (webhook_id, webhook_secret shown only now)."""
+        body = await self._json(
+            "POST", "/v1/workspace/webhooks", json={"settings": {"auth_type": "hmac", "name": name, "webhook_url": url}}
+        )
+        webhook_id = body.get("webhook_id") if isinstance(body, dict) else None
+        if not isinstance(webhook_id, str):
+            raise UpstreamHTTPError(200, "the response carried no webhook_id", body)
+        secret = body.get("webhook_secret")
+        return webhook_id, secret if isinstance(secret, str) else None
+
     async def list_workspace_webhooks(self) -> list[dict[str, Any]]:
         """GET /v1/workspace/webhooks: `{webhooks: [...]}` in the 2025-08 OpenAPI schema (not in elevenlabs.md)."""
         body = await self._json("GET", "/v1/workspace/webhooks")

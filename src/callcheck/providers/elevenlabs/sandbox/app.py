@@ -171,6 +171,17 @@ class _OutboundCall(BaseModel):
     telephony_call_config: dict[str, Any] | None = None
 
 
+class _WebhookSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    auth_type: str = "hmac"
+    name: str
+    webhook_url: str
+
+
+class _WorkspaceWebhookCreate(BaseModel):
+    settings: _WebhookSettings
+
+
 class _AgentCreate(BaseModel):
     model_config = ConfigDict(extra="allow")
     conversation_config: dict[str, Any]
@@ -407,6 +418,31 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         del state.agents[agent_id]
         return {}
 
+    # ---------------------------------------------------------------- workspace webhooks (§5.2, §5.5)
+
+    @app.post("/v1/workspace/webhooks")
+    async def create_workspace_webhook(body: _WorkspaceWebhookCreate) -> dict[str, Any]:
+        # The secret is returned once, here, as ElevenLabs does (contract §5.2); the list never shows it.
+        webhook_id = new_id("wh_")
+        secret = "wsec_" + secrets.token_hex(24)
+        state.workspace_webhooks[webhook_id] = {
+            "name": body.settings.name,
+            "webhook_id": webhook_id,
+            "webhook_url": body.settings.webhook_url,
+            "is_disabled": False,
+            "is_auto_disabled": False,
+            "created_at_unix": int(time.time()),
+            "auth_type": body.settings.auth_type,
+            "secret": secret,
+        }
+        return {"webhook_id": webhook_id, "webhook_secret": secret}
+
+    @app.get("/v1/workspace/webhooks")
+    async def list_workspace_webhooks() -> dict[str, Any]:
+        return {
+            "webhooks": [{k: v for k, v in hook.items() if k != "secret"} for hook in state.workspace_webhooks.values()]
+        }
+
     # ---------------------------------------------------------------- phone numbers (§8)
 
     @app.get("/v1/convai/phone-numbers")
@@ -534,12 +570,25 @@ def _place(
         # Evaluate at the final moment at least, so timer jitter can never send a not-yet-done conversation.
         return conv.render(max(state.sim_now(conv), conv.final_at))
 
+    # An agent pointed at a workspace webhook (platform_settings.workspace_overrides.webhooks, §5.5) gets the events
+    # it lists there, signed with that webhook's secret; otherwise the sandbox's own configured webhook is used.
+    hooks = ((agent.body.get("platform_settings") or {}).get("workspace_overrides") or {}).get("webhooks") or {}
+    workspace_hook = state.workspace_webhooks.get(str(hooks.get("post_call_webhook_id")))
+    target: tuple[str, str] | None = None
+    events = {"transcript", "call_initiation_failure"} | ({"audio"} if state.config.send_audio_webhook else set())
+    if workspace_hook is not None:
+        target = (workspace_hook["webhook_url"], workspace_hook["secret"])
+        events = {e for e in hooks.get("events") or ["transcript"] if isinstance(e, str)}
+
+    def schedule(event_type: str, due: float, build: Any) -> None:
+        dispatcher.schedule(event_type, conversation_id, due, build, target)
+
     if script.answered:
-        dispatcher.schedule("post_call_transcription", conversation_id, final_mono, final_view)
-        if state.config.send_audio_webhook:
-            dispatcher.schedule(
+        if "transcript" in events:
+            schedule("post_call_transcription", final_mono, final_view)
+        if "audio" in events:
+            schedule(
                 "post_call_audio",
-                conversation_id,
                 final_mono + 0.05,  # after the transcription, as ElevenLabs sends them
                 lambda: {
                     "agent_id": conv.agent_id,
@@ -547,13 +596,8 @@ def _place(
                     "full_audio": base64.b64encode(silent_mp3(script.duration_secs)).decode("ascii"),
                 },
             )
-    else:
-        dispatcher.schedule(
-            "call_initiation_failure",
-            conversation_id,
-            final_mono,
-            lambda: _initiation_failure(conv),
-        )
+    elif "call_initiation_failure" in events:
+        schedule("call_initiation_failure", final_mono, lambda: _initiation_failure(conv))
     return conv
 
 

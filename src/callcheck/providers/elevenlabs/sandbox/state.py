@@ -405,6 +405,8 @@ class SandboxState:
                 item.setdefault("outbound_trunk", {"address": "sip.sandbox.invalid", "transport": "auto"})
             self.phone_numbers.append(item)
         self.conversations: dict[str, Conversation] = {}
+        # Workspace webhooks (POST /v1/workspace/webhooks): id -> {webhook_id, name, webhook_url, secret, ...}.
+        self.workspace_webhooks: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
         self._seq = 0

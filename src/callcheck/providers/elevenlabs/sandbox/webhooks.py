@@ -36,6 +36,8 @@ class _Due:
     conversation_id: str = field(compare=False)
     # Builds `data` when the event fires, so the payload shows the conversation as it is then.
     build: Callable[[], dict[str, Any]] = field(compare=False)
+    # Where and with which secret; None: the sandbox's configured webhook.
+    target: tuple[str, str] | None = field(default=None, compare=False)
 
 
 class WebhookDispatcher:
@@ -84,12 +86,17 @@ class WebhookDispatcher:
             await self._client.aclose()
 
     def schedule(
-        self, event_type: str, conversation_id: str, due_mono: float, build: Callable[[], dict[str, Any]]
+        self,
+        event_type: str,
+        conversation_id: str,
+        due_mono: float,
+        build: Callable[[], dict[str, Any]],
+        target: tuple[str, str] | None = None,
     ) -> None:
-        """Send `event_type` with data from `build()` at monotonic time `due_mono` (no-op without a URL)."""
-        if not self.url:
+        """Send `event_type` with data from `build()` at `due_mono` to `target` (url, secret) or the configured URL."""
+        if target is None and not self.url:
             return
-        heapq.heappush(self._heap, _Due(due_mono, next(self._seq), event_type, conversation_id, build))
+        heapq.heappush(self._heap, _Due(due_mono, next(self._seq), event_type, conversation_id, build, target))
         if self._wake is not None:
             self._wake.set()
 
@@ -118,22 +125,23 @@ class WebhookDispatcher:
                 task.add_done_callback(self._deliveries.discard)
 
     async def _deliver(self, due: _Due, payload: dict[str, Any]) -> None:
-        assert self._client is not None and self.url is not None
+        assert self._client is not None
+        url, secret = due.target or (self.url or "", self.secret)
         body = json.dumps(payload, separators=(",", ":"))
         delay = self.retry_delay_secs
         for attempt in range(1, self.retries + 2):
             # Sign each attempt afresh: a retry long after the event must still pass the 30-minute tolerance.
-            headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)}
+            headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
             entry: dict[str, Any] = {
                 "type": due.event_type,
                 "conversation_id": due.conversation_id,
                 "attempt": attempt,
-                "url": self.url,
+                "url": url,
                 "status_code": None,
                 "error": None,
             }
             try:
-                response = await self._client.post(self.url, content=body.encode("utf-8"), headers=headers)
+                response = await self._client.post(url, content=body.encode("utf-8"), headers=headers)
                 entry["status_code"] = response.status_code
                 ok = 200 <= response.status_code < 300
             except httpx.HTTPError as exc:
