@@ -230,7 +230,10 @@ async def test_no_webhook_secret(sandbox: SandboxServer, tmp_path: Path) -> None
 
 
 async def test_database_missing_or_not_migrated(sandbox: SandboxServer, tmp_path: Path) -> None:
-    settings = good_settings(sandbox, tmp_path)
+    # A SQLite file whatever the test backend: "does not exist yet" is about a file.
+    settings = good_settings(sandbox, tmp_path).model_copy(
+        update={"database_url": f"sqlite:///{tmp_path / 'data' / 'callcheck.db'}"}
+    )
     report = await diagnose(settings)
     assert_only_failures(report, {"database"})
     assert "does not exist yet" in by_name(report)["database"].message

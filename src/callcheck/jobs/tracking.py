@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ T = TypeVar("T")
 # Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
 WORKFLOW_VERSION = "callcheck-follow-1"
 WAKE_TOPIC = "wake"
+SHUTDOWN_GRACE_S = 5.0
 
 # ElevenLabs conversation status -> our state while the call is live (contract §4.1).
 LIVE_STATES = {
@@ -60,6 +61,9 @@ UNANSWERED = {"busy": CallState.BUSY, "no_answer": CallState.NO_ANSWER, "no-answ
 class _Runtime:
     services: Services
     loop: asyncio.AbstractEventLoop
+    # Step work running on the app's loop: finished (or cancelled) before the database engine is disposed, so no
+    # connection is abandoned mid-query at shutdown.
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 _runtime: _Runtime | None = None
@@ -75,12 +79,19 @@ async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
     runtime = _runtime
     if runtime is None:
         raise RuntimeError("the call tracker is not running")
-    if asyncio.get_running_loop() is runtime.loop:
-        return await work(runtime.services)
 
     async def run() -> T:
-        return await work(runtime.services)
+        task = asyncio.current_task()
+        if task is not None:
+            runtime.tasks.add(task)
+        try:
+            return await work(runtime.services)
+        finally:
+            if task is not None:
+                runtime.tasks.discard(task)
 
+    if asyncio.get_running_loop() is runtime.loop:
+        return await asyncio.ensure_future(run())
     future = asyncio.run_coroutine_threadsafe(run(), runtime.loop)
     return await asyncio.wrap_future(future)
 
@@ -414,6 +425,14 @@ class Tracker:
             yield self
         finally:
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
+            # Step work still running on our loop gets a moment to finish (each is one request and a few writes),
+            # so no database connection is abandoned mid-query; what remains is cancelled. Steps are safe to run
+            # again, and DBOS re-runs any whose result it did not record at the next launch.
+            if _runtime.tasks:
+                _, unfinished = await asyncio.wait(list(_runtime.tasks), timeout=SHUTDOWN_GRACE_S)
+                for task in unfinished:
+                    task.cancel()
+                await asyncio.gather(*unfinished, return_exceptions=True)
             _runtime = None
             # DBOS made its (now shut down) executor this loop's default one; give the loop a working one back so
             # asyncio.to_thread keeps working for whatever shuts down after us.
