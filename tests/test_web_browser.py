@@ -6,7 +6,6 @@ state without a reload; errors appear in words; the history finds the calls agai
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,23 +14,12 @@ from typing import Any
 import pytest
 
 from callcheck.domain.phone import E164_ERROR
+from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app
 from tests.conftest import settings_for
 from tests.servers import AppServer
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
-# Pages send a strict CSP (no eval), so waits use locators and `expect`, never wait_for_function("...").
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 BAKERY = "Rosie's Bakery, a neighbourhood bakery that takes orders for birthday cakes by phone."
 
 # Runs in every page before its own scripts: records what the live status line and the timeline showed, and marks
@@ -54,28 +42,20 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 """
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """`callcheck serve --sandbox` in a thread, calls slowed so the timeline visibly moves (~3 s a call)."""
-    tmp = tmp_path_factory.mktemp("web")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("ELEVENLABS_", "CALLCHECK_")):
-                patch.delenv(name)
-        settings = settings_for(None, tmp).model_copy(update={"sandbox": True, "sandbox_time_scale": 0.08})
-        with AppServer(settings) as app_server:
-            yield app_server
+    with sandbox_app(tmp_path_factory.mktemp("web"), 0.08) as app_server:
+        yield app_server
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(playwright_sync) as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -1,0 +1,56 @@
+"""Shared by the browser tests: Debian's chromium through Playwright, and a callcheck serving the sandbox.
+
+Pages send a strict CSP (no eval), so waits use locators and `expect`, never wait_for_function("...").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import settings_for
+from tests.servers import AppServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+# Mark a browser test module with this: it is a browser test, and it is skipped where there is no chromium.
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
+]
+
+
+@contextmanager
+def chromium(playwright_sync: Any) -> Iterator[Any]:
+    """A headless Debian chromium driven by Playwright (sync API)."""
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def sandbox_app(tmp: Path, time_scale: float) -> Iterator[AppServer]:
+    """`callcheck serve --sandbox` in a thread, without the developer's ELEVENLABS_*/CALLCHECK_* variables."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("ELEVENLABS_", "CALLCHECK_")):
+                patch.delenv(name)
+        settings = settings_for(None, tmp).model_copy(update={"sandbox": True, "sandbox_time_scale": time_scale})
+        with AppServer(settings) as app_server:
+            yield app_server
