@@ -88,9 +88,10 @@ async def test_finished_run_shows_each_scenario_its_assertions_and_links_to_call
 
 async def test_running_run_polls_its_progress_part_until_it_ends(web: httpx.AsyncClient) -> None:
     suite = {**SUITE, "scenarios": [{"name": "slow", "goal": "order a pizza", "repeat": 3}]}
-    started = (await web.post("/api/runs", json=suite)).json()
+    started = (await web.post("/api/runs", params={"rate": 600}, json=suite)).json()
     page = await web.get(f"/runs/{started['id']}")
     html = page.text
+    assert "3 calls planned" in html and "at most 1 at once, 600 a minute" in html
     if 'data-terminal="false"' in html:  # nearly always: the first call is not over yet
         assert f'hx-get="/runs/{started["id"]}/parts/progress"' in html
         assert 'hx-trigger="every 1s, cc:run from:body"' in html
@@ -141,6 +142,9 @@ async def test_pasted_yaml_starts_a_run_and_problems_come_back_by_path_and_line(
     ):
         answer = await web.post("/runs/start", json=payload)
         assert answer.status_code == 400 and answer.json() == {"error": message}
+    # A cross-site form (text/plain, no preflight) cannot start a run.
+    forged = await web.post("/runs/start", content=b'{"suite": "x"}', headers={"Content-Type": "text/plain"})
+    assert forged.status_code == 415
     assert len((await web.get("/api/runs")).json()["runs"]) == 1
 
 

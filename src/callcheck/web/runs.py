@@ -223,6 +223,9 @@ async def start_pasted_run(request: Request, services: ServicesDep) -> JSONRespo
     The page's form posts here (rather than to POST /api/runs, which takes the suite as JSON) so that YAML, the
     format the docs use, can be pasted as is. A suite with problems answers 400 with every problem by path and line.
     """
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        # Only JSON: a page elsewhere cannot send that without a CORS preflight, which callcheck never grants.
+        return JSONResponse({"error": "Send the suite as JSON (Content-Type: application/json)."}, status_code=415)
     data = await json_object(request)
     text = data.get("suite")
     if not isinstance(text, str) or not text.strip():
