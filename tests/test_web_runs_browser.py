@@ -154,6 +154,8 @@ def test_pasted_suite_starts_a_run_that_can_be_cancelled(server: AppServer, page
     assert "scenarios[0].expect[0] (line 9): unknown assertion 'outcom'" in error.inner_text()
     assert "{" not in error.inner_text()
     assert page.url == f"{server.url}/runs"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "runs-list.png"), full_page=True)
 
     suite.fill(PASTED.format(expect_line="outcome: success"))
     expect(error).to_be_empty()  # editing clears the old error
