@@ -99,3 +99,25 @@ async def test_every_attempt_is_stored_with_what_was_sent(
     assert row.created_at and row.updated_at
     failed_row = (await app_client.get(f"/api/calls/{listed[0]['id']}")).json()
     assert failed_row["error"] == failed.json()["error"] and failed_row["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Origin": "https://evil.example"}, 403),
+        ({"Origin": "null"}, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}, 200),
+        ({}, 200),  # curl, CI, scripts: no browser headers at all
+    ],
+)
+async def test_cross_site_browser_posts_are_refused(
+    app_client: httpx.AsyncClient, sandbox: SandboxServer, headers: dict[str, str], status: int
+) -> None:
+    # A page elsewhere can make a browser send a "simple" text/plain POST without a CORS preflight.
+    body = '{"to_number": "+15551234567", "business_description": "A shop."}'
+    response = await app_client.post("/api/call", content=body, headers={"Content-Type": "text/plain", **headers})
+    assert response.status_code == status
+    if status == 403:
+        assert response.json() == {"error": "Cross-site requests are refused."}
+        assert httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json() == []

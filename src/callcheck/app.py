@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 from callcheck import __version__
-from callcheck.api.body import BodyLimit
+from callcheck.api.body import BodyLimit, SameOriginOnly
 from callcheck.api.errors import install_error_handlers
 from callcheck.config import Settings
 from callcheck.runtime import WEBHOOK_PATH, running_services
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=bool(settings.public_url and settings.public_url.startswith("https://")),
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides={WEBHOOK_PATH: WEBHOOK_MAX_BYTES})
+    app.add_middleware(SameOriginOnly)
 
     @app.get("/healthz", tags=["meta"], summary="Readiness")
     async def healthz() -> dict[str, Any]:

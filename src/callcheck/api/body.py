@@ -79,3 +79,32 @@ def optional_text(data: dict[str, Any], name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise InvalidInput(f"Field '{name}' must be a string.")
+
+
+CROSS_SITE = "Cross-site requests are refused."
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class SameOriginOnly:
+    """ASGI middleware refusing state-changing requests that a browser sends on behalf of another site.
+
+    callcheck has no login on a local server, so a page elsewhere could otherwise make a visitor's browser post
+    `text/plain` JSON to 127.0.0.1:5000 and place a phone call. Browsers mark such requests (`Origin`,
+    `Sec-Fetch-Site`); non-browser clients (curl, CI, ElevenLabs' webhooks) send neither and are unaffected.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            origin = headers.get("origin")
+            fetch_site = headers.get("sec-fetch-site")
+            host = headers.get("host", "")
+            scheme = scope.get("scheme", "http")
+            foreign_origin = origin is not None and origin != "null" and origin != f"{scheme}://{host}"
+            if fetch_site == "cross-site" or foreign_origin or origin == "null":
+                await error_response(CROSS_SITE, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
