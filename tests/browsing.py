@@ -54,3 +54,19 @@ def sandbox_app(tmp: Path, time_scale: float) -> Iterator[AppServer]:
         settings = settings_for(None, tmp).model_copy(update={"sandbox": True, "sandbox_time_scale": time_scale})
         with AppServer(settings) as app_server:
             yield app_server
+
+
+@contextmanager
+def watched_page(browser: Any, init_script: str, timeout_ms: int) -> Iterator[Any]:
+    """A fresh desktop-sized tab running `init_script` on every document; fails the test on any page error."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.add_init_script(init_script)
+    tab = context.new_page()
+    tab.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert errors == [], errors

@@ -437,6 +437,7 @@ async def test_create_webhook_makes_calls_report_through_it(bare_sandbox: Sandbo
     from callcheck.agent_setup import format_setup
     from tests.conftest import settings_for
     from tests.servers import AppServer, free_port
+    from tests.waiting import wait_for_call
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/api/webhooks/elevenlabs"
@@ -473,17 +474,7 @@ async def test_create_webhook_makes_calls_report_through_it(bare_sandbox: Sandbo
         async with httpx.AsyncClient(base_url=server.url) as api:
             placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "A shop."})
             assert placed.status_code == 200, placed.text
-            call_id = placed.json()["id"]
-            import asyncio
-            import time
-
-            deadline = time.monotonic() + 20
-            call: dict[str, Any] = {}
-            while time.monotonic() < deadline:
-                call = (await api.get(f"/api/calls/{call_id}")).json()
-                if call["state"] == "completed" and call["recording_url"]:
-                    break
-                await asyncio.sleep(0.1)
+            call = await wait_for_call(api, placed.json()["id"], {"completed"}, recording=True, timeout=20)
     assert call["state"] == "completed" and call["recording_url"]
     deliveries = httpx.get(f"{bare_sandbox.url}/_sandbox/webhooks").json()
     assert {d["url"] for d in deliveries} == {url} and all(d["delivered"] for d in deliveries)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import backend_env, settings_for
 from tests.servers import free_port, serve_process, wait_healthy
+from tests.waiting import wait_for_call, wait_for_call_sync
 
 OUTBOUND = "/v1/convai/twilio/outbound-call"
 
@@ -41,17 +41,6 @@ def env_for(sandbox: SandboxServer, data_dir: Path) -> dict[str, str]:
     }
 
 
-def wait_state(url: str, call_id: str, wanted: set[str], timeout: float = 40) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    call: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        call = httpx.get(f"{url}/api/calls/{call_id}").json()
-        if call["state"] in wanted:
-            return call
-        time.sleep(0.05)
-    raise AssertionError(f"call never reached {wanted}: {call.get('state')} {call.get('events')}")
-
-
 def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) -> None:
     # Rings for 50 simulated seconds (2.5 s real; under the 60 s ring timeout): time to kill the server meanwhile.
     with SandboxServer(SandboxConfig(time_scale=0.05)) as sandbox:
@@ -66,7 +55,7 @@ def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) 
             )
             assert response.status_code == 200, response.text
             call_id = response.json()["id"]
-            wait_state(url, call_id, {"ringing"})
+            wait_for_call_sync(url, call_id, {"ringing"})
         finally:
             os.kill(first.pid, signal.SIGKILL)
             first.wait(timeout=10)
@@ -75,9 +64,9 @@ def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) 
         second = serve_process(env, port, tmp_path)
         try:
             wait_healthy(url, process=second)
-            call = wait_state(url, call_id, {"completed", "failed", "timed_out"})
+            call = wait_for_call_sync(url, call_id, {"completed", "failed", "timed_out"})
             assert call["state"] == "completed"
-            call = wait_state(url, call_id, {"completed"})
+            call = wait_for_call_sync(url, call_id, {"completed"})
             assert call["transcript"] and call["analysis"]["call_successful"] == "success"
             states = [e["state"] for e in call["events"] if e["kind"] == "state"]
             assert states.count("completed") == 1 and states.count("dialing") == 1
@@ -109,7 +98,7 @@ async def test_call_left_dialing_and_placed_upstream_is_found_not_redialed(
         placed = await services.client().outbound_call(call.request_payload)
         await services.store.engine.dispose()
     api = await client_for(settings)
-    final = await _wait_async(api, call.id)
+    final = await wait_for_call(api, call.id)
     assert final["state"] == "completed"
     assert final["conversation_id"] == placed["conversation_id"]
     assert "found upstream after an interruption" in [e["detail"] for e in final["events"]]
@@ -131,23 +120,10 @@ async def test_call_left_dialing_and_never_placed(sandbox: SandboxServer, tmp_pa
         )
         await services.store.engine.dispose()
     api = await client_for(settings)
-    assert (await _wait_async(api, interactive.id))["state"] == "failed"
-    assert (await _wait_async(api, suite.id))["state"] == "completed"
+    assert (await wait_for_call(api, interactive.id))["state"] == "failed"
+    assert (await wait_for_call(api, suite.id))["state"] == "completed"
     sent = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()
     assert [r["json"]["conversation_initiation_client_data"]["user_id"] for r in sent] == [suite.id]
-
-
-async def _wait_async(api: httpx.AsyncClient, call_id: str, timeout: float = 30) -> dict[str, Any]:
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    call: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        call = (await api.get(f"/api/calls/{call_id}")).json()
-        if call["state"] in {"completed", "failed", "no_answer", "busy", "timed_out"}:
-            return call
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"call did not end: {call}")
 
 
 def test_payload_helper_matches_the_seed_shape() -> None:

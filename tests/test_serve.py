@@ -6,7 +6,6 @@ import json
 import signal
 import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import backend_env
 from tests.servers import free_port, serve_process, wait_healthy
+from tests.waiting import wait_for_call_sync
 
 
 @pytest.fixture
@@ -129,14 +129,7 @@ def test_serve_with_sandbox_needs_no_account(tmp_path: Path) -> None:
             f"{url}/api/call", json={"to_number": "+15550100001", "business_description": "A pizza shop."}
         )
         assert response.status_code == 200, response.text
-        call_id = response.json()["id"]
-        deadline = time.monotonic() + 30
-        call: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            call = httpx.get(f"{url}/api/calls/{call_id}").json()
-            if call["state"] == "completed" and call["recording_url"]:
-                break
-            time.sleep(0.1)
+        call = wait_for_call_sync(url, response.json()["id"], {"completed"}, recording=True, timeout=30)
         assert call["state"] == "completed" and call["simulated"] is True
         assert call["recording_url"]
         # Delivered by the in-process sandbox's signed webhooks, verified by our endpoint.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +10,9 @@ import pytest
 
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import settings_for
+from tests.waiting import wait_for_call
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
-
-
-async def wait_for_end(api: httpx.AsyncClient, call_id: str, timeout: float = 30, recording: bool = False) -> dict:
-    """Poll our own API until the call is terminal (and, if asked, has its recording)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        call = (await api.get(f"/api/calls/{call_id}")).json()
-        if call["state"] in {"completed", "failed", "no_answer", "busy", "timed_out", "cancelled"}:
-            if not recording or call["recording_url"]:
-                return call
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"call {call_id} did not end in time: {call}")
 
 
 async def place(api: httpx.AsyncClient, number: str, scenario: str = "order a pizza") -> str:
@@ -43,7 +30,7 @@ async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.
 
 async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> None:
     call_id = await place(api, "+15550100001")
-    call = await wait_for_end(api, call_id, recording=True)
+    call = await wait_for_call(api, call_id, recording=True)
     assert call["state"] == "completed"
     assert call["simulated"] is False  # placed through a configured upstream, not `serve --sandbox`
     states = [e["state"] for e in call["events"] if e["kind"] == "state"]
@@ -95,7 +82,7 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
 async def test_every_magic_number_ends_in_the_right_state(
     api: httpx.AsyncClient, number: str, state: str, check: Any
 ) -> None:
-    call = await wait_for_end(api, await place(api, number))
+    call = await wait_for_call(api, await place(api, number))
     assert call["state"] == state, call["events"]
     assert check(call), call
 
@@ -112,7 +99,7 @@ async def test_failed_placement_is_stored_as_failed(api: httpx.AsyncClient) -> N
 async def test_list_filters_and_paginates_newest_first(api: httpx.AsyncClient) -> None:
     ids = [await place(api, "+15550100004"), await place(api, "+15550100001"), await place(api, "+15550100004")]
     for call_id in ids:
-        await wait_for_end(api, call_id)
+        await wait_for_call(api, call_id)
     everything = (await api.get("/api/calls")).json()
     assert [c["id"] for c in everything["calls"]] == ids[::-1]
     busy = (await api.get("/api/calls", params={"status": "busy"})).json()
@@ -133,7 +120,7 @@ async def test_unknown_call_and_missing_audio_are_404(api: httpx.AsyncClient) ->
     assert (await api.get("/api/calls/nope")).status_code == 404
     assert (await api.get("/api/calls/nope")).json() == {"error": "No call with this id."}
     call_id = await place(api, "+15550100004")
-    await wait_for_end(api, call_id)
+    await wait_for_call(api, call_id)
     audio = await api.get(f"/api/calls/{call_id}/audio")
     assert audio.status_code == 404 and audio.json()["error"].startswith("This call has no recording")
 
@@ -168,6 +155,6 @@ async def test_timed_out_call(client_for: Any, tmp_path: Path) -> None:
     # A line that rings for 9999 simulated seconds never ends within the cap.
     with SandboxServer(SandboxConfig(time_scale=0.02)) as slow:
         api = await client_for(settings_for(slow, tmp_path, call_timeout_s=0.5))
-        call = await wait_for_end(api, await place(api, "+15550119999"))
+        call = await wait_for_call(api, await place(api, "+15550119999"))
     assert call["state"] == "timed_out"
     assert call["events"][-1]["detail"].startswith("not finished after")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from callcheck.domain.phone import E164_ERROR
-from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app
+from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app, watched_page
 from tests.conftest import settings_for
 from tests.servers import AppServer
 
@@ -60,15 +60,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    context.add_init_script(WATCH_SCRIPT)
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    context.close()
-    assert errors == [], errors
+    with watched_page(browser, WATCH_SCRIPT, 15_000) as tab:
+        yield tab
 
 
 def place(page: Any, url: str, number: str, scenario: str = "") -> str:

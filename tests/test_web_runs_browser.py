@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app
+from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app, watched_page
 from tests.servers import AppServer
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -67,15 +67,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    context.add_init_script(WATCH_SCRIPT)
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    context.close()
-    assert errors == [], errors
+    with watched_page(browser, WATCH_SCRIPT, 20_000) as tab:
+        yield tab
 
 
 def test_mixed_suite_moves_live_to_its_verdicts_and_drills_down(server: AppServer, page: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import settings_for
 from tests.servers import AppServer, free_port
+from tests.waiting import wait_for_call
 
 SECRET = "whsec-test-0123456789abcdef"
 PATH = "/api/webhooks/elevenlabs"
@@ -198,13 +198,7 @@ async def test_real_webhook_delivery_ends_the_call_without_waiting_for_a_poll(tm
                     "/api/call", json={"to_number": "+15550100001", "business_description": "A pizza shop."}
                 )
                 call_id = response.json()["id"]
-                deadline = time.monotonic() + 20
-                call: dict[str, Any] = {}
-                while time.monotonic() < deadline:
-                    call = (await api.get(f"/api/calls/{call_id}")).json()
-                    if call["state"] == "completed" and call["recording_url"]:
-                        break
-                    await asyncio.sleep(0.1)
+                call = await wait_for_call(api, call_id, {"completed"}, recording=True, timeout=20)
                 assert call["state"] == "completed", call["events"]
                 assert call["recording_url"]
                 assert (await api.get(call["recording_url"])).status_code == 200
