@@ -177,3 +177,31 @@ async def test_malformed_suite_is_rejected_before_any_call(api: httpx.AsyncClien
         httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/twilio/outbound-call"}).json() == []
     )
     assert (await api.get("/api/runs/nope")).status_code == 404
+
+
+async def test_agent_gone_mid_run_stops_placing_and_fails_the_run(
+    api: httpx.AsyncClient, sandbox: SandboxServer
+) -> None:
+    suite = {
+        "business": "A pizza shop.",
+        "number": "+15550110040",
+        "scenarios": [{"name": "slow", "goal": "order a pizza", "repeat": 3, "expect": [{"final_state": "completed"}]}],
+    }
+    created = (await api.post("/api/runs", params={"concurrency": 1}, json=suite)).json()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if (await api.get(f"/api/runs/{created['id']}")).json()["counts"]["active"] == 1:
+            break
+        await asyncio.sleep(0.05)
+    # The agent is deleted while the first call is in flight: the next calls cannot be placed.
+    httpx.delete(
+        f"{sandbox.url}/v1/convai/agents/{sandbox.config.agent_id}", headers={"xi-api-key": sandbox.config.api_key}
+    )
+    run = await wait_run(api, created["id"])
+    assert run["state"] == "failed" and run["exit_code"] == 2
+    assert run["error"].startswith("No more calls were placed: ElevenLabs API error (404)")
+    assert [i["status"] for i in run["items"]] == ["placed", "skipped", "skipped"]
+    assert run["items"][0]["call_state"] == "completed"
+    assert run["report"]["cancelled"] is True
+    outbound = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/twilio/outbound-call"}).json()
+    assert len(outbound) == 1

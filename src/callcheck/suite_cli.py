@@ -86,8 +86,8 @@ async def _run(
     concurrency: int,
     rate: float | None,
     only: list[str] | None,
-) -> RunReport | str:
-    """Run the suite in this process; the report, or why it could not run."""
+) -> tuple[RunReport, int] | str:
+    """Run the suite in this process; the report and exit code, or why it could not run."""
     async with running_services(settings) as services:
         try:
             run = await start_run(services, text, source, concurrency=concurrency, rate_per_min=rate, only=only)
@@ -116,7 +116,9 @@ async def _run(
                 assert fresh is not None
                 await progress.show(services, run.id, planned)
                 if fresh.state in TERMINAL_RUN_STATES and fresh.report is not None:
-                    return RunReport.model_validate(fresh.report)
+                    if fresh.error:
+                        typer.echo(fresh.error, err=True)
+                    return RunReport.model_validate(fresh.report), fresh.exit_code or 0
                 await services.notifier.wait(f"run-{run.id}", 0.5)
         finally:
             loop.remove_signal_handler(signal.SIGINT)
@@ -177,12 +179,13 @@ def run_suite_command(
     if isinstance(outcome, str):
         typer.echo(outcome, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
+    report, exit_code = outcome
     for path, render in ((junit, render_junit), (json_out, render_json), (html, render_html)):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(outcome), encoding="utf-8")
-    typer.echo(_summary(outcome))
-    raise typer.Exit(outcome.exit_code)
+            path.write_text(render(report), encoding="utf-8")
+    typer.echo(_summary(report))
+    raise typer.Exit(exit_code)
 
 
 def suggest_command(

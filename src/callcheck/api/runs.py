@@ -55,6 +55,7 @@ async def run_view(services: Services, run: RunRow) -> dict[str, Any]:
         "counts": counts,
         "items": rows,
         "exit_code": run.exit_code,
+        "error": run.error,
         "report": run.report,
     }
 

@@ -34,6 +34,7 @@ class CallRequest:
     first_message: str | None = None
     override: dict[str, Any] | None = None
     timeout_s: float | None = None
+    run_item_id: int | None = None  # the suite run's planned call this places, marked in the same transaction
 
 
 def seed_override(prompt: str, first: str) -> dict[str, Any]:
@@ -74,6 +75,7 @@ async def record_call(services: Services, request: CallRequest, state: CallState
         call_id,
     )
     return await services.store.create_call(
+        request.run_item_id,
         id=call_id,
         state=state.value,
         simulated=services.simulated,

@@ -20,16 +20,18 @@ from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.judge import judge_from_settings
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
-from callcheck.errors import ConfigurationError, UpstreamError
+from callcheck.errors import ConfigurationError, UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from callcheck.jobs.placing import CallRequest, dial, record_call
 from callcheck.jobs.tracking import _on_app_loop, follow_call, workflow_id
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
-from callcheck.store.repo import CallRow, RunRow, utcnow
+from callcheck.store.repo import CallRow, RunItem, RunRow, utcnow
 
 log = logging.getLogger("callcheck.runs")
 
 RUN_TOPIC = "run"
+EXIT_COULD_NOT_RUN = 2
+RETRY_S = 5.0  # wait before trying again when ElevenLabs could not be read
 TICK_S = 1.0  # longest wait between two ticks when nothing wakes the run
 TERMINAL_RUN_STATES = {"completed", "cancelled", "failed"}
 
@@ -114,8 +116,19 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
     started: list[str] = []
     wait = TICK_S
     if pending and len(active) < run.concurrency:
+        try:
+            agent = await services.client().get_agent(services.settings.elevenlabs_agent_id or "")
+        except (UpstreamUnreachable, UpstreamHTTPError) as exc:
+            if isinstance(exc, UpstreamUnreachable) or exc.status == 429 or exc.status >= 500:
+                # Passing trouble upstream: try again on a later tick; nothing was dialed.
+                log.warning("run %s: agent not readable yet: %s", run_id, exc.message)
+                return {"started": [], "finished": False, "wait": RETRY_S}
+            await _give_up(services, run_id, pending, f"No more calls were placed: {exc.message}")
+            return {"started": [], "finished": not active, "wait": TICK_S}
+        except ConfigurationError as exc:
+            await _give_up(services, run_id, pending, f"No more calls were placed: {exc.message}")
+            return {"started": [], "finished": not active, "wait": TICK_S}
         _suite, planned = plan(run.suite_text, run.source_name, run.only)
-        agent = await services.client().get_agent(services.settings.elevenlabs_agent_id or "")
         allowed = allowed_overrides(agent)
         interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0
         last = run.last_placed_at
@@ -124,8 +137,7 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
             if interval and last is not None and now - last < interval:
                 wait = min(wait, interval - (now - last))
                 break
-            call = await _place(services, run, planned[item.position], allowed)
-            await runs.mark_items([item.id], "placed", call.id)
+            call = await _place(services, run, item.id, planned[item.position], allowed)
             last = time.time()
             await runs.update_run(run_id, last_placed_at=last)
             started.append(call.id)
@@ -133,8 +145,19 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
     return {"started": started, "finished": finished, "wait": wait}
 
 
-async def _place(services: Services, run: RunRow, planned: PlannedCall, allowed: set[str]) -> CallRow:
-    """Record and dial one planned call of a run (the rate limit applies to this moment)."""
+async def _give_up(services: Services, run_id: str, pending: list[RunItem], reason: str) -> None:
+    """Stop a run from placing calls for good (its agent is gone, settings missing): the rest is skipped."""
+    await services.store.runs.mark_items([i.id for i in pending], "skipped")
+    await services.store.runs.update_run(run_id, error=reason)
+    log.warning("run %s: %s", run_id, reason)
+
+
+async def _place(services: Services, run: RunRow, item_id: int, planned: PlannedCall, allowed: set[str]) -> CallRow:
+    """Record (marking the planned call placed at once) and dial one call of a run; the rate limit applies now.
+
+    A crash after the record and before the answer leaves the call DIALING: its follow workflow looks it up
+    upstream by our id and dials only if ElevenLabs never received it.
+    """
     caller = planned.caller()
     override, dropped = overrides_for(planned, allowed)
     request = CallRequest(
@@ -147,6 +170,7 @@ async def _place(services: Services, run: RunRow, planned: PlannedCall, allowed:
         first_message=caller.first_message,
         override=override,
         timeout_s=planned.timeout_s,
+        run_item_id=item_id,
     )
     call = await record_call(services, request, CallState.DIALING)
     if dropped:
@@ -193,18 +217,22 @@ async def finish(services: Services, run_id: str) -> int:
         verdict = await verdict_for(evidence, planned[item.position].expectations, judge)
         results.append(run_result(planned[item.position], evidence, verdict, simulated=call.simulated, note=call.error))
     cancelled = run.state == "cancelling"
+    failed = run.error is not None
+    # A run that had to stop placing calls is reported like a cancelled one (never passed), and exits 2: the
+    # suite could not run to the end, which says nothing about the line itself.
     report = build_report(
-        suite, results, started_at=run.created_at, finished_at=utcnow(), cancelled=cancelled, only=run.only
+        suite, results, started_at=run.created_at, finished_at=utcnow(), cancelled=cancelled or failed, only=run.only
     )
+    exit_code = EXIT_COULD_NOT_RUN if failed else report.exit_code
     await runs.update_run(
         run_id,
-        state="cancelled" if cancelled else "completed",
+        state="failed" if failed else ("cancelled" if cancelled else "completed"),
         finished_at=utcnow(),
         report=report.model_dump(mode="json"),
-        exit_code=report.exit_code,
+        exit_code=exit_code,
     )
     services.notifier.publish(f"run-{run_id}")
-    return report.exit_code
+    return exit_code
 
 
 @DBOS.step(name="callcheck.run_tick")

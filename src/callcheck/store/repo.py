@@ -150,8 +150,12 @@ class Store:
 
     # -- calls ------------------------------------------------------------------------------------------------
 
-    async def create_call(self, **values: Any) -> CallRow:
-        """Store a new call (state and origin given by the caller) and its first event."""
+    async def create_call(self, run_item_id: int | None = None, **values: Any) -> CallRow:
+        """Store a new call (state and origin given by the caller) and its first event.
+
+        With `run_item_id`, the suite run's planned call is marked placed with this call in the same transaction,
+        so a crash can never leave a planned call without its call, or give it two.
+        """
         now = utcnow()
         values.setdefault("id", new_id())
         values.setdefault("created_at", now)
@@ -160,6 +164,14 @@ class Store:
             async with self.engine.begin() as conn:
                 await conn.execute(sa.insert(calls).values(**values))
                 await self._event(conn, values["id"], "state", str(values["state"]), None, now)
+                if run_item_id is not None:
+                    marked = await conn.execute(
+                        sa.update(run_items)
+                        .where(run_items.c.id == run_item_id, run_items.c.status == "pending")
+                        .values(status="placed", call_id=values["id"])
+                    )
+                    if marked.rowcount != 1:
+                        raise ItemAlreadyPlaced(run_item_id)
         except IntegrityError as exc:
             if values.get("idempotency_key"):
                 raise DuplicateKey(values["idempotency_key"]) from exc
@@ -455,15 +467,16 @@ class RunStore:
             )
         return result.rowcount == 1
 
-    async def mark_items(self, item_ids: list[int], status: str, call_id: str | None = None) -> None:
-        """Set the status (and call) of planned calls."""
+    async def mark_items(self, item_ids: list[int], status: str) -> None:
+        """Set the status of planned calls (placing one goes through Store.create_call instead)."""
         if not item_ids:
             return
-        values: dict[str, Any] = {"status": status}
-        if call_id is not None:
-            values["call_id"] = call_id
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(run_items).where(run_items.c.id.in_(item_ids)).values(**values))
+            await conn.execute(sa.update(run_items).where(run_items.c.id.in_(item_ids)).values(status=status))
+
+
+class ItemAlreadyPlaced(Exception):
+    """A suite run's planned call already has its call."""
 
 
 class DuplicateKey(Exception):

@@ -141,7 +141,7 @@ def run_sentence(run: dict[str, Any], report: RunReport | None) -> str:
     if state == "cancelling":
         return f"Cancelling: no new call is placed; waiting for {counts['active']} call(s) under way to end."
     if state == "failed":
-        return "This run could not run." + (f" {run['error']}" if run.get("error") else "")
+        return "This run stopped before placing every call." + (f" {run['error']}" if run.get("error") else "")
     if report is None:
         return f"{run_state_label(state)}."
     if report.cancelled:
