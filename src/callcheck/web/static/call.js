@@ -14,7 +14,9 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // The status line (aria-live) takes the sentence of the timeline the server just rendered.
   document.body.addEventListener("htmx:afterSettle", (event) => {
-    const timeline = event.target.id === "timeline" ? event.target : null;
+    // Parts are swapped inside stable slots (so a refresh asked for mid-request is never lost with a replaced
+    // element): the settled target is the slot, the timeline is inside it.
+    const timeline = event.target.id === "timeline-slot" ? document.getElementById("timeline") : null;
     if (timeline && timeline.dataset.sentence && status.textContent !== timeline.dataset.sentence) {
       status.textContent = timeline.dataset.sentence;
       status.className = "live-status tone-" + (timeline.dataset.tone || "live");
