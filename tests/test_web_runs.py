@@ -152,4 +152,7 @@ def test_words_and_percentages() -> None:
     assert percent(None) == "—" and percent(2 / 3) == "67%" and percent(1.0) == "100%"
     run = {"state": "running", "counts": {"pending": 2, "active": 1, "done": 3, "skipped": 0}, "items": [{}] * 6}
     assert run_sentence(run, None) == "Running: 3 of 6 calls done, 1 under way, 2 waiting."
-    assert run_sentence({**run, "state": "failed", "error": "Boom."}, None) == "This run stopped before placing every call. Boom."
+    assert (
+        run_sentence({**run, "state": "failed", "error": "Boom."}, None)
+        == "This run stopped before placing every call. Boom."
+    )

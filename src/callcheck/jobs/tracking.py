@@ -425,6 +425,9 @@ class Tracker:
             yield self
         finally:
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
+            # DBOS made its (now shut down) executor this loop's default one; give the loop a working one back so
+            # asyncio.to_thread keeps working for whatever shuts down after us.
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="callcheck"))
             # Step work still running on our loop gets a moment to finish (each is one request and a few writes),
             # so no database connection is abandoned mid-query; what remains is cancelled. Steps are safe to run
             # again, and DBOS re-runs any whose result it did not record at the next launch.
@@ -434,9 +437,6 @@ class Tracker:
                     task.cancel()
                 await asyncio.gather(*unfinished, return_exceptions=True)
             _runtime = None
-            # DBOS made its (now shut down) executor this loop's default one; give the loop a working one back so
-            # asyncio.to_thread keeps working for whatever shuts down after us.
-            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="callcheck"))
 
     async def follow(self, call_id: str) -> None:
         """Start following a call (a no-op when its workflow exists already)."""
