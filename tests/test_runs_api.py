@@ -190,9 +190,10 @@ async def test_agent_gone_mid_run_stops_placing_and_fails_the_run(
     created = (await api.post("/api/runs", params={"concurrency": 1}, json=suite)).json()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if (await api.get(f"/api/runs/{created['id']}")).json()["counts"]["active"] == 1:
+        # Placed and accepted upstream (not merely dialing), so the agent's removal cannot fail this call.
+        if (await api.get(f"/api/runs/{created['id']}")).json()["items"][0]["call_state"] == "ringing":
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
     # The agent is deleted while the first call is in flight: the next calls cannot be placed.
     httpx.delete(
         f"{sandbox.url}/v1/convai/agents/{sandbox.config.agent_id}", headers={"xi-api-key": sandbox.config.api_key}
