@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
 from callcheck.app import create_app
 from callcheck.config import Settings
@@ -41,8 +42,8 @@ async def main(database_url: str | None) -> None:
         settings = Settings(
             data_dir=Path(tmp),
             database_url=database_url,
-            secret_key="bench",
-            elevenlabs_api_key=sandbox.config.api_key,
+            secret_key=SecretStr("bench"),
+            elevenlabs_api_key=SecretStr(sandbox.config.api_key),
             elevenlabs_agent_id=sandbox.config.agent_id,
             elevenlabs_agent_phone_number_id=sandbox.config.phone_number_id,
             elevenlabs_api_base=sandbox.url,

@@ -77,8 +77,8 @@ def completed(**changes: Any) -> CallEvidence:
     return CallEvidence(**values)
 
 
-BUSY = CallEvidence(state="busy", facts=CallFacts(call_result="busy"), call_id="call_busy")
-RINGING = CallEvidence(state="ringing")
+BUSY = CallEvidence(state=CallState.BUSY, facts=CallFacts(call_result="busy"), call_id="call_busy")
+RINGING = CallEvidence(state=CallState.RINGING)
 
 
 def check(expectation: Expectation, evidence: CallEvidence, status: str) -> str:
@@ -172,7 +172,7 @@ def test_max_first_response() -> None:
     assert check(MaxFirstResponseExpectation(seconds=2), completed(), "pass").startswith("turn 0 (business, 1.5s)")
     check(MaxFirstResponseExpectation(seconds=1), completed(), "fail")
     silent = completed(turns=[Turn(speaker="caller", text="Hello? Anyone?", time_in_call_secs=3)])
-    assert check(MaxFirstResponseExpectation(seconds=5), silent, "fail") == "the business never spoke in 1 turns"
+    assert check(MaxFirstResponseExpectation(seconds=5), silent, "fail") == "the business never spoke in 1 turn"
     check(MaxFirstResponseExpectation(seconds=5), BUSY, "not_evaluated")
     check(MaxFirstResponseExpectation(seconds=5), completed(turns=[]), "not_evaluated")
 

@@ -72,7 +72,7 @@ def test_all_passing_suite_exits_0_and_writes_valid_reports(tmp_path: Path) -> N
     assert result.stdout.startswith("PASSED")
     tree = ET.parse(tmp_path / "out" / "r.xml").getroot()
     cases = tree.findall(".//testcase")
-    assert sorted(c.get("name") for c in cases) == ["ivr", "order", "order#2"]
+    assert sorted(c.get("name", "") for c in cases) == ["ivr", "order", "order#2"]
     assert not tree.findall(".//failure")
     report = json.loads((tmp_path / "out" / "r.json").read_text())
     assert report["simulated"] is True

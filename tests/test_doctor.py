@@ -77,7 +77,7 @@ def bare_sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def numbers_sandbox() -> Iterator[SandboxServer]:
-    extra = [
+    extra: list[dict[str, Any]] = [
         {"phone_number_id": "phnum_sip", "phone_number": "+15550008888", "provider": "sip_trunk"},
         {"phone_number_id": "phnum_in", "phone_number": "+15550007777", "supports_outbound": False},
     ]

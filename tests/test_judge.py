@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from callcheck.domain.lifecycle import CallState
 from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, JudgeExpectation, verdict_for
 from callcheck.domain.evidence import Turn
@@ -21,7 +22,7 @@ from callcheck.domain.judge import (
 from tests.fake_openai import FakeOpenAI
 
 EVIDENCE = CallEvidence(
-    state="completed",
+    state=CallState.COMPLETED,
     call_id="call_1",
     turns=[
         Turn(speaker="caller", text="I'd like a pizza for pickup.", time_in_call_secs=2),

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from callcheck.domain.lifecycle import CallState
 from callcheck.domain.assertions import CallEvidence, offline_verdict
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.suite import Suite, load_suite
@@ -49,7 +50,7 @@ FINISHED = datetime(2025, 1, 2, 10, 5, tzinfo=UTC)
 
 def answered(call_id: str, outcome: str, duration: float, text: str = "We are open until 10pm.") -> CallEvidence:
     return CallEvidence(
-        state="completed",
+        state=CallState.COMPLETED,
         call_id=call_id,
         turns=[
             Turn(speaker="business", text=text, time_in_call_secs=duration / 10),
@@ -66,7 +67,7 @@ def make_report() -> tuple[Suite, RunReport]:
         "order": answered("c1", "success", 40),
         "order#2": answered("c2", "failure", 55),
         "order#3": answered("c3", "success", 35),
-        '<script>alert("x")</script>': CallEvidence(state="busy", call_id="c4", facts=CallFacts(call_result="busy")),
+        '<script>alert("x")</script>': CallEvidence(state=CallState.BUSY, call_id="c4", facts=CallFacts(call_result="busy")),
         "hours": answered("c5", "success", 20, text="<script>alert('t')</script> we are open today"),
     }
     results = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from callcheck.domain.lifecycle import CallState
 from callcheck.domain.assertions import (
     FinalStateExpectation,
     MaxDurationExpectation,
@@ -110,8 +111,8 @@ scenarios:
 """
     suite = load_suite(text, "s.yaml")
     a, b = suite.scenario("a").expect, suite.scenario("b").expect
-    assert a == [FinalStateExpectation(state="completed"), MaxDurationExpectation(seconds=30)]
-    assert b == [FinalStateExpectation(state="completed"), MaxDurationExpectation(seconds=100)]
+    assert a == [FinalStateExpectation(state=CallState.COMPLETED), MaxDurationExpectation(seconds=30)]
+    assert b == [FinalStateExpectation(state=CallState.COMPLETED), MaxDurationExpectation(seconds=100)]
 
 
 def test_planned_calls_name_repeats_and_carry_everything() -> None:
@@ -128,7 +129,7 @@ def test_planned_calls_name_repeats_and_carry_everything() -> None:
     assert first.number == "+15551234567"
     assert first.goal == "order a large pepperoni pizza for delivery to 123 Main St"
     assert first.persona is not None and first.persona.name == "Maya"
-    assert first.expectations[0] == FinalStateExpectation(state="completed")
+    assert first.expectations[0] == FinalStateExpectation(state=CallState.COMPLETED)
     assert first.expectations[1] == OutcomeExpectation(result="success")
     assert first.required_pass_rate == 1.0
     assert [c.display_name for c in suite.planned_calls(only=["every-assertion-form"])] == ["every-assertion-form"]

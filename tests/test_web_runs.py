@@ -113,6 +113,40 @@ async def test_unknown_run_is_a_page_not_json(web: httpx.AsyncClient) -> None:
     assert "No runs yet" in (await web.get("/runs")).text
 
 
+async def test_runs_are_listed_a_page_at_a_time(web: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario = {"name": "s", "goal": "g", "expect": [{"final_state": "busy"}]}
+    suite = {"business": "We are Pizza Palace.", "number": "+15550100004", "scenarios": [scenario]}
+    started = [(await web.post("/api/runs", json={**suite, "name": f"run-{n}"})).json()["id"] for n in range(5)]
+    for run_id in started:
+        await wait_run(web, run_id)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        listing = (await web.get("/api/runs", params=params)).json()
+        assert len(listing["runs"]) <= 2
+        seen += [r["id"] for r in listing["runs"]]
+        cursor = listing["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == started[::-1]  # newest first, each once
+    bad = await web.get("/api/runs", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 400 and bad.json() == {"error": "Invalid cursor."}
+
+    monkeypatch.setattr("callcheck.web.runs.RUNS_PAGE_SIZE", 3)
+    first = (await web.get("/runs")).text
+    assert [f"run-{n}" for n in (4, 3, 2)] == re.findall(r">(run-\d)</a>", first)
+    older = re.search(r'<a rel="next" href="(/runs\?cursor=[^"]+)">Older runs</a>', first)
+    assert older, first
+    second = (await web.get(older.group(1))).text
+    assert re.findall(r">(run-\d)</a>", second) == ["run-1", "run-0"]
+    assert 'rel="next"' not in second and '<a href="/runs">Newest runs</a>' in second
+    # A stale or edited link shows the newest runs, not an error page.
+    stale = await web.get("/runs", params={"cursor": "garbage"})
+    assert stale.status_code == 200 and re.findall(r">(run-\d)</a>", stale.text)[0] == "run-4"
+
+
 async def test_pasted_yaml_starts_a_run_and_problems_come_back_by_path_and_line(web: httpx.AsyncClient) -> None:
     yaml_suite = (
         "business: We are Pizza Palace.\n"

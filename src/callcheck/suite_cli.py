@@ -18,6 +18,7 @@ from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, pl
 from callcheck.reports import RunReport, render_html, render_json, render_junit
 from callcheck.runtime import running_services
 from callcheck.services import Services
+from callcheck.text import counted
 
 EXIT_PASSED, EXIT_FAILED, EXIT_COULD_NOT_RUN = 0, 1, 2
 
@@ -164,7 +165,7 @@ def run_suite_command(
         typer.echo(exc.message, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
     if dry_run:
-        typer.echo(f"{len(planned)} call{'s' if len(planned) != 1 else ''} would be placed:")
+        typer.echo(f"{counted(len(planned), 'call')} would be placed:")
         for call in planned:
             typer.echo(_describe(call))
         raise typer.Exit(EXIT_PASSED)

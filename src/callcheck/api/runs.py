@@ -77,9 +77,13 @@ async def create_run(
 
 
 @router.get("", summary="List runs, newest first")
-async def list_runs(services: ServicesDep) -> dict[str, Any]:
-    """Recent runs without their items."""
-    runs = await services.store.runs.list_runs()
+async def list_runs(
+    services: ServicesDep,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Runs without their items, newest first, with cursor pagination."""
+    runs, next_cursor = await services.store.runs.list_runs(cursor=cursor, limit=limit)
     return {
         "runs": [
             {
@@ -91,7 +95,8 @@ async def list_runs(services: ServicesDep) -> dict[str, Any]:
                 "simulated": r.simulated,
             }
             for r in runs
-        ]
+        ],
+        "next_cursor": next_cursor,
     }
 
 

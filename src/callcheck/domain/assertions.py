@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callcheck.domain.evidence import Analysis, CallFacts, Journey, Speaker, Turn, journey_for
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState
+from callcheck.text import counted
 
 Status = Literal["pass", "fail", "not_evaluated"]
 AnalysisResult = Literal["success", "failure", "unknown"]
@@ -649,7 +650,7 @@ def _first_response(exp: MaxFirstResponseExpectation, ev: CallEvidence) -> Asser
         if turn.speaker == "business" and turn.text and turn.text.strip():
             status: Status = "pass" if turn.time_in_call_secs <= exp.seconds else "fail"
             return _result(exp, status, describe_turn(index, turn), turn_index=index)
-    return _result(exp, "fail", f"the business never spoke in {len(ev.turns)} turns")
+    return _result(exp, "fail", f"the business never spoke in {counted(len(ev.turns), 'turn')}")
 
 
 def _keypad(exp: KeypadSentExpectation, ev: CallEvidence) -> AssertionResult:

@@ -37,6 +37,7 @@ from callcheck.providers.elevenlabs import wire
 from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.repo import CallRow
+from callcheck.text import counted
 
 log = logging.getLogger("callcheck.tracking")
 
@@ -133,7 +134,7 @@ async def apply_conversation(services: Services, call: CallRow, conversation: di
     grew = len(transcript) > len(call.transcript or [])
     await services.store.update_call(call.id, **changes)
     if grew:
-        await services.store.add_event(call.id, "transcript", f"{len(transcript)} turns")
+        await services.store.add_event(call.id, "transcript", counted(len(transcript), "turn"))
     target = state_for(conversation)
     if target is not None and target != call.state:
         detail = f"ElevenLabs status {conversation.get('status')}"

@@ -7,7 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -96,9 +96,9 @@ def _call(row: sa.Row[Any]) -> CallRow:
     return CallRow(**data)
 
 
-def encode_cursor(created_at: datetime, call_id: str) -> str:
+def encode_cursor(created_at: datetime, row_id: str) -> str:
     """An opaque cursor for keyset pagination (newest first)."""
-    raw = json.dumps([created_at.isoformat(), call_id]).encode()
+    raw = json.dumps([created_at.isoformat(), row_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -106,10 +106,41 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """The (created_at, id) a cursor stands for; InvalidInput for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, call_id = json.loads(raw)
-        return datetime.fromisoformat(stamp), str(call_id)
+        stamp, row_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(row_id)
     except (ValueError, TypeError) as exc:
         raise InvalidInput("Invalid cursor.") from exc
+
+
+def newest_first(table: sa.Table, cursor: str | None, limit: int) -> sa.Select[Any]:
+    """A table's rows newest first by (created_at, id), after the cursor; one row more than a page shows more follow."""
+    query = sa.select(table).order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
+    if cursor:
+        stamp, last_id = decode_cursor(cursor)
+        # A row-value comparison lets both SQLite and PostgreSQL seek the (created_at, id) index directly.
+        query = query.where(
+            sa.tuple_(table.c.created_at, table.c.id) < sa.tuple_(sa.literal(stamp, Timestamp), sa.literal(last_id))
+        )
+    return query
+
+
+class Keyed(Protocol):
+    """A row that newest_first can page through."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+K = TypeVar("K", bound=Keyed)
+
+
+def page_of(rows: list[K], limit: int) -> tuple[list[K], str | None]:
+    """The page (at most limit rows) and the cursor of the next one (None on the last)."""
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+    return rows, None
 
 
 class Store:
@@ -213,23 +244,16 @@ class Store:
         limit: int = 50,
     ) -> tuple[list[CallRow], str | None]:
         """Calls newest first, filtered; and the cursor of the next page (None on the last)."""
-        query = sa.select(calls).order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(limit + 1)
+        query = newest_first(calls, cursor, limit)
         if state:
             query = query.where(calls.c.state == state)
         if number:
             query = query.where(calls.c.to_number == number)
         if run_id:
             query = query.where(calls.c.run_id == run_id)
-        if cursor:
-            stamp, last_id = decode_cursor(cursor)
-            # A row-value comparison lets both SQLite and PostgreSQL seek the (created_at, id) index directly.
-            query = query.where(
-                sa.tuple_(calls.c.created_at, calls.c.id) < sa.tuple_(sa.literal(stamp, Timestamp), sa.literal(last_id))
-            )
         async with self.engine.connect() as conn:
             rows = [_call(r) for r in (await conn.execute(query)).all()]
-        next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-        return rows[:limit], next_cursor
+        return page_of(rows, limit)
 
     async def unfinished_calls(self) -> list[CallRow]:
         """Every call not yet in a terminal state, oldest first."""
@@ -429,11 +453,11 @@ class RunStore:
             row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).first()
         return _run(row) if row else None
 
-    async def list_runs(self, limit: int = 50) -> list[RunRow]:
-        """Runs, newest first."""
+    async def list_runs(self, *, cursor: str | None = None, limit: int = 50) -> tuple[list[RunRow], str | None]:
+        """Runs newest first; and the cursor of the next page (None on the last)."""
         async with self.engine.connect() as conn:
-            rows = await conn.execute(sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit))
-            return [_run(r) for r in rows.all()]
+            rows = [_run(r) for r in (await conn.execute(newest_first(runs, cursor, limit))).all()]
+        return page_of(rows, limit)
 
     async def unfinished_runs(self) -> list[RunRow]:
         """Runs still running or being cancelled."""

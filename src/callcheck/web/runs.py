@@ -9,9 +9,9 @@ once the run is over carries no trigger, so polling stops by itself. The run's d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
@@ -23,12 +23,14 @@ from callcheck.errors import InvalidInput
 from callcheck.jobs.runs import TERMINAL_RUN_STATES, start_run
 from callcheck.reports.model import RunReport
 from callcheck.store.repo import RunRow
+from callcheck.text import counted
 from callcheck.web.pages import BrowserContextDep, not_found, page, state_label, templates
 
 router = APIRouter(include_in_schema=False)
 
 POLL_EVERY = "1s"
 MAX_CONCURRENCY = 50
+RUNS_PAGE_SIZE = 25
 PASTED_SOURCE = "pasted.yaml"
 
 RUN_STATE_LABELS = {
@@ -192,10 +194,29 @@ async def load_run(services: Any, run_id: str) -> dict[str, Any] | None:
 
 
 @router.get("/runs", response_class=HTMLResponse)
-async def runs_page(request: Request, services: ServicesDep, _context: BrowserContextDep) -> Response:
-    """Suite runs, newest first, and a form to start one."""
-    rows = [run_summary(r) for r in await services.store.runs.list_runs()]
-    return page(request, "runs.html", {"title": "Runs", "rows": rows, "max_concurrency": MAX_CONCURRENCY})
+async def runs_page(
+    request: Request,
+    services: ServicesDep,
+    _context: BrowserContextDep,
+    cursor: Annotated[str | None, Query()] = None,
+) -> Response:
+    """Suite runs, newest first, a page at a time, and a form to start one."""
+    try:
+        runs, next_cursor = await services.store.runs.list_runs(cursor=cursor or None, limit=RUNS_PAGE_SIZE)
+    except InvalidInput:  # a stale or edited link: show the newest runs rather than an error page
+        cursor = None
+        runs, next_cursor = await services.store.runs.list_runs(limit=RUNS_PAGE_SIZE)
+    return page(
+        request,
+        "runs.html",
+        {
+            "title": "Runs",
+            "rows": [run_summary(r) for r in runs],
+            "max_concurrency": MAX_CONCURRENCY,
+            "next_cursor": next_cursor,
+            "paged": bool(cursor),
+        },
+    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -241,7 +262,7 @@ async def start_pasted_run(request: Request, services: ServicesDep) -> JSONRespo
         count = len(exc.problems)
         return JSONResponse(
             {
-                "error": f"The suite has {count} problem{'s' if count != 1 else ''}; no call was placed.",
+                "error": f"The suite has {counted(count, 'problem')}; no call was placed.",
                 "problems": [str(p) for p in exc.problems],
             },
             status_code=400,
