@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-from callcheck.domain.lifecycle import CallState
 from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, JudgeExpectation, verdict_for
 from callcheck.domain.evidence import Turn
@@ -19,6 +18,7 @@ from callcheck.domain.judge import (
     judge_request,
     parse_judge_reply,
 )
+from callcheck.domain.lifecycle import CallState
 from tests.fake_openai import FakeOpenAI
 
 EVIDENCE = CallEvidence(

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from callcheck.domain.lifecycle import CallState
 from callcheck.domain.assertions import CallEvidence, offline_verdict
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
+from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import Suite, load_suite
 from callcheck.reports import (
     RunReport,
@@ -67,7 +67,9 @@ def make_report() -> tuple[Suite, RunReport]:
         "order": answered("c1", "success", 40),
         "order#2": answered("c2", "failure", 55),
         "order#3": answered("c3", "success", 35),
-        '<script>alert("x")</script>': CallEvidence(state=CallState.BUSY, call_id="c4", facts=CallFacts(call_result="busy")),
+        '<script>alert("x")</script>': CallEvidence(
+            state=CallState.BUSY, call_id="c4", facts=CallFacts(call_result="busy")
+        ),
         "hours": answered("c5", "success", 20, text="<script>alert('t')</script> we are open today"),
     }
     results = []

@@ -95,7 +95,8 @@ async def test_mixed_suite_gives_the_right_verdict_for_each_assertion(api: httpx
     assert call["first_message"] == "Hi, I'm calling because I'd like to order a large pepperoni pizza for delivery."
 
 
-async def test_concurrency_cap_is_never_exceeded(api: httpx.AsyncClient) -> None:
+async def test_concurrency_cap_is_never_exceeded(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("callcheck.store.repo.ID_BATCH", 2)  # a run's calls are read in several batches
     suite = {
         "business": "A pizza shop.",
         "number": "+15550100001",
@@ -105,6 +106,8 @@ async def test_concurrency_cap_is_never_exceeded(api: httpx.AsyncClient) -> None
     }
     run = await wait_run(api, (await api.post("/api/runs", params={"concurrency": 2}, json=suite)).json()["id"])
     assert run["exit_code"] == 0
+    assert run["counts"] == {"pending": 0, "active": 0, "done": 5, "skipped": 0}
+    assert len({i["call_id"] for i in run["items"]}) == 5 and {i["call_state"] for i in run["items"]} == {"completed"}
     spans = []
     for item in run["items"]:
         call = (await api.get(f"/api/calls/{item['call_id']}")).json()

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from callcheck.domain.lifecycle import CallState
 from callcheck.domain.assertions import (
     FinalStateExpectation,
     MaxDurationExpectation,
     OutcomeExpectation,
     TranscriptExpectation,
 )
+from callcheck.domain.lifecycle import CallState
 from callcheck.domain.prompts import caller_prompt, first_message
 from callcheck.domain.suite import (
     SuiteError,

@@ -55,13 +55,11 @@ class _Progress:
         self.last = ""
 
     async def show(self, services: Services, run_id: str, planned: list[PlannedCall]) -> None:
-        items = await services.store.runs.items(run_id)
         queued = active = done = passed = failed = skipped = 0
-        for item in items:
+        for item, call in await services.store.run_calls(run_id):
             if item.status == "skipped":
                 skipped += 1
                 continue
-            call = await services.store.get_call(item.call_id) if item.call_id else None
             if call is None:
                 queued += 1
             elif not call.state.terminal:

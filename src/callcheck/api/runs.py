@@ -20,11 +20,9 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 async def run_view(services: Services, run: RunRow) -> dict[str, Any]:
     """A run with its planned calls, their calls' states, progress counts and (when done) its report."""
-    items = await services.store.runs.items(run.id)
     rows = []
     counts = {"pending": 0, "active": 0, "done": 0, "skipped": 0}
-    for item in items:
-        call = await services.store.get_call(item.call_id) if item.call_id else None
+    for item, call in await services.store.run_calls(run.id):
         if item.status == "skipped":
             counts["skipped"] += 1
         elif call is None:

@@ -103,12 +103,9 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
     run = await runs.get_run(run_id)
     if run is None or run.state in TERMINAL_RUN_STATES:
         return {"started": [], "finished": True, "wait": 0.0}
-    items = await runs.items(run_id)
-    active = []
-    for item in items:
-        call = await services.store.get_call(item.call_id) if item.status == "placed" and item.call_id else None
-        if call is not None and not call.state.terminal:
-            active.append(item)
+    with_calls = await services.store.run_calls(run_id)
+    items = [item for item, _ in with_calls]
+    active = [item for item, call in with_calls if item.status == "placed" and call and not call.state.terminal]
     pending = [i for i in items if i.status == "pending"]
     if run.state == "cancelling" and pending:
         await runs.mark_items([i.id for i in pending], "skipped")
@@ -207,11 +204,8 @@ async def finish(services: Services, run_id: str) -> int:
     suite, planned = plan(run.suite_text, run.source_name, run.only)
     judge = judge_from_settings(services.settings, services.http)
     results = []
-    for item in await runs.items(run_id):
-        if item.status != "placed" or not item.call_id:
-            continue
-        call = await services.store.get_call(item.call_id)
-        if call is None:
+    for item, call in await services.store.run_calls(run_id):
+        if item.status != "placed" or call is None:
             continue
         evidence = evidence_of(call)
         verdict = await verdict_for(evidence, planned[item.position].expectations, judge)

@@ -96,6 +96,9 @@ def _call(row: sa.Row[Any]) -> CallRow:
     return CallRow(**data)
 
 
+ID_BATCH = 500  # ids per IN (...) list: well under every database's bound-parameter limit
+
+
 def encode_cursor(created_at: datetime, row_id: str) -> str:
     """An opaque cursor for keyset pagination (newest first)."""
     raw = json.dumps([created_at.isoformat(), row_id]).encode()
@@ -221,6 +224,18 @@ class Store:
             if with_events:
                 call.events = await self._events(conn, call_id, after=0)
         return call
+
+    async def run_calls(self, run_id: str) -> list[tuple[RunItem, CallRow | None]]:
+        """A run's planned calls in order, each with its call (None while not placed), in two queries whatever the
+        run's size: the run's progress is read every tick and every poll."""
+        items = await self.runs.items(run_id)
+        ids = [i.call_id for i in items if i.call_id]
+        found: dict[str, CallRow] = {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), ID_BATCH):
+                rows = await conn.execute(sa.select(calls).where(calls.c.id.in_(ids[start : start + ID_BATCH])))
+                found.update((r.id, _call(r)) for r in rows.all())
+        return [(item, found.get(item.call_id) if item.call_id else None) for item in items]
 
     async def get_call_by_key(self, key: str) -> CallRow | None:
         """The call created with this idempotency key."""
