@@ -145,6 +145,8 @@ async def test_runs_are_listed_a_page_at_a_time(web: httpx.AsyncClient, monkeypa
     # A stale or edited link shows the newest runs, not an error page.
     stale = await web.get("/runs", params={"cursor": "garbage"})
     assert stale.status_code == 200 and re.findall(r">(run-\d)</a>", stale.text)[0] == "run-4"
+    assert "This page link is no longer valid; showing the newest runs instead." in stale.text
+    assert "no longer valid" not in first
 
 
 async def test_pasted_yaml_starts_a_run_and_problems_come_back_by_path_and_line(web: httpx.AsyncClient) -> None:

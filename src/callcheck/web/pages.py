@@ -48,6 +48,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 HISTORY_PAGE_SIZE = 25
+STALE_LINK = "This page link is no longer valid; showing the newest {} instead."
 
 log = logging.getLogger("callcheck.web")
 
@@ -481,7 +482,7 @@ async def history_page(
             )
             rows = [call_summary(c) for c in calls]
         except InvalidInput as exc:
-            problem = "This page link is no longer valid; showing the newest calls instead." if cursor else exc.message
+            problem = STALE_LINK.format("calls") if cursor else exc.message
             if cursor:
                 calls, next_cursor = await services.store.list_calls(
                     state=status, number=number, limit=HISTORY_PAGE_SIZE

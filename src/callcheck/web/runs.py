@@ -24,7 +24,7 @@ from callcheck.jobs.runs import TERMINAL_RUN_STATES, start_run
 from callcheck.reports.model import RunReport
 from callcheck.store.repo import RunRow
 from callcheck.text import counted
-from callcheck.web.pages import BrowserContextDep, not_found, page, state_label, templates
+from callcheck.web.pages import STALE_LINK, BrowserContextDep, not_found, page, state_label, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -201,10 +201,11 @@ async def runs_page(
     cursor: Annotated[str | None, Query()] = None,
 ) -> Response:
     """Suite runs, newest first, a page at a time, and a form to start one."""
+    problem = None
     try:
         runs, next_cursor = await services.store.runs.list_runs(cursor=cursor or None, limit=RUNS_PAGE_SIZE)
-    except InvalidInput:  # a stale or edited link: show the newest runs rather than an error page
-        cursor = None
+    except InvalidInput:  # a stale or edited link: show the newest runs, and say so, as the history does
+        cursor, problem = None, STALE_LINK.format("runs")
         runs, next_cursor = await services.store.runs.list_runs(limit=RUNS_PAGE_SIZE)
     return page(
         request,
@@ -215,6 +216,7 @@ async def runs_page(
             "max_concurrency": MAX_CONCURRENCY,
             "next_cursor": next_cursor,
             "paged": bool(cursor),
+            "problem": problem,
         },
     )
 
