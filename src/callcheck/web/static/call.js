@@ -28,12 +28,36 @@ document.addEventListener("DOMContentLoaded", () => {
   stream.addEventListener("state", () => refresh("state", "result"));
   stream.addEventListener("transcript", () => refresh("transcript", "result"));
   stream.addEventListener("recording", () => refresh("result"));
+  // After `end` the page re-fetches every part once more; `data-live` turns "false" only when each of those last
+  // fetches has been shown (or has failed), so the page never claims to be final while a part is still on its way.
+  // A fetch already in flight at `end` does not count: only one that starts after it can carry the final state.
+  const finalParts = new Map();
+  const settleFinal = (slot) => {
+    if (finalParts.get(slot) !== "fetching") return;
+    finalParts.delete(slot);
+    if (finalParts.size === 0) article.dataset.live = "false";
+  };
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    if (finalParts.get(event.target.id) === "asked") finalParts.set(event.target.id, "fetching");
+  });
+  document.body.addEventListener("htmx:afterSettle", (event) => settleFinal(event.target.id));
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    if (!event.detail.successful) settleFinal(event.detail.elt.id);
+  });
   stream.addEventListener("end", () => {
     // The server closes the stream after `end`; closing here too stops EventSource from reconnecting.
     ended = true;
     stream.close();
-    article.dataset.live = "false";
+    article.dataset.live = "ending";
+    for (const slot of ["timeline-slot", "transcript-slot", "result-slot"]) finalParts.set(slot, "asked");
     refresh("state", "transcript", "result");
+    // A safety net: should a last fetch never start (htmx dropped it), the page still stops calling itself live.
+    setTimeout(() => {
+      if (finalParts.size) {
+        finalParts.clear();
+        article.dataset.live = "false";
+      }
+    }, 10_000);
   });
   stream.addEventListener("open", () => {
     problem.hidden = true;
