@@ -13,6 +13,7 @@ import pytest
 from callcheck.domain.prompts import DEFAULT_SCENARIO
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import settings_for
+from tests.scripted import ScriptedServer, running
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
 ORDER = "order a large pepperoni pizza for delivery to 123 Main St"
@@ -160,7 +161,16 @@ async def test_missing_description_is_checked_before_the_number(api: httpx.Async
 
 @pytest.mark.parametrize(
     "number",
-    ["5551234567", "+0551234567", "+1555", "+155512345678901234", "", "+1555123456a", "+15551234567\n"],
+    [
+        "5551234567",
+        "+0551234567",
+        "+1555",
+        "+155512345678901234",
+        "",
+        "+1555123456a",
+        "+15551234567\n",
+        "+1\u0665\u0665\u0665\u0661\u0662\u0663\u0664\u0665\u0666\u0667",  # Arabic-Indic digits are not E.164
+    ],
 )
 async def test_invalid_numbers_get_the_seeds_message(
     api: httpx.AsyncClient, sandbox: SandboxServer, number: str
@@ -257,15 +267,41 @@ async def test_upstream_failures_are_502_with_a_readable_line(
             "Field 'to_number' must be a string.",
         ),
         (b'{"business_description": ["x"]}', {}, 400, "Field 'business_description' must be a string."),
-        (b'{"scenario": 3, "business_description": "x"}', {}, 400, "Field 'scenario' must be a string."),
+        (
+            b'{"scenario": 3, "business_description": "x", "to_number": "+15551234567"}',
+            {},
+            400,
+            "Field 'scenario' must be a string.",
+        ),
+        # The seed's order holds whatever the types: no description anywhere is reported before a bad number.
+        (b'{"to_number": 15551234567}', {}, 400, "Provide a business description first."),
         (b"\xff\xfe", {}, 400, "Request body must be valid JSON."),
+        (b"[" * 50_000 + b"]" * 50_000, {}, 400, "Request body is nested too deeply."),
+        (
+            b'{"business_description": "\\ud800", "to_number": "+15551234567"}',
+            {},
+            400,
+            "Request body must be valid text (it holds an unpaired surrogate escape).",
+        ),
+        (
+            b'{"business_description": "x", "to_number": "+15551234567"}',
+            {"content-type": "text/plain"},
+            415,
+            "Send the body as JSON, with Content-Type: application/json.",
+        ),
+        (
+            b"to_number=%2B15551234567&business_description=x",
+            {"content-type": "application/x-www-form-urlencoded"},
+            415,
+            "Send the body as JSON, with Content-Type: application/json.",
+        ),
     ],
 )
 async def test_bad_bodies_get_a_json_4xx(
     api: httpx.AsyncClient, content: bytes, headers: dict[str, str], status: int, error: str
 ) -> None:
     # The shape errors apply to /api/context as well; its field errors are tested below.
-    paths = ("/api/call",) if "Field" in error else ("/api/call", "/api/context")
+    paths = ("/api/call",) if "Field" in error or "description" in error else ("/api/call", "/api/context")
     for path in paths:
         response = await api.post(path, content=content, headers=headers)
         assert response.status_code == status
@@ -314,3 +350,36 @@ async def test_unknown_routes_and_methods_are_json(api: httpx.AsyncClient) -> No
     assert missing.status_code == 404 and missing.json() == {"error": "Not found."}
     wrong = await api.get("/api/call")
     assert wrong.status_code == 405 and wrong.json() == {"error": "Method not allowed."}
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "raw", "error"),
+    [
+        # A proxy's error page says nothing readable: the reason phrase stands for it.
+        (502, "text/html", "<html>\n<head><title>502</title></head>\n<body>Bad gateway</body></html>", "Bad Gateway"),
+        # Whatever the body, the error is one line.
+        (500, "application/json", '{"detail": "first line\\nsecond line"}', "first line second line"),
+        (503, "text/plain", "down\n  for maintenance", "down for maintenance"),
+        # A redirect is not an answer from ElevenLabs' API.
+        (302, "application/json", "{}", "Found"),
+        # success is a required boolean (contract §2.2): without `success: true` no call was placed.
+        (200, "application/json", '{"success": "false", "message": "Not placed", "conversation_id": null}', "Not placed"),
+        (200, "application/json", "{}", "the call was not initiated"),
+    ],
+)
+async def test_odd_upstream_answers_are_one_readable_line_and_kept(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path, status: int, content_type: str, raw: str, error: str
+) -> None:
+    with running(ScriptedServer()) as upstream:
+        upstream.status, upstream.content_type, upstream.raw = status, content_type, raw
+        api = await client_for(settings_for(sandbox, tmp_path, workers=False, elevenlabs_api_base=upstream.url))
+        response = await api.post("/api/call", json={"to_number": "+15551234567", "business_description": PIZZA})
+    assert response.status_code == 502
+    assert response.json() == {"error": f"ElevenLabs API error ({status}): {error}"}
+    assert len(upstream.requests) == 1  # never sent twice
+    # The attempt keeps what was answered, not only the line made of it.
+    (stored,) = (await api.get("/api/calls")).json()["calls"]
+    call = (await api.get(f"/api/calls/{stored['id']}")).json()
+    assert call["state"] == "failed" and call["error"] == response.json()["error"]
+    answered = call["upstream_response"]
+    assert answered == (json.loads(raw) if content_type == "application/json" else raw)

@@ -37,7 +37,14 @@ def serve(
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
+    from callcheck.errors import CallcheckError
+
+    try:
+        application = create_app(settings)
+    except CallcheckError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(application, host=host, port=port, log_level=log_level, proxy_headers=False)
 
 
 @app.command()

@@ -6,13 +6,20 @@ docs/configuration.md, so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callcheck.errors import ConfigurationError
+
+# A generated key has 64; one set by hand should not be guessable either.
+MIN_SECRET_KEY_CHARS = 32
 
 DEFAULT_API_BASE = "https://api.elevenlabs.io"
 
@@ -146,19 +153,33 @@ class Settings(BaseSettings):
         return [name for name in REQUIRED_CALL_SETTINGS if not values[name].strip()]
 
     def session_secret(self) -> str:
-        """The cookie-signing key: configured, or generated once and kept (mode 0600) in the data directory."""
+        """The cookie-signing key: configured, or generated once and kept (mode 0600) in the data directory.
+
+        The file appears whole or not at all (written aside, then linked into place), so a process starting alongside
+        never reads it half-written; an empty or short file is refused rather than signing cookies with it.
+        """
         if self.secret_key and self.secret_key.get_secret_value():
             return self.secret_key.get_secret_value()
         path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        # O_EXCL: two processes starting at once must not both write (and disagree on) the key.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd, aside = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")  # mode 0600
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                # link, not rename: when two processes race, the first key stays and both read it.
+                with contextlib.suppress(FileExistsError):
+                    os.link(aside, path)
+            finally:
+                os.unlink(aside)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # readable only by its owner, whoever loosened it
+        key = path.read_text().strip()
+        if len(key) < MIN_SECRET_KEY_CHARS:
+            raise ConfigurationError(
+                f"The cookie-signing key in {path} is too short to be safe (under {MIN_SECRET_KEY_CHARS} characters): "
+                "delete the file to have a new one made, or set CALLCHECK_SECRET_KEY."
+            )
         return key

@@ -2,6 +2,7 @@
 
     CallcheckError
     ├── InvalidInput          the request or file is wrong; the caller can fix it
+    │   └── UnsupportedMediaType  the body is declared as something other than JSON
     ├── NotFound              the thing asked for does not exist
     ├── Conflict              the request clashes with the current state (e.g. an idempotency key reused)
     ├── Unauthorized          a signature or credential did not check out
@@ -28,6 +29,10 @@ class CallcheckError(Exception):
 
 class InvalidInput(CallcheckError):
     """The input is wrong in a way its sender can fix."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request declares a body type callcheck does not read."""
 
 
 class NotFound(CallcheckError):

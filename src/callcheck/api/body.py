@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcheck.api.errors import error_response
-from callcheck.errors import InvalidInput
+from callcheck.errors import InvalidInput, UnsupportedMediaType
 
 TOO_LARGE = "Request body is too large."
 
@@ -59,15 +59,37 @@ class _TooLarge(Exception):
     pass
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is an empty object. InvalidInput for anything else."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
+def parse_json(raw: bytes, what: str) -> Any:
+    """JSON text as Python values, or InvalidInput naming `what` for anything the store could not keep.
+
+    Beyond malformed JSON that is nesting too deep for the parser (a RecursionError, not a ValueError) and a lone
+    surrogate escape (`"\\ud800"`): valid JSON, but not text, so no database can store it.
+    """
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("Request body must be valid JSON.") from exc
+        raise InvalidInput(f"{what} must be valid JSON.") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{what} is nested too deeply.") from exc
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{what} must be valid text (it holds an unpaired surrogate escape).") from exc
+    return data
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is an empty object. InvalidInput for anything else."""
+    declared = request.headers.get("content-type")
+    media = declared.split(";", 1)[0].strip().lower() if declared is not None else ""
+    # No Content-Type at all is read as JSON (a bare client); a declared form or text body is refused rather than
+    # guessed at: it is what a cross-site HTML form sends.
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    data = parse_json(raw, "Request body")
     if not isinstance(data, dict):
         raise InvalidInput("Request body must be a JSON object.")
     return data

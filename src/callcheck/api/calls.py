@@ -60,14 +60,13 @@ async def initiate_call(
 ) -> Any:
     """Phone `to_number` with the AI caller and try to complete `scenario` (the seed's contract, to the letter)."""
     data = await json_object(request)
-    to_number = optional_text(data, "to_number")
+    # The seed's order: the description, then the number, then the rest; each field's type is checked in its turn.
     description = clean_text(optional_text(data, "business_description"))
-    scenario_in = optional_text(data, "scenario")
     description = description or (context.description if context else "")
     if not description:
         raise InvalidInput(MISSING_DESCRIPTION_ERROR)
-    number = require_e164(to_number)
-    scenario = normalize_scenario(scenario_in, context.scenario if context else None)
+    number = require_e164(optional_text(data, "to_number"))
+    scenario = normalize_scenario(optional_text(data, "scenario"), context.scenario if context else None)
     if idempotency_key:
         replay = await _replay(services, idempotency_key)
         if replay is not None:
@@ -93,7 +92,9 @@ async def _replay(services: ServicesDep, key: str) -> Any:
     call = await services.store.get_call_by_key(key)
     if call is None:
         return None
-    if isinstance(call.upstream_response, dict) and call.upstream_response.get("success") is not False:
+    # The stored answer is the upstream's body for failures too (a 4xx `detail`, a 200 `success: false`): only one
+    # saying `success: true` is a placed call.
+    if isinstance(call.upstream_response, dict) and call.upstream_response.get("success") is True:
         if call.state not in (CallState.DIALING, CallState.QUEUED):
             return initiated_body(call, call.upstream_response)
     if call.error:

@@ -16,6 +16,7 @@ from callcheck.errors import (
     InvalidInput,
     NotFound,
     Unauthorized,
+    UnsupportedMediaType,
     UpstreamError,
 )
 
@@ -23,6 +24,7 @@ log = logging.getLogger("callcheck.api")
 
 # Most specific first: the first class an error is an instance of decides its status.
 STATUS_BY_ERROR: list[tuple[type[CallcheckError], int]] = [
+    (UnsupportedMediaType, 415),
     (InvalidInput, 400),
     (Unauthorized, 401),
     (NotFound, 404),

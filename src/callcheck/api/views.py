@@ -48,6 +48,7 @@ def call_detail(call: CallRow) -> dict[str, Any]:
         "first_message": call.first_message,
         "call_sid": call.call_sid,
         "error": call.error,
+        "upstream_response": call.upstream_response,  # what ElevenLabs answered the outbound-call POST
         "transcript": call.transcript or [],
         "journey": call.journey,
         "analysis": call.analysis,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from callcheck.api.body import parse_json
 from callcheck.api.deps import ServicesDep
 from callcheck.errors import InvalidInput
 from callcheck.jobs.tracking import apply_webhook
@@ -22,10 +22,7 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
     body = await request.body()
     secret = services.settings.elevenlabs_webhook_secret
     verify(secret.get_secret_value() if secret else None, request.headers.get(SIGNATURE_HEADER), body)
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("Webhook body must be valid JSON.") from exc
+    event = parse_json(body, "Webhook body")
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise InvalidInput("Webhook body must be an object with a type.")
     raw_data = event.get("data")

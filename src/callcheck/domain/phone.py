@@ -6,7 +6,8 @@ import re
 
 from callcheck.errors import InvalidInput
 
-E164_PATTERN = re.compile(r"^\+[1-9]\d{7,14}$")
+# The seed's pattern, read with ASCII semantics: Python's `\d` would otherwise accept other scripts' digits too.
+E164_PATTERN = re.compile(r"^\+[1-9]\d{7,14}$", re.ASCII)
 E164_ERROR = "Phone number must be in E.164 format, for example +15551234567."
 
 

@@ -38,8 +38,11 @@ class ElevenLabsClient:
             raise UpstreamUnreachable(_describe(exc), maybe_sent=False) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(_describe(exc)) from exc
-        if response.status_code >= 400:
-            raise UpstreamHTTPError(response.status_code, error_message(_body(response), response.reason_phrase))
+        if not response.is_success:
+            # Any status outside 2xx is a failure, a redirect too (nothing of ElevenLabs' API redirects; a proxy or a
+            # wrong base URL does). The body is kept on the error, so the stored attempt shows what was answered.
+            body = _body(response)
+            raise UpstreamHTTPError(response.status_code, error_message(body, response.reason_phrase), body)
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -55,8 +58,9 @@ class ElevenLabsClient:
         if not isinstance(body, dict):
             raise UpstreamHTTPError(200, "the response was not a JSON object", body)
         # UNCONFIRMED (contract §12.1) whether the live service ever answers 200 with success false; if it does,
-        # the call was not placed and saying "Call initiated." would be a lie.
-        if body.get("success") is False:
+        # the call was not placed and saying "Call initiated." would be a lie. `success` is a required boolean
+        # (contract §2.2), so an answer without `success: true` (missing, "false", 0) is not a placed call either.
+        if body.get("success") is not True:
             raise UpstreamHTTPError(200, error_message(body, "the call was not initiated"), body)
         return body
 
@@ -132,7 +136,7 @@ def _body(response: httpx.Response) -> Any:
     try:
         return response.json()
     except (ValueError, json.JSONDecodeError):
-        return response.text
+        return response.text[:2000]  # kept with the attempt; a proxy's error page need not be kept whole
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -17,6 +17,7 @@ from callcheck.domain.evidence import (
     ToolCall,
     Turn,
 )
+from callcheck.text import one_line
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -41,10 +42,16 @@ def error_message(body: Any, fallback: str) -> str:
     """One readable line from an ElevenLabs error body, whatever its shape (contract §9).
 
     `detail` may be an object with `message` (current and legacy formats), a plain string, or — for 422 — a list of
-    pydantic validation items `{loc, msg, type}`. A body that is not JSON arrives here as text.
+    pydantic validation items `{loc, msg, type}`. A body that is not JSON arrives here as text; an HTML page (a proxy's
+    error page, say) says nothing readable, so the fallback (the reason phrase) stands for it.
     """
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:500]
+    return one_line(_error_text(body, fallback))
+
+
+def _error_text(body: Any, fallback: str) -> str:
+    if isinstance(body, str):
+        looks_like_html = body.lstrip()[:1] == "<"
+        return body if body.strip() and not looks_like_html else fallback
     detail = _dict(body).get("detail", body if isinstance(body, list) else None)
     if isinstance(detail, str) and detail.strip():
         return detail.strip()

@@ -34,7 +34,7 @@ from callcheck.providers.elevenlabs.sandbox.webhooks import WebhookDispatcher
 
 SANDBOX_HEADER = "x-callcheck-sandbox"
 REDACTED = "<redacted>"
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$", re.ASCII)
 
 
 class SandboxAPIError(Exception):
