@@ -6,6 +6,7 @@ import stat
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from callcheck.cli import app
@@ -46,5 +47,5 @@ def test_an_empty_or_short_key_file_is_refused_not_used(tmp_path: Path) -> None:
         assert "Traceback" not in result.output
     # A configured key stands without any file.
     path.unlink()
-    configured = Settings(data_dir=tmp_path, secret_key="k" * 40)
+    configured = Settings(data_dir=tmp_path, secret_key=SecretStr("k" * 40))
     assert configured.session_secret() == "k" * 40 and not path.exists()

@@ -363,7 +363,7 @@ async def test_unknown_routes_and_methods_are_json(api: httpx.AsyncClient) -> No
         # A redirect is not an answer from ElevenLabs' API.
         (302, "application/json", "{}", "Found"),
         # success is a required boolean (contract §2.2): without `success: true` no call was placed.
-        (200, "application/json", '{"success": "false", "message": "Not placed", "conversation_id": null}', "Not placed"),
+        (200, "application/json", '{"success": "false", "message": "Not placed"}', "Not placed"),
         (200, "application/json", "{}", "the call was not initiated"),
     ],
 )

@@ -114,6 +114,15 @@ def test_health_openapi_and_docs(served: tuple[str, SandboxServer, Path]) -> Non
         "/healthz",
     ):
         assert path in spec["paths"], path
+    # The seed's bodies are described, and the errors as they are answered: 400 {"error"}, never FastAPI's 422.
+    call_body = spec["paths"]["/api/call"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"to_number", "business_description", "scenario"} <= set(call_body["properties"])
+    assert call_body["properties"]["to_number"]["pattern"] == r"^\+[1-9]\d{7,14}$"
+    context_body = spec["paths"]["/api/context"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(context_body["properties"]) == {"description", "scenario"}
+    operations = [op for ops in spec["paths"].values() for op in ops.values()]
+    assert all("422" not in op["responses"] for op in operations)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
     docs = httpx.get(f"{url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

@@ -231,3 +231,13 @@ def test_setup_panel_names_what_is_missing(browser: Any, tmp_path: Path) -> None
         text = tab.locator("#form-error").inner_text()
         assert text.startswith("callcheck is not set up to place calls yet.") and "ELEVENLABS_AGENT_ID" in text
         tab.close()
+
+
+def test_api_docs_render_from_callcheck_alone(server: AppServer, page: Any) -> None:
+    # Swagger UI is vendored: the page draws every route with no request leaving callcheck (no CDN).
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server.url + "/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/call").first).to_be_visible()
+    expect(page.locator(".opblock-summary-path", has_text="/api/runs").first).to_be_visible()
+    assert requested and all(url.startswith(server.url) for url in requested), requested

@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 
 from callcheck import __version__
 from callcheck.api.body import BodyLimit, SameOriginOnly
 from callcheck.api.errors import install_error_handlers
+from callcheck.api.schemas import install_openapi
 from callcheck.config import Settings
 from callcheck.runtime import WEBHOOK_PATH, running_services
 
@@ -39,7 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Test a business's phone line the way a customer would.",
         lifespan=lifespan,
+        # /docs is served below from vendored Swagger UI files: FastAPI's own page loads them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_openapi(app)
     app.state.ready = False
     install_error_handlers(app)
     app.add_middleware(
@@ -69,4 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(run_pages.router)
     app.mount("/static", pages.static_files(), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="callcheck API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
     return app

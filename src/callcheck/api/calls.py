@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request
 from callcheck.api.body import json_object, optional_text
 from callcheck.api.deps import SESSION_KEY, ContextDep, ServicesDep, context_id_of
 from callcheck.api.errors import error_response
+from callcheck.api.schemas import ERRORS, CallBody, CallInitiated, ContextBody, ContextSaved, ErrorBody, json_body
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR, clean_text, normalize_scenario
@@ -37,7 +38,12 @@ def initiated_body(call: CallRow, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/context", summary="Set the business context of this session")
+@router.post(
+    "/context",
+    summary="Set the business context of this session",
+    openapi_extra=json_body(ContextBody),
+    responses={200: {"model": ContextSaved}, **ERRORS},
+)
 async def set_context(request: Request, services: ServicesDep) -> dict[str, Any]:
     """Store `description` (required) and `scenario` for the current session."""
     data = await json_object(request)
@@ -51,7 +57,19 @@ async def set_context(request: Request, services: ServicesDep) -> dict[str, Any]
     return {"ok": True, "scenario": normalize_scenario(scenario_in)}
 
 
-@router.post("/call", summary="Initiate Call", responses={400: {}, 409: {}, 500: {}, 502: {}})
+@router.post(
+    "/call",
+    summary="Initiate Call",
+    openapi_extra=json_body(CallBody),
+    responses={
+        200: {"model": CallInitiated},
+        **ERRORS,
+        409: {"model": ErrorBody, "description": "A request with this Idempotency-Key is still in progress."},
+        415: {"model": ErrorBody, "description": "The body is not declared as JSON."},
+        500: {"model": ErrorBody, "description": "Missing required environment variables."},
+        502: {"model": ErrorBody, "description": "ElevenLabs answered with an error or could not be reached."},
+    },
+)
 async def initiate_call(
     request: Request,
     services: ServicesDep,

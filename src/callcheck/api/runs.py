@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from callcheck.api.body import json_object
 from callcheck.api.deps import ServicesDep
+from callcheck.api.schemas import ERRORS, json_body
 from callcheck.errors import Conflict, NotFound
 from callcheck.jobs.runs import cancel_run, start_run
 from callcheck.services import Services
@@ -58,7 +59,13 @@ async def run_view(services: Services, run: RunRow) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=202, summary="Start a suite run")
+@router.post(
+    "",
+    status_code=202,
+    summary="Start a suite run",
+    openapi_extra=json_body(None, description="A suite, as in docs/suites.md (the YAML file's content, as JSON)."),
+    responses=ERRORS,
+)
 async def create_run(
     request: Request,
     services: ServicesDep,

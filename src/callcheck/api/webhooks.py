@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from callcheck.api.body import parse_json
 from callcheck.api.deps import ServicesDep
+from callcheck.api.schemas import ERRORS, ErrorBody, json_body
 from callcheck.errors import InvalidInput
 from callcheck.jobs.tracking import apply_webhook
 from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, verify
@@ -16,7 +17,12 @@ from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, verify
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
 
-@router.post("/elevenlabs", summary="ElevenLabs post-call webhook")
+@router.post(
+    "/elevenlabs",
+    summary="ElevenLabs post-call webhook",
+    openapi_extra=json_body(None, description="A signed ElevenLabs post-call event (header ElevenLabs-Signature)."),
+    responses={**ERRORS, 401: {"model": ErrorBody, "description": "The signature is missing, wrong or stale."}},
+)
 async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[str, Any]:
     """Verify, keep once, and apply a post_call_transcription / post_call_audio / call_initiation_failure event."""
     body = await request.body()
