@@ -90,6 +90,11 @@ def test_the_seeds_curl_examples_verbatim(served: tuple[str, SandboxServer, Path
     )
     assert status == 200 and body["scenario"] == "report a login issue"
 
+    # This server was not started with --sandbox, but its "ElevenLabs" is a `callcheck sandbox`: the calls say they
+    # are simulated, and so does every page from then on.
+    assert httpx.get(f"{url}/api/calls/{body['id']}").json()["simulated"] is True
+    assert "SIMULATED (sandbox)" in httpx.get(f"{url}/").text
+
     # The API key never lands in the database or the generated files.
     key = sandbox.config.api_key.encode()
     for path in data_dir.rglob("*"):

@@ -25,7 +25,8 @@ class Services:
     store: Store
     http: httpx.AsyncClient
     notifier: Notifier = field(default_factory=Notifier)
-    simulated: bool = False  # True when ElevenLabs is callcheck's own sandbox
+    # True when ElevenLabs is callcheck's sandbox: from the start under `serve --sandbox`, else from its first answer.
+    simulated: bool = False
     tracker: Tracker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -36,4 +37,9 @@ class Services:
             raise MissingSettings(missing)
         key = self.settings.elevenlabs_api_key
         assert key is not None
-        return ElevenLabsClient(self.http, key.get_secret_value(), self.settings.elevenlabs_api_base)
+        return ElevenLabsClient(
+            self.http, key.get_secret_value(), self.settings.elevenlabs_api_base, on_sandbox=self._sandbox_answered
+        )
+
+    def _sandbox_answered(self) -> None:
+        self.simulated = True

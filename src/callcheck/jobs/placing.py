@@ -122,6 +122,8 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         services.notifier.publish(call.id)
         raise
     conversation_id = raw.get("conversation_id") if isinstance(raw.get("conversation_id"), str) else None
+    # The answer may be the first to show that "ElevenLabs" is callcheck's sandbox (one started on its own).
+    newly_simulated = services.simulated and not call.simulated
     await services.store.move_call(
         call.id,
         CallState.RINGING,
@@ -129,7 +131,10 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         upstream_response=raw,
         conversation_id=conversation_id,
         call_sid=call_sid_of(raw),
+        **({"simulated": True} if newly_simulated else {}),
     )
+    if newly_simulated and call.run_id:
+        await services.store.runs.update_run(call.run_id, simulated=True)
     services.notifier.publish(call.id)
     log.info("call %s placed (conversation %s)", call.id, conversation_id)
     return raw

@@ -8,6 +8,7 @@ caller decides what may be tried again (only reads are, by the job that follows 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -16,15 +17,27 @@ import httpx
 from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
 from callcheck.providers.elevenlabs.wire import error_message
 
+# Every answer of callcheck's sandbox carries this header (never ElevenLabs' own): what it answered is simulated.
+SANDBOX_HEADER = "x-callcheck-sandbox"
+
 
 class ElevenLabsClient:
     """The ElevenLabs API, over an injected `httpx.AsyncClient` (the test seam)."""
 
-    def __init__(self, http: httpx.AsyncClient, api_key: str, base_url: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_key: str,
+        base_url: str,
+        on_sandbox: Callable[[], None] | None = None,
+    ) -> None:
         self._http = http
         self._api_key = api_key
         # Keep a path prefix of the base URL (contract §1.1): join, never replace.
         self._base = base_url.rstrip("/")
+        # Called when an answer comes from callcheck's sandbox, however it was started (`serve --sandbox` knows it
+        # already; a `callcheck sandbox` pointed at with ELEVENLABS_API_BASE is only known by its answers).
+        self._on_sandbox = on_sandbox
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"xi-api-key": self._api_key, "accept": "application/json"}
@@ -38,6 +51,8 @@ class ElevenLabsClient:
             raise UpstreamUnreachable(_describe(exc), maybe_sent=False) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(_describe(exc)) from exc
+        if self._on_sandbox is not None and response.headers.get(SANDBOX_HEADER) == "1":
+            self._on_sandbox()
         if not response.is_success:
             # Any status outside 2xx is a failure, a redirect too (nothing of ElevenLabs' API redirects; a proxy or a
             # wrong base URL does). The body is kept on the error, so the stored attempt shows what was answered.

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from callcheck.providers.elevenlabs.client import SANDBOX_HEADER
 from callcheck.providers.elevenlabs.sandbox.audio import silent_mp3
 from callcheck.providers.elevenlabs.sandbox.config import MAGIC_NUMBERS, Outcome, SandboxConfig, outcome_for
 from callcheck.providers.elevenlabs.sandbox.scripts import script_for
@@ -32,7 +33,6 @@ from callcheck.providers.elevenlabs.sandbox.state import (
 )
 from callcheck.providers.elevenlabs.sandbox.webhooks import WebhookDispatcher
 
-SANDBOX_HEADER = "x-callcheck-sandbox"
 REDACTED = "<redacted>"
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$", re.ASCII)
 
