@@ -10,6 +10,7 @@ from callcheck.errors import Unauthorized
 
 SIGNATURE_HEADER = "ElevenLabs-Signature"
 TOLERANCE_S = 30 * 60
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds stay under 12 digits until the year 33658
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -36,11 +37,20 @@ def verify(secret: str | None, header: str | None, body: bytes, now: float | Non
             timestamp = part[2:]
         elif part.startswith("v0="):
             signature = part[3:]
-    if timestamp is None or signature is None or not timestamp.isdigit():
+    # ASCII digits only (str.isdigit also takes "²" and other scripts' digits, which int() then refuses), and no
+    # more of them than a Unix time has: int() of thousands of digits raises instead of comparing.
+    if timestamp is None or signature is None or not _ascii_digits(timestamp, MAX_TIMESTAMP_DIGITS):
         raise Unauthorized("No signature hash found with expected scheme v0.")
+    if not _ascii_digits(signature, 64, hexadecimal=True):  # lowercase hex, as ElevenLabs sends and its SDK checks
+        raise Unauthorized("Signature does not match the payload.")
     current = time.time() if now is None else now
     if int(timestamp) < current - TOLERANCE_S:
         raise Unauthorized("Timestamp outside the tolerance zone.")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise Unauthorized("Signature does not match the payload.")
+
+
+def _ascii_digits(text: str, most: int, *, hexadecimal: bool = False) -> bool:
+    allowed = "0123456789abcdef" if hexadecimal else "0123456789"
+    return 0 < len(text) <= most and all(c in allowed for c in text)
