@@ -148,6 +148,10 @@ def test_serve_with_sandbox_needs_no_account(tmp_path: Path) -> None:
         assert call["recording_url"]
         # Delivered by the in-process sandbox's signed webhooks, verified by our endpoint.
         assert any(e["kind"] == "recording" for e in call["events"])
+        # The in-process sandbox is a ready account, webhook included: the set-up check finds nothing to fix.
+        doctor = httpx.get(f"{url}/api/doctor").json()
+        assert doctor["ok"] is True, [c for c in doctor["checks"] if c["status"] != "pass"]
+        assert {c["name"]: c["status"] for c in doctor["checks"]}["agent_webhook"] == "pass"
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -27,7 +27,12 @@ async def start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
     api_key = secrets.token_urlsafe(16)
     secret = secrets.token_urlsafe(24) if settings.public_url else None
     webhook_url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}" if settings.public_url else None
-    config = SandboxConfig(api_key=api_key, webhook_url=webhook_url, time_scale=settings.sandbox_time_scale)
+    config = SandboxConfig(
+        api_key=api_key,
+        webhook_url=webhook_url,
+        time_scale=settings.sandbox_time_scale,
+        workspace_webhook=webhook_url is not None,
+    )
     if secret:
         config.webhook_secret = secret
     server = SandboxServer(config)

@@ -83,6 +83,10 @@ class SandboxConfig:
     webhook_url: str | None = None  # where post-call webhooks go; None sends none
     webhook_secret: str = "sandbox-webhook-secret"
     send_audio_webhook: bool = False  # also send post_call_audio after post_call_transcription
+    # True (with webhook_url): the workspace starts with a webhook pointing at webhook_url, signed with
+    # webhook_secret, and the default agent sends it every post-call event (transcript, audio, initiation failures):
+    # the account as `callcheck agent setup --webhook-url` leaves it, so `callcheck doctor` finds nothing to fix.
+    workspace_webhook: bool = False
     # Real seconds per simulated second: 1.0 is real time, 0.02 makes a 40 s call last 0.8 s.
     time_scale: float = 1.0
     # More numbers for GET /v1/convai/phone-numbers, each a partial list item merged over a Twilio default,

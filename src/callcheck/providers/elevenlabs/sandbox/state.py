@@ -407,9 +407,29 @@ class SandboxState:
         self.conversations: dict[str, Conversation] = {}
         # Workspace webhooks (POST /v1/workspace/webhooks): id -> {webhook_id, name, webhook_url, secret, ...}.
         self.workspace_webhooks: dict[str, dict[str, Any]] = {}
+        if config.workspace_webhook and config.webhook_url:
+            self._seed_workspace_webhook(config.webhook_url, config.webhook_secret, now)
         self.requests: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
         self._seq = 0
+
+    def _seed_workspace_webhook(self, url: str, secret: str, now: int) -> None:
+        webhook_id = "wh_sandbox"
+        self.workspace_webhooks[webhook_id] = {
+            "name": "callcheck sandbox webhook",
+            "webhook_id": webhook_id,
+            "webhook_url": url,
+            "is_disabled": False,
+            "is_auto_disabled": False,
+            "created_at_unix": now,
+            "auth_type": "hmac",
+            "secret": secret,
+        }
+        platform = self.agents[self.config.agent_id].body["platform_settings"]
+        platform.setdefault("workspace_overrides", {})["webhooks"] = {
+            "post_call_webhook_id": webhook_id,
+            "events": ["transcript", "audio", "call_initiation_failure"],
+        }
 
     def next_seq(self) -> int:
         """A counter that orders conversations placed within the same second."""
