@@ -182,6 +182,21 @@ async def test_malformed_suite_is_rejected_before_any_call(api: httpx.AsyncClien
     assert (await api.get("/api/runs/nope")).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "params", [{"rate": "inf"}, {"rate": "1e309"}, {"rate": "nan"}, {"rate": "0"}, {"rate": "1e-9"}, {"rate": "9e9"}]
+)
+async def test_unusable_rates_are_400_and_start_nothing(
+    api: httpx.AsyncClient, sandbox: SandboxServer, params: dict[str, str]
+) -> None:
+    suite = {"business": "x", "number": "+15550100001", "scenarios": [{"name": "a", "goal": "g"}]}
+    response = await api.post("/api/runs", params=params, json=suite)
+    assert response.status_code == 400 and response.json()["error"].startswith("Invalid request: rate:")
+    assert (await api.get("/api/runs")).json()["runs"] == []
+    assert (
+        httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/twilio/outbound-call"}).json() == []
+    )
+
+
 async def test_agent_gone_mid_run_stops_placing_and_fails_the_run(
     api: httpx.AsyncClient, sandbox: SandboxServer
 ) -> None:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from callcheck.api.body import json_object
 from callcheck.api.deps import ServicesDep
 from callcheck.api.schemas import ERRORS, json_body
+from callcheck.domain.pacing import MAX_RATE_PER_MIN, MIN_RATE_PER_MIN
 from callcheck.errors import Conflict, NotFound
 from callcheck.jobs.runs import cancel_run, start_run
 from callcheck.services import Services
@@ -70,7 +71,14 @@ async def create_run(
     request: Request,
     services: ServicesDep,
     concurrency: Annotated[int, Query(ge=1, le=50, description="Most calls active at once.")] = 1,
-    rate: Annotated[float | None, Query(gt=0, description="Most calls placed per minute.")] = None,
+    rate: Annotated[
+        float | None,
+        Query(
+            ge=MIN_RATE_PER_MIN,
+            le=MAX_RATE_PER_MIN,
+            description=f"Most calls placed per minute ({MIN_RATE_PER_MIN} to {MAX_RATE_PER_MIN}).",
+        ),
+    ] = None,
     only: Annotated[list[str] | None, Query(description="Run only these scenarios.")] = None,
 ) -> JSONResponse:
     """The body is a suite (the YAML file's content, as JSON). Answers 202 with the run."""
