@@ -110,6 +110,9 @@ async def test_history_filters_and_pages(web: httpx.AsyncClient, monkeypatch: py
     assert second.text.count("<tr data-call-id=") == 1 and "Newest calls" in second.text
     unknown = await web.get("/calls", params={"status": "exploded"})
     assert unknown.status_code == 200 and "Unknown status" in unknown.text
+    not_a_number = await web.get("/calls", params={"number": "abc"})
+    assert not_a_number.status_code == 200 and E164_ERROR in not_a_number.text
+    assert "<tr data-call-id=" not in not_a_number.text and 'value="abc"' in not_a_number.text
     stale = await web.get("/calls", params={"cursor": "not-a-cursor"})
     assert "no longer valid" in stale.text and stale.text.count("<tr data-call-id=") == 2
 

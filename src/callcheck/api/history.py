@@ -15,6 +15,7 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from callcheck.api.deps import ServicesDep
 from callcheck.api.views import call_detail, call_summary, event_view
 from callcheck.domain.lifecycle import CallState
+from callcheck.domain.phone import number_filter
 from callcheck.errors import InvalidInput, NotFound
 from callcheck.services import Services
 from callcheck.store.repo import CallRow
@@ -36,14 +37,18 @@ async def _call_or_404(services: Services, call_id: str, *, with_events: bool = 
 async def list_calls(
     services: ServicesDep,
     status: Annotated[str | None, Query(description="Only calls in this state.")] = None,
-    number: Annotated[str | None, Query(description="Only calls to this E.164 number.")] = None,
+    number: Annotated[
+        str | None, Query(description="Only calls to this E.164 number (URL-encode the +, or leave it out).")
+    ] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Calls newest first, with cursor pagination."""
     if status is not None and status not in {s.value for s in CallState}:
         raise InvalidInput(f"Unknown status {status!r}; one of: " + ", ".join(s.value for s in CallState) + ".")
-    calls, next_cursor = await services.store.list_calls(state=status, number=number, cursor=cursor, limit=limit)
+    calls, next_cursor = await services.store.list_calls(
+        state=status, number=number_filter(number), cursor=cursor, limit=limit
+    )
     return {"calls": [call_summary(c) for c in calls], "next_cursor": next_cursor}
 
 

@@ -22,3 +22,17 @@ def require_e164(number: object) -> str:
     if not isinstance(number, str) or not is_e164(number.strip()):
         raise InvalidInput(E164_ERROR)
     return number.strip()
+
+
+def number_filter(raw: str | None) -> str | None:
+    """A number to filter calls by, as E.164; None for no filter; InvalidInput with the seed's message otherwise.
+
+    Blanks are dropped ("+1 555 123 4567"), and a number of bare digits gets its "+" back: in a URL query an
+    unencoded "+" arrives as a space (`?number=+15551234567`), which would otherwise match nothing, silently.
+    """
+    compact = "".join((raw or "").split())
+    if not compact:
+        return None
+    if compact.isdigit() and compact.isascii():
+        compact = "+" + compact
+    return require_e164(compact)

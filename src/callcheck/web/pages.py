@@ -25,7 +25,7 @@ from callcheck.api.deps import SESSION_KEY, ServicesDep
 from callcheck.api.views import call_detail, call_summary
 from callcheck.domain.evidence import END_CALL_TOOL, KEYPAD_TOOL, VOICEMAIL_TOOL
 from callcheck.domain.lifecycle import CallState
-from callcheck.domain.phone import E164_ERROR, E164_PATTERN
+from callcheck.domain.phone import E164_ERROR, E164_PATTERN, number_filter
 from callcheck.domain.prompts import DEFAULT_SCENARIO, MISSING_DESCRIPTION_ERROR
 from callcheck.errors import InvalidInput
 from callcheck.services import Services
@@ -469,13 +469,16 @@ async def history_page(
 ) -> Response:
     """Past calls, newest first, filterable by status and number."""
     status = (status or "").strip() or None
-    number = "".join((number or "").split()) or None
     problem = None
     rows: list[dict[str, Any]] = []
     next_cursor = None
-    if status is not None and status not in {s.value for s in CallState}:
+    try:
+        number = number_filter(number)
+    except InvalidInput as exc:
+        problem = exc.message  # the raw text stays in the field, to be corrected
+    if problem is None and status is not None and status not in {s.value for s in CallState}:
         problem = "Unknown status. Pick one from the list."
-    else:
+    if problem is None:
         try:
             calls, next_cursor = await services.store.list_calls(
                 state=status, number=number, cursor=cursor or None, limit=HISTORY_PAGE_SIZE
