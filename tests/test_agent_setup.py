@@ -465,6 +465,14 @@ async def test_create_webhook_makes_calls_report_through_it(bare_sandbox: Sandbo
         == 1
     )
 
+    # Asked for another URL, setup keeps the agent's webhook and says where that one points (it listed them).
+    elsewhere = await setup_on(bare_sandbox, webhook_url="https://other.example/hook", dry_run=True)
+    assert any(
+        f"workspace webhook {hooks['post_call_webhook_id']}, which points at {url}, not https://other.example/hook"
+        in note
+        for note in elsewhere.notes
+    ), elsewhere.notes
+
     # With the printed secret configured, the call's webhooks arrive through the workspace webhook (polls are a
     # minute apart here, so only a webhook can end the call in time).
     settings = settings_for(

@@ -58,13 +58,26 @@ def _same_url(a: str, b: str) -> bool:
     return a.strip().rstrip("/") == b.strip().rstrip("/")
 
 
-async def find_workspace_webhook(client: ElevenLabsClient, url: str) -> tuple[str | None, str | None]:
-    """(id of an enabled workspace webhook pointing at `url`, or None; a note when the lookup was not possible)."""
+async def find_workspace_webhook(
+    client: ElevenLabsClient, url: str, urls: dict[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """(id of an enabled workspace webhook pointing at `url`, or None; a note when the lookup was not possible).
+
+    `urls`, when given, is filled with every listed webhook's id -> URL (to say where the agent's current one points).
+    """
     try:
         hooks = await client.list_workspace_webhooks()
     except UpstreamHTTPError as exc:
         # Not in the contract's reference (only the 2025-08 schema), and admin-only parts may be refused: degrade.
         return None, f"Could not list the workspace's webhooks ({exc.message}); the webhook id was not set."
+    if urls is not None:
+        urls.update(
+            {
+                h["webhook_id"]: h["webhook_url"]
+                for h in hooks
+                if isinstance(h.get("webhook_id"), str) and isinstance(h.get("webhook_url"), str)
+            }
+        )
     for hook in hooks:
         if (
             isinstance(hook.get("webhook_url"), str)
@@ -91,9 +104,10 @@ async def setup_agent(
     notes: list[str] = []
     webhook: WebhookPlan | None = None
     created_webhook: tuple[str, str | None] | None = None
+    known_urls: dict[str, str] = {}
     if webhook_url:
         if not webhook_id:
-            webhook_id, note = await find_workspace_webhook(client, webhook_url)
+            webhook_id, note = await find_workspace_webhook(client, webhook_url, known_urls)
             if note:
                 notes.append(note)
         if not webhook_id and create_webhook:
@@ -103,7 +117,7 @@ async def setup_agent(
                 created_webhook = await client.create_workspace_webhook(WORKSPACE_WEBHOOK_NAME, webhook_url)
                 webhook_id = created_webhook[0]
                 notes.append(f"Created workspace webhook {webhook_id} for {webhook_url}.")
-        webhook = WebhookPlan(url=webhook_url, webhook_id=webhook_id)
+        webhook = WebhookPlan(url=webhook_url, webhook_id=webhook_id, known_urls=known_urls)
 
     if not agent_id:
         body = new_agent_body(name or DEFAULT_AGENT_NAME, webhook)

@@ -206,6 +206,7 @@ class WebhookPlan:
 
     url: str
     webhook_id: str | None = None
+    known_urls: dict[str, str] = field(default_factory=dict)  # workspace webhook id -> URL, when they were listed
 
 
 @dataclass
@@ -269,10 +270,16 @@ def _plan_webhook(agent: dict[str, Any], webhook: WebhookPlan, plan: SetupPlan) 
         plan.changes.append(f"send post-call webhooks to workspace webhook {webhook.webhook_id} ({webhook.url})")
     elif not webhook.webhook_id and not current_id:
         plan.notes.append(webhook_manual_step(webhook.url))
+    elif not webhook.webhook_id and str(current_id) in webhook.known_urls:
+        plan.notes.append(
+            f"The agent sends post-call webhooks to workspace webhook {current_id}, which points at "
+            f"{webhook.known_urls[str(current_id)]}, not {webhook.url}; it was kept. To send them to {webhook.url}, "
+            "run `callcheck agent setup --create-webhook` (or pass --webhook-id of a webhook with that URL)."
+        )
     elif not webhook.webhook_id:
         plan.notes.append(
-            f"The agent already sends post-call webhooks to workspace webhook {current_id}; callcheck cannot read "
-            f"which URL that is, so it was kept. Make sure it points at {webhook.url}."
+            f"The agent already sends post-call webhooks to workspace webhook {current_id}; the workspace's webhooks "
+            f"could not be listed to tell its URL, so it was kept. Make sure it points at {webhook.url}."
         )
 
 
