@@ -350,6 +350,13 @@ async def test_unknown_routes_and_methods_are_json(api: httpx.AsyncClient) -> No
     assert missing.status_code == 404 and missing.json() == {"error": "Not found."}
     wrong = await api.get("/api/call")
     assert wrong.status_code == 405 and wrong.json() == {"error": "Method not allowed."}
+    # A person's browser gets the not-found page for a page address; a script still gets JSON.
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = await api.get("/nope", headers=browser)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "There is no page at this address." in page.text and "<h1>Not found</h1>" in page.text
+    assert (await api.get("/api/nope", headers=browser)).json() == {"error": "Not found."}
+    assert (await api.get("/nope")).json() == {"error": "Not found."}
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callcheck.errors import (
@@ -56,6 +56,14 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "Invalid request: " + "; ".join(parts) if parts else "Invalid request."
 
 
+def _wants_a_page(request: Request) -> bool:
+    """A person's browser asking for a page (not the API, not a script, not a static file)."""
+    path = request.url.path
+    machine = path.startswith(("/api/", "/static/")) or path in ("/api", "/openapi.json")
+    ready = getattr(request.app.state, "services", None) is not None
+    return ready and not machine and request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error, ours and the framework's, to the JSON error shape."""
 
@@ -68,7 +76,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(_validation_message(exc), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _wants_a_page(request):
+            from callcheck.web.pages import not_found
+
+            return not_found(request, "There is no page at this address.")
         messages = {404: "Not found.", 405: "Method not allowed."}
         detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
         return error_response(detail or messages.get(exc.status_code, "Request failed."), exc.status_code)
