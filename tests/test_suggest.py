@@ -81,7 +81,7 @@ async def test_llm_adds_valid_business_specific_scenarios(fake_openai: Any) -> N
     names = [s.name for s in suite.scenarios]
     assert "gluten-free" in names and "late-night" in names
     assert suite.scenario("gluten-free").goal == "ask whether the crust can be gluten-free"
-    assert note == "added 2 scenario(s) proposed by the LLM: gluten-free, late-night"
+    assert note == "added 2 scenarios proposed by the LLM: gluten-free, late-night"
     _, _, body = fake_openai.requests[0]
     assert body["model"] == "test-model" and "Pizza Palace" in body["messages"][1]["content"]
 

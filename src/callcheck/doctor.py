@@ -31,6 +31,7 @@ from callcheck.domain.agent_profile import (
 )
 from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
+from callcheck.text import counted
 
 Status = Literal["pass", "fail", "warn", "skip"]
 SETUP = "Run `callcheck agent setup` (add --dry-run first to see what it would change)."
@@ -220,7 +221,7 @@ async def _agent_checks(
         checks.append(
             _fail(
                 "agent_tools",
-                "The agent lacks the built-in tool(s) "
+                f"The agent lacks the built-in {'tool' if len(lacking) == 1 else 'tools'} "
                 + ", ".join(lacking)
                 + ": without play_keypad_touch_tone the caller cannot press keys in phone menus, without end_call "
                 "it cannot hang up.",
@@ -234,7 +235,7 @@ async def _agent_checks(
         checks.append(
             _warn(
                 "agent_optional_tools",
-                "The agent lacks the recommended tool(s) "
+                f"The agent lacks the recommended {'tool' if len(optional) == 1 else 'tools'} "
                 + ", ".join(optional)
                 + " (voicemail detection, staying silent on hold).",
                 SETUP,
@@ -440,5 +441,5 @@ def format_report(report: DoctorReport) -> str:
     if report.ok:
         lines.append("All checks passed.")
     else:
-        lines.append(f"{failed} check(s) failed, {skipped} skipped.")
+        lines.append(f"{counted(failed, 'check')} failed, {skipped} skipped.")
     return "\n".join(lines)

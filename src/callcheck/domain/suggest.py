@@ -18,6 +18,7 @@ from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR
 from callcheck.domain.suite import load_suite
 from callcheck.errors import InvalidInput
+from callcheck.text import counted
 
 # A fictional number (555-01xx is reserved for fiction): the drafted suite loads, and cannot ring anyone real.
 PLACEHOLDER_NUMBER = "+15555550100"
@@ -358,4 +359,4 @@ async def suggest_suite_with_llm(
         added.append(name)
     if not added:
         return base, "the LLM proposed no usable scenario; this is the template suite only"
-    return text, f"added {len(added)} scenario(s) proposed by the LLM: {', '.join(added)}"
+    return text, f"added {counted(len(added), 'scenario')} proposed by the LLM: {', '.join(added)}"

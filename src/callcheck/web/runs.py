@@ -141,13 +141,18 @@ def run_sentence(run: dict[str, Any], report: RunReport | None) -> str:
             f"{counts['pending']} waiting."
         )
     if state == "cancelling":
-        return f"Cancelling: no new call is placed; waiting for {counts['active']} call(s) under way to end."
+        if not counts["active"]:
+            return "Cancelling: no new call is placed; finishing the report."
+        under_way = counts["active"]
+        return f"Cancelling: no new call is placed; waiting for {counted(under_way, 'call')} under way to end."
     if state == "failed":
         return "This run stopped before placing every call." + (f" {run['error']}" if run.get("error") else "")
     if report is None:
         return f"{run_state_label(state)}."
     if report.cancelled:
-        return f"Cancelled: {summary_line(state, report)}; {counts['skipped']} call(s) were not placed."
+        skipped = counts["skipped"]
+        verb = "was" if skipped == 1 else "were"
+        return f"Cancelled: {summary_line(state, report)}; {counted(skipped, 'call')} {verb} not placed."
     if report.passed:
         return "Passed: every scenario reached its required pass rate."
     return f"Failed: {summary_line(state, report)}."
