@@ -32,7 +32,9 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
     call_id = await place(api, "+15550100001")
     call = await wait_for_call(api, call_id, recording=True)
     assert call["state"] == "completed"
-    assert call["simulated"] is False  # placed through a configured upstream, not `serve --sandbox`
+    # Placed through a separately started sandbox (a configured upstream, not `serve --sandbox`): its answers carry
+    # x-callcheck-sandbox, so the call is still simulated.
+    assert call["simulated"] is True
     states = [e["state"] for e in call["events"] if e["kind"] == "state"]
     assert states[0] == "dialing" and states[1] == "ringing" and states[-1] == "completed"
     assert states == sorted(states, key=["dialing", "ringing", "in_progress", "processing", "completed"].index)
@@ -67,9 +69,22 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
             "completed",
             lambda c: c["journey"]["reached_human"] is True and c["journey"]["transferred"] is True,
         ),
-        ("+15550100004", "busy", lambda c: c["transcript"] == [] and c["recording_url"] is None),
-        ("+15550100005", "no_answer", lambda c: c["transcript"] == [] and c["recording_url"] is None),
-        ("+15550100006", "completed", lambda c: c["journey"]["voicemail"] is True),
+        (
+            "+15550100004",
+            "busy",
+            lambda c: c["transcript"] == [] and c["recording_url"] is None and c["journey"]["reached_human"] is False,
+        ),
+        (
+            "+15550100005",
+            "no_answer",
+            lambda c: c["transcript"] == [] and c["recording_url"] is None and c["journey"]["transferred"] is False,
+        ),
+        # The caller's voicemail_detection tool hung up: the caller ended the call.
+        (
+            "+15550100006",
+            "completed",
+            lambda c: c["journey"]["voicemail"] is True and c["journey"]["ended_by"] == "caller",
+        ),
         (
             "+15550100007",
             "completed",

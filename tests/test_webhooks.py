@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from callcheck.config import Settings
 from callcheck.domain.lifecycle import CallState
 from callcheck.jobs.placing import CallRequest, record_call
-from callcheck.jobs.tracking import apply_stored_webhooks
+from callcheck.jobs.tracking import FINAL_READ_ATTEMPTS, apply_stored_webhooks
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from callcheck.providers.elevenlabs.webhooks import sign
 from callcheck.services import Services
@@ -141,21 +143,137 @@ async def test_signed_but_malformed_bodies_are_400(api: httpx.AsyncClient) -> No
         assert "error" in response.json()
 
 
-async def test_initiation_failure_marks_the_call_busy(api: httpx.AsyncClient) -> None:
-    call_id, conversation_id = await placed_conversation(api)
-    event = {
+def initiation_failure_event(conversation_id: str, reason: str = "busy") -> dict[str, Any]:
+    return {
         "type": "call_initiation_failure",
         "event_timestamp": int(time.time()),
         "data": {
             "agent_id": "a",
             "conversation_id": conversation_id,
-            "failure_reason": "busy",
-            "metadata": {"type": "twilio", "body": {"CallStatus": "busy"}},
+            "failure_reason": reason,
+            "metadata": {"type": "twilio", "body": {"CallStatus": reason}},
         },
     }
-    body = json.dumps(event).encode()
+
+
+async def test_initiation_failure_marks_the_call_busy_with_the_conversations_record(api: httpx.AsyncClient) -> None:
+    # Nobody polls here (no workers): what the call keeps comes from the webhook and the read it triggers.
+    call_id, conversation_id = await placed_conversation(api, "+15550100004")
+    body = json.dumps(initiation_failure_event(conversation_id)).encode()
     assert (await api.post(PATH, content=body, headers=signed(body))).status_code == 200
-    assert (await api.get(f"/api/calls/{call_id}")).json()["state"] == "busy"
+    call = (await api.get(f"/api/calls/{call_id}")).json()
+    assert call["state"] == "busy"
+    metadata = call["metadata"]
+    assert (metadata["status"], metadata["call_result"]) == ("failed", "busy")
+    assert metadata["termination_reason"] == "Call initiation failed: busy"
+    assert call["analysis"]["call_successful"] == "failure"
+    assert (call["journey"]["reached_human"], call["journey"]["transferred"]) == (False, False)
+
+
+async def test_initiation_failure_for_an_unreadable_conversation_still_ends_the_call(
+    api: httpx.AsyncClient, sandbox: SandboxServer
+) -> None:
+    # A call whose conversation ElevenLabs cannot show (404): the read is tried a capped number of times, then the
+    # event's own reason decides.
+    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    call = await record_call(
+        services, CallRequest(to_number="+15550100005", description="d", scenario="s"), CallState.DIALING
+    )
+    await services.store.move_call(call.id, CallState.RINGING, conversation_id="conv_gone")
+    body = json.dumps(initiation_failure_event("conv_gone", "no-answer")).encode()
+    assert (await api.post(PATH, content=body, headers=signed(body))).json()["call_id"] == call.id
+    ended = (await api.get(f"/api/calls/{call.id}")).json()
+    assert ended["state"] == "no_answer"
+    assert ended["events"][-1]["detail"] == "call initiation failed: no-answer"
+    assert ended["metadata"] is None
+    reads = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/conversations/conv_gone"})
+    assert len(reads.json()) == FINAL_READ_ATTEMPTS
+
+
+PER_CALL = {"start_time_unix_secs", "call_sid", "user_id"}  # differ between any two calls, however they end
+
+
+def what_a_call_keeps(call: dict[str, Any]) -> dict[str, Any]:
+    """The stored call minus what is unique to one call (ids, times)."""
+    return {
+        "state": call["state"],
+        "metadata": {k: v for k, v in call["metadata"].items() if k not in PER_CALL},
+        "analysis": call["analysis"],
+        "journey": call["journey"],
+        "transcript": call["transcript"],
+        "recording_url": call["recording_url"],
+    }
+
+
+async def call_through(settings: Settings, number: str, port: int | None = None) -> dict[str, Any]:
+    """Place a call through a real callcheck server and wait for its end; the stored call."""
+    with AppServer(settings, port=port) as server:
+        async with httpx.AsyncClient(base_url=server.url) as api:
+            placed = await api.post("/api/call", json={"to_number": number, "business_description": "Pizza."})
+            return await wait_for_call(api, placed.json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("number", "state", "reason"),
+    [("+15550100004", "busy", "busy"), ("+15550100005", "no_answer", "no-answer")],
+)
+@pytest.mark.parametrize("workers", [False, True], ids=["webhook-only", "webhook-and-workers"])
+async def test_unanswered_calls_are_stored_alike_with_webhooks_and_by_polling(
+    sandbox: SandboxServer, tmp_path: Path, number: str, state: str, reason: str, workers: bool
+) -> None:
+    # By polling: the `sandbox` fixture sends no webhooks; the workers poll.
+    polled = await call_through(settings_for(sandbox, tmp_path, data_dir=tmp_path / "polling"), number)
+
+    # With webhooks, as under `callcheck serve --sandbox`. Without workers nothing but the sandbox's
+    # call_initiation_failure can end the call; with them, the first poll has stored the ringing call by then.
+    port = free_port()
+    config = SandboxConfig(time_scale=0.02, webhook_url=f"http://127.0.0.1:{port}{PATH}", webhook_secret=SECRET)
+    with SandboxServer(config) as hooked:
+        settings = settings_for(
+            hooked,
+            tmp_path,
+            data_dir=tmp_path / "webhooks",
+            workers=workers,
+            elevenlabs_webhook_secret=SECRET,
+            poll_initial_s=60,
+            poll_max_s=60,
+        )
+        hooked_call = await call_through(settings, number, port)
+        deliveries = httpx.get(f"{hooked.url}/_sandbox/webhooks").json()
+    assert [(d["type"], d["delivered"]) for d in deliveries] == [("call_initiation_failure", True)]
+
+    assert polled["state"] == hooked_call["state"] == state
+    assert polled["metadata"]["status"] == "failed"
+    assert polled["metadata"]["call_result"] == state
+    assert polled["metadata"]["termination_reason"] == f"Call initiation failed: {reason}"
+    assert polled["analysis"]["call_successful"] == "failure"
+    assert what_a_call_keeps(hooked_call) == what_a_call_keeps(polled)
+
+
+async def test_a_resent_audio_webhook_changes_nothing(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    call_id, conversation_id = await placed_conversation(api)
+
+    def audio_event(audio: bytes, stamp: int) -> bytes:
+        data = {"agent_id": "a", "conversation_id": conversation_id, "full_audio": base64.b64encode(audio).decode()}
+        return json.dumps({"type": "post_call_audio", "event_timestamp": stamp, "data": data}).encode()
+
+    first = audio_event(b"ID3 first take", 1739537319)
+    assert (await api.post(PATH, content=first, headers=signed(first))).json()["matched"] is True
+    call = (await api.get(f"/api/calls/{call_id}")).json()
+    recording = tmp_path / "data" / "recordings" / f"{call_id}.mp3"
+    kept = recording.stat()
+    # The same audio again, in an event that differs only in its timestamp: not a duplicate body, same recording.
+    again = audio_event(b"ID3 first take", 1739537320)
+    assert (await api.post(PATH, content=again, headers=signed(again))).json()["matched"] is True
+    assert (await api.get(f"/api/calls/{call_id}")).json()["events"] == call["events"]
+    assert recording.stat().st_ino == kept.st_ino  # not rewritten (a rewrite renames a new file into place)
+    assert [e["detail"] for e in call["events"] if e["kind"] == "recording"] == ["14 bytes"]
+    # Different audio is a new recording.
+    other = audio_event(b"ID3 second take!", 1739537321)
+    await api.post(PATH, content=other, headers=signed(other))
+    events = (await api.get(f"/api/calls/{call_id}")).json()["events"]
+    assert [e["detail"] for e in events if e["kind"] == "recording"] == ["14 bytes", "16 bytes"]
+    assert (await api.get(f"/api/calls/{call_id}/audio")).content == b"ID3 second take!"
 
 
 async def test_unknown_conversation_is_kept_and_matched_later(

@@ -52,8 +52,11 @@ async def start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
 
 
 @asynccontextmanager
-async def running_services(settings: Settings) -> AsyncIterator[Services]:
-    """Sandbox (if asked), migrated database, HTTP client and durable workers; all closed on exit."""
+async def running_services(settings: Settings, executor_id: str | None = None) -> AsyncIterator[Services]:
+    """Sandbox (if asked), migrated database, HTTP client and durable workers; all closed on exit.
+
+    `executor_id` is given by a `callcheck run` process (jobs/ownership.py); a server leaves it None.
+    """
     async with AsyncExitStack() as stack:
         effective = settings
         if settings.sandbox:
@@ -67,7 +70,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         if effective.workers:
             from callcheck.jobs.tracking import Tracker
 
-            tracker = Tracker(services)
+            tracker = Tracker(services, executor_id)
             await stack.enter_async_context(tracker.running())
             services.tracker = tracker
         yield services

@@ -19,9 +19,18 @@ DATA_REACHED_HUMAN = "reached_human"
 DATA_TRANSFERRED = "transferred"
 DATA_CONFIRMATION_NUMBER = "confirmation_number"
 
+# Built-in system tools (contract §6.3) whose calls and results say something about the journey.
 KEYPAD_TOOL = "play_keypad_touch_tone"
 END_CALL_TOOL = "end_call"
-VOICEMAIL_TOOL = "voicemail_detection"
+VOICEMAIL_TOOL = "voicemail_detection"  # hangs up, after leaving the agent's voicemail_message if it has one
+TRANSFER_TO_NUMBER_TOOL = "transfer_to_number"
+TRANSFER_TO_AGENT_TOOL = "transfer_to_agent"
+# Tools with which the caller ends the call when they succeed; ElevenLabs then gives the termination_reason
+# "<tool> tool was called." (UNCONFIRMED wording, contract §12.6; the sandbox's too).
+ENDING_TOOLS = frozenset({END_CALL_TOOL, VOICEMAIL_TOOL})
+TRANSFER_TOOLS = frozenset({TRANSFER_TO_NUMBER_TOOL, TRANSFER_TO_AGENT_TOOL})
+# Twilio call results of a call nobody (and no machine) picked up (contract §4.1 phone_call.call_result).
+NOT_CONNECTED = frozenset({"busy", "no_answer", "no-answer", "failed"})
 
 
 class ToolCall(BaseModel):
@@ -126,6 +135,7 @@ def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) 
     keypad: list[KeypadPress] = []
     ended_by: Literal["caller", "business", "unknown"] = "unknown"
     voicemail = facts.call_result == "voicemail"
+    transfer_seen = False
     for turn in turns:
         for call in turn.tool_calls:
             if call.name == KEYPAD_TOOL:
@@ -137,21 +147,31 @@ def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) 
                         ok=ok,
                     )
                 )
-            elif call.name == END_CALL_TOOL and turn.speaker == "caller" and not _tool_failed(call):
-                ended_by = "caller"
-            elif call.name == VOICEMAIL_TOOL and not _tool_failed(call):
+                continue
+            if _tool_failed(call):
+                continue
+            if call.name == VOICEMAIL_TOOL:
                 voicemail = True
-    if ended_by == "unknown" and facts.termination_reason:
-        reason = facts.termination_reason.lower()
-        # UNCONFIRMED wording (contract §12.6): ElevenLabs' termination_reason is free text; these phrases are the
-        # ones seen in its docs. Anything else stays "unknown" rather than guessed.
-        if "remote party" in reason or "user ended" in reason or "client disconnected" in reason:
-            ended_by = "business"
-        elif "end_call" in reason:
-            ended_by = "caller"
+            elif call.name in TRANSFER_TOOLS:
+                transfer_seen = True
+            if call.name in ENDING_TOOLS and turn.speaker == "caller":
+                ended_by = "caller"
+    reason = (facts.termination_reason or "").lower()
+    if VOICEMAIL_TOOL in reason:
+        voicemail = True
+    if ended_by == "unknown":
+        ended_by = _ended_by_reason(reason)
+    # ElevenLabs' analysis is one source; where it says nothing, what the tools did and the metadata say decide.
+    # Nobody picked up, or a voicemail did: no human was reached and nothing was transferred. Nothing short of
+    # the analysis says whoever answered a connected call was a person.
+    no_one = facts.call_result in NOT_CONNECTED or voicemail
     data = analysis.data if analysis else {}
     reached = _as_bool(data[DATA_REACHED_HUMAN].value) if DATA_REACHED_HUMAN in data else None
+    if reached is None and no_one:
+        reached = False
     transferred = _as_bool(data[DATA_TRANSFERRED].value) if DATA_TRANSFERRED in data else None
+    if transferred is None:
+        transferred = True if transfer_seen else (False if no_one else None)
     return Journey(
         first_response_s=business[0].time_in_call_secs if business else None,
         turns=len(spoken),
@@ -165,6 +185,17 @@ def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) 
         duration_secs=facts.duration_secs,
         cost=facts.cost,
     )
+
+
+def _ended_by_reason(reason: str) -> Literal["caller", "business", "unknown"]:
+    """Who hung up, per a (lower-cased) termination_reason; "unknown" for anything not recognised."""
+    # UNCONFIRMED wording (contract §12.6): ElevenLabs' termination_reason is free text; these phrases are the ones
+    # seen in its docs and the sandbox. Anything else stays "unknown" rather than guessed.
+    if "remote party" in reason or "user ended" in reason or "client disconnected" in reason:
+        return "business"
+    if any(tool in reason for tool in ENDING_TOOLS):
+        return "caller"
+    return "unknown"
 
 
 def _tool_failed(call: ToolCall) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import os
 import time
@@ -56,6 +57,13 @@ LIVE_STATES = {
 }
 # Twilio's call_result of a call that did not connect -> our terminal state.
 UNANSWERED = {"busy": CallState.BUSY, "no_answer": CallState.NO_ANSWER, "no-answer": CallState.NO_ANSWER}
+# ElevenLabs statuses after which a conversation record no longer changes (contract §4.1).
+FINAL_STATUSES = frozenset({"done", "failed"})
+# After a call_initiation_failure webhook the conversation is read before the call ends, so the call keeps the same
+# metadata and analysis as a polled one. The read backs off like polling, and is capped: it runs inside the webhook
+# request, which ElevenLabs waits on.
+FINAL_READ_ATTEMPTS = 4
+FINAL_READ_BUDGET_S = 8.0
 
 
 @dataclass
@@ -235,8 +243,26 @@ def recordings_dir(services: Services) -> Path:
     return services.settings.data_dir / "recordings"
 
 
-async def save_recording(services: Services, call_id: str, audio: bytes) -> None:
-    """Keep a call's MP3 on disk (written whole, then renamed, so a reader never sees half a file)."""
+def _file_digest(path: str) -> str | None:
+    """SHA-256 of a file's bytes, or None when there is no such file."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+async def save_recording(services: Services, call_id: str, audio: bytes) -> bool:
+    """Keep a call's MP3 on disk (written whole, then renamed, so a reader never sees half a file).
+
+    False, changing nothing, when the call already keeps these very bytes: ElevenLabs may send the same audio
+    again (a re-sent webhook differs only in its event_timestamp), and the audio endpoint serves it once more.
+    """
+    call = await services.store.get_call(call_id)
+    if call is not None and call.recording_path:
+        kept = await asyncio.to_thread(_file_digest, call.recording_path)
+        if kept == hashlib.sha256(audio).hexdigest():
+            return False
     folder = recordings_dir(services)
     path = folder / f"{call_id}.mp3"
 
@@ -250,6 +276,7 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> None
     await services.store.update_call(call_id, recording_path=str(path))
     await services.store.add_event(call_id, "recording", f"{len(audio)} bytes")
     services.notifier.publish(call_id)
+    return True
 
 
 async def fetch_recording(services: Services, call_id: str) -> bool:
@@ -298,11 +325,36 @@ async def apply_webhook(services: Services, event: dict[str, Any]) -> str | None
         else:
             await save_recording(services, call.id, audio)
     elif kind == "call_initiation_failure" and not call.state.terminal:
+        # The event carries no metadata or analysis of the conversation: read it, so the call ends with the same
+        # record as a polled one (and a suite judges both alike). Only when it cannot be read does the event's
+        # own reason decide.
+        conversation = await final_conversation(services, conversation_id)
+        if conversation is not None and (await apply_conversation(services, call, conversation)).terminal:
+            return call.id
         reason = str(data.get("failure_reason") or "unknown")
         target = UNANSWERED.get(reason, CallState.FAILED)
         await services.store.move_call(call.id, target, f"call initiation failed: {reason}")
         services.notifier.publish(call.id)
     return call.id
+
+
+async def final_conversation(services: Services, conversation_id: str) -> dict[str, Any] | None:
+    """The conversation once ElevenLabs has finished it, read with polling's backoff, capped; None if not seen."""
+    delay = services.settings.poll_initial_s
+    started = time.monotonic()
+    for attempt in range(1, FINAL_READ_ATTEMPTS + 1):
+        try:
+            conversation = await services.client().get_conversation(conversation_id)
+        except UpstreamError as exc:
+            log.warning("conversation %s not read (attempt %d): %s", conversation_id, attempt, exc.message)
+        else:
+            if conversation.get("status") in FINAL_STATUSES:
+                return conversation
+        if attempt == FINAL_READ_ATTEMPTS or time.monotonic() - started + delay > FINAL_READ_BUDGET_S:
+            break
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, services.settings.poll_max_s)
+    return None
 
 
 async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
@@ -386,8 +438,10 @@ async def follow_call(call_id: str) -> str:
 class Tracker:
     """Owns DBOS for a running callcheck: launches it, resumes unfinished calls, starts and wakes workflows."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, executor_id: str | None = None) -> None:
         self.services = services
+        # None: a server (DBOS executor "local"); else a `callcheck run` process's own id (jobs/ownership.py).
+        self.executor_id = executor_id
 
     def _dbos_config(self) -> dict[str, Any]:
         url = self.services.settings.resolved_database_url()
@@ -404,6 +458,7 @@ class Tracker:
             "run_admin_server": False,
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.1,
+            "executor_id": self.executor_id or "local",
         }
 
     @asynccontextmanager
@@ -416,13 +471,16 @@ class Tracker:
         DBOS(config=self._dbos_config())  # type: ignore[arg-type]
         try:
             await asyncio.to_thread(DBOS.launch)
-            for call in await self.services.store.unfinished_calls():
-                await self.follow(call.id)
-            from callcheck.jobs.runs import run_suite, run_workflow_id
+            await self._adopt_stopped_runs()
+            if self.executor_id is None:
+                # A server resumes its own work; a `callcheck run` process has only the run it is about to start.
+                for call in await self.services.store.unfinished_calls():
+                    await self.follow(call.id)
+                from callcheck.jobs.runs import run_suite, run_workflow_id
 
-            for run in await self.services.store.runs.unfinished_runs():
-                with SetWorkflowID(run_workflow_id(run.id)):
-                    await DBOS.start_workflow_async(run_suite, run.id)
+                for run in await self.services.store.runs.unfinished_runs():
+                    with SetWorkflowID(run_workflow_id(run.id)):
+                        await DBOS.start_workflow_async(run_suite, run.id)
             yield self
         finally:
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
@@ -438,6 +496,24 @@ class Tracker:
                     task.cancel()
                 await asyncio.gather(*unfinished, return_exceptions=True)
             _runtime = None
+
+    async def _adopt_stopped_runs(self) -> None:
+        """Take over, cancelled, the runs of `callcheck run` processes of this host that are gone (killed)."""
+        from callcheck.jobs.ownership import is_gone, stopped_note
+        from callcheck.jobs.runs import wake_run
+
+        runs = self.services.store.runs
+        for run in await runs.unfinished_runs(owned=True):
+            if run.owner is None or not is_gone(run.owner):
+                continue
+            log.warning("run %s: its process is gone; adopting it cancelled", run.id)
+            await runs.request_cancel(run.id)
+            # The adopter owns it now ("local": a server's DBOS resumes it after a crash of its own), so a run this
+            # process leaves unfinished in turn is adopted again by the next one.
+            await runs.update_run(run.id, error=stopped_note(run.owner), owner=self.executor_id or "local")
+            # Its workflows (the run's and its calls') are re-queued to this executor and resume here.
+            await asyncio.to_thread(DBOS._recover_pending_workflows, [run.owner])
+            await wake_run(run.id)
 
     async def follow(self, call_id: str) -> None:
         """Start following a call (a no-op when its workflow exists already)."""

@@ -271,11 +271,15 @@ class Store:
         return page_of(rows, limit)
 
     async def unfinished_calls(self) -> list[CallRow]:
-        """Every call not yet in a terminal state, oldest first."""
+        """Every call not yet in a terminal state that a server follows, oldest first: calls of a run that a
+        `callcheck run` process owns are that process's (or, once it is gone, whoever adopts its run)."""
         terminal = [s.value for s in TERMINAL_STATES]
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                sa.select(calls).where(calls.c.state.not_in(terminal)).order_by(calls.c.created_at)
+                sa.select(calls)
+                .select_from(calls.outerjoin(runs, calls.c.run_id == runs.c.id))
+                .where(calls.c.state.not_in(terminal), runs.c.owner.is_(None))
+                .order_by(calls.c.created_at)
             )
             return [_call(r) for r in rows.all()]
 
@@ -422,6 +426,7 @@ class RunRow:
     report: dict[str, Any] | None
     exit_code: int | None
     error: str | None
+    owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
 
 
 def _run(row: sa.Row[Any]) -> RunRow:
@@ -474,10 +479,11 @@ class RunStore:
             rows = [_run(r) for r in (await conn.execute(newest_first(runs, cursor, limit))).all()]
         return page_of(rows, limit)
 
-    async def unfinished_runs(self) -> list[RunRow]:
-        """Runs still running or being cancelled."""
+    async def unfinished_runs(self, *, owned: bool = False) -> list[RunRow]:
+        """Runs still running or being cancelled: a server's (`owned=False`) or `callcheck run` processes'."""
+        owner = runs.c.owner.is_not(None) if owned else runs.c.owner.is_(None)
         async with self.engine.connect() as conn:
-            rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(["running", "cancelling"])))
+            rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(["running", "cancelling"]), owner))
             return [_run(r) for r in rows.all()]
 
     async def items(self, run_id: str) -> list[RunItem]:

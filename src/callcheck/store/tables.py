@@ -102,6 +102,8 @@ runs = sa.Table(
     sa.Column("report", sa.JSON, nullable=True),
     sa.Column("exit_code", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # The DBOS executor id of the `callcheck run` process that owns the run; NULL for runs a server owns.
+    sa.Column("owner", sa.Text, nullable=True),
     sa.Index("ix_runs_created_at_id", "created_at", "id"),
 )
 
