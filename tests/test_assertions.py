@@ -118,6 +118,25 @@ def test_reached_human() -> None:
     check(ReachedHumanExpectation(value=True), completed(analysis=transferred), "pass")
 
 
+def test_reached_human_of_an_unanswered_call_is_decided_by_the_call_itself() -> None:
+    # No analysis says so, but nobody picked up: no human was reached, and the evidence says where that came from.
+    assert check(ReachedHumanExpectation(value=False), BUSY, "pass") == "journey.reached_human = false"
+    assert check(ReachedHumanExpectation(value=True), BUSY, "fail") == "journey.reached_human = false"
+
+
+def test_reached_human_not_collected_reads_missing_whether_absent_or_null() -> None:
+    # The CLI's calls (polled) carry the item with a null value, the server's (webhooks) may lack it: one wording.
+    null_item = Analysis(data={"reached_human": DataResult(value=None)})
+    absent = Analysis(data={})
+    for analysis in (null_item, absent):
+        evidence = check(ReachedHumanExpectation(value=False), completed(analysis=analysis), "not_evaluated")
+        assert evidence == "analysis.data.reached_human = missing"
+    odd = Analysis(data={"reached_human": DataResult(value="maybe")})
+    assert check(ReachedHumanExpectation(value=False), completed(analysis=odd), "not_evaluated") == (
+        'analysis.data.reached_human = "maybe"'
+    )
+
+
 def test_transcript_contains_names_the_turn() -> None:
     exp = TranscriptExpectation(kind="transcript_contains", speaker="business", text="CONFIRMED")
     evidence = check(exp, completed(), "pass")
@@ -125,14 +144,14 @@ def test_transcript_contains_names_the_turn() -> None:
     assert evaluate(exp, completed()).turn_index == 3
     # "confirm" is said by the caller only in turn 4: restricted to the business, it is not found there.
     caller_only = TranscriptExpectation(kind="transcript_contains", speaker="business", text="please confirm")
-    assert check(caller_only, completed(), "fail") == "no business turn (of 3) contains 'please confirm'"
+    assert check(caller_only, completed(), "fail") == 'no business turn (of 3) contains "please confirm"'
     check(TranscriptExpectation(kind="transcript_contains", text="please   confirm"), completed(), "pass")
     check(exp, BUSY, "not_evaluated")
 
 
 def test_transcript_not_contains() -> None:
     exp = TranscriptExpectation(kind="transcript_not_contains", speaker="business", text="sold out")
-    assert check(exp, completed(), "pass") == "no business turn (of 3) contains 'sold out'"
+    assert check(exp, completed(), "pass") == 'no business turn (of 3) contains "sold out"'
     bad = TranscriptExpectation(kind="transcript_not_contains", speaker="business", text="goodbye")
     assert check(bad, completed(), "fail").startswith("turn 5 (business, 30s)")
     check(exp, BUSY, "not_evaluated")
@@ -142,7 +161,9 @@ def test_transcript_matches() -> None:
     exp = TranscriptExpectation(kind="transcript_matches", speaker="business", text=r"order number \d{4}")
     assert check(exp, completed(), "pass").startswith("turn 3 (business, 20s)")
     caller = TranscriptExpectation(kind="transcript_matches", speaker="caller", text=r"order number \d{4}")
-    assert check(caller, completed(), "fail") == r"no caller turn (of 2) matches 'order number \\d{4}'"
+    # The regex as the user wrote it: one backslash, not Python's repr with two.
+    assert check(caller, completed(), "fail") == r'no caller turn (of 2) matches "order number \d{4}"'
+    assert caller.describe() == r'transcript_matches: caller "order number \d{4}"'
     check(exp, BUSY, "not_evaluated")
 
 
@@ -196,7 +217,8 @@ def test_keypad_sent() -> None:
 
 def test_data_collected() -> None:
     exp = DataCollectedExpectation(key="confirmation_number", value="4821")
-    assert check(exp, completed(), "pass") == "analysis.data.confirmation_number = '4821'"
+    assert check(exp, completed(), "pass") == 'analysis.data.confirmation_number = "4821"'
+    assert exp.describe() == 'data_collected: confirmation_number = "4821"'
     check(DataCollectedExpectation(key="confirmation_number"), completed(), "pass")
     check(DataCollectedExpectation(key="confirmation_number", value=4821), completed(), "pass")
     check(DataCollectedExpectation(key="confirmation_number", value="9999"), completed(), "fail")
@@ -306,6 +328,24 @@ def test_parse_assertion_rejects_non_final_states_and_unknown_kinds() -> None:
     assert built is None and problems[0].message == (
         "unknown assertion 'transcript_contain' (did you mean 'transcript_contains'?)"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        ("reached_human", "true", 'must be true or false (unquoted), not the text "true"'),
+        ("reached_human", 1, "must be true or false, not 1"),
+        ("max_turns", True, "must be a whole number of turns of at least 1, not true"),
+        ("max_duration_s", None, "must be a number of seconds above 0, not empty"),
+        ("outcome", False, "outcome must be one of success, failure, unknown, not false"),
+        ("keypad_sent", 12, 'must be quoted keypad digits (0-9, *, #), e.g. "2", not 12'),
+        ("judge", True, "must be a non-empty text, not true"),
+        ("transcript_contains", ["a"], "must be a text or {speaker, text}, not a list"),
+    ],
+)
+def test_validation_messages_show_values_as_written_in_yaml(kind: str, value: Any, message: str) -> None:
+    built, problems = parse_assertion(kind, value)
+    assert built is None and [p.message for p in problems] == [message]
 
 
 def test_merge_keeps_defaults_of_kinds_the_scenario_does_not_state() -> None:

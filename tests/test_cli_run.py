@@ -11,7 +11,11 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import httpx
+
+from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import backend_env
+from tests.fake_openai import FakeOpenAI
 
 SUITE = """\
 business: We are Pizza Palace, a pizza restaurant that takes orders and handles delivery.
@@ -31,7 +35,9 @@ scenarios:
 """
 
 
-def run_cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    tmp_path: Path, *args: str, timeout: float = 120, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
@@ -40,6 +46,7 @@ def run_cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Comp
         "CALLCHECK_POLL_INITIAL_S": "0.1",
         "CALLCHECK_POLL_MAX_S": "0.3",
         **backend_env(),
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "callcheck", *args],
@@ -135,7 +142,7 @@ def test_ctrl_c_cancels_and_reports_calls_in_flight(tmp_path: Path) -> None:
         **backend_env(),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "callcheck", "run", str(suite), "--sandbox", "--json", "r.json"],
+        [sys.executable, "-m", "callcheck", "run", str(suite), "--sandbox", "--json", "r.json", "--junit", "r.xml"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -152,10 +159,22 @@ def test_ctrl_c_cancels_and_reports_calls_in_flight(tmp_path: Path) -> None:
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 1, stdout + stderr
     assert "cancelling" in stderr and stdout.startswith("CANCELLED")
+    # The one call that ran passed, but the summary does not read as a complete run.
+    assert "slow: 1/1 passed (3 not run: cancelled)" in stdout
     report = json.loads((tmp_path / "r.json").read_text())
     runs = report["scenarios"][0]["runs"]
     assert report["cancelled"] is True
     assert [r["state"] for r in runs] == ["completed"]  # the call in flight was followed to its end
+    assert [n["display_name"] for n in report["scenarios"][0]["not_run"]] == ["slow#2", "slow#3", "slow#4"]
+    assert report["run_id"] and report["concurrency"] == 1
+    junit = ET.parse(tmp_path / "r.xml").getroot()
+    (testsuite,) = junit.findall("testsuite")
+    assert (testsuite.get("tests"), testsuite.get("skipped")) == ("4", "3")
+    skipped = {c.get("name"): c.find("skipped") for c in testsuite.findall("testcase")}
+    assert skipped["slow"] is None
+    for name in ("slow#2", "slow#3", "slow#4"):
+        element = skipped[name]
+        assert element is not None and element.get("message") == "run cancelled before this call was placed"
 
 
 def test_suggest_writes_a_suite_that_runs_dry(tmp_path: Path) -> None:
@@ -172,3 +191,53 @@ def test_suggest_writes_a_suite_that_runs_dry(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     dry = run_cli(tmp_path, "run", "starter.yaml", "--dry-run")
     assert dry.returncode == 0 and "would be placed" in dry.stdout
+
+
+def test_summary_gives_the_judges_reason_the_upstream_error_and_the_fields_left_out(
+    tmp_path: Path, sandbox: SandboxServer, fake_openai: FakeOpenAI
+) -> None:
+    # The agent allows every override but the voice speed: the persona's speed is left out, and the run says so.
+    patched = httpx.patch(
+        f"{sandbox.url}/v1/convai/agents/{sandbox.config.agent_id}",
+        headers={"xi-api-key": sandbox.config.api_key},
+        json={"platform_settings": {"overrides": {"conversation_config_override": {"tts": {"speed": False}}}}},
+    )
+    assert patched.status_code == 200, patched.text
+    fake_openai.answer('{"verdict": "fail", "reason": "The business never said when the pizza would be ready."}')
+    (tmp_path / "suite.yaml").write_text(
+        "business: A pizza shop.\nnumber: '+15550100001'\nscenarios:\n"
+        "  - name: judged\n    goal: order a pizza\n    persona: {name: Maya, speed: 1.1}\n"
+        "    expect:\n      - judge: The business said when the pizza would be ready.\n"
+        "  - name: broken\n    goal: order a pizza\n    number: '+15550100500'\n"
+        "    expect:\n      - final_state: completed\n"
+    )
+    env = {
+        "ELEVENLABS_API_KEY": sandbox.config.api_key,
+        "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
+        "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
+        "ELEVENLABS_API_BASE": sandbox.url,
+        "CALLCHECK_JUDGE_BASE_URL": fake_openai.url,
+        "CALLCHECK_JUDGE_MODEL": "test-model",
+    }
+    result = run_cli(tmp_path, "run", "suite.yaml", "--junit", "r.xml", "--json", "r.json", extra_env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "judged: judge fail: The business never said when the pizza would be ready." in lines
+    assert "judged: note: not sent (the agent does not allow overriding them): tts.speed" in lines
+    assert (
+        "broken: note: ElevenLabs API error (500): An internal error occurred while placing the call (simulated)."
+        in lines
+    )
+    assert "broken: final_state fail: call state = failed" in lines
+    # The call went out without the speed, and the reports say so too.
+    outbound = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/twilio/outbound-call"})
+    sent = [r["json"]["conversation_initiation_client_data"]["conversation_config_override"] for r in outbound.json()]
+    # Both calls reached ElevenLabs (the broken one answered 500), the persona's name went out, its speed did not.
+    assert len(sent) == 2 and all("speed" not in (override.get("tts") or {}) for override in sent)
+    assert any("Maya" in override["agent"]["prompt"]["prompt"] for override in sent)
+    report = json.loads((tmp_path / "r.json").read_text())
+    judged = report["scenarios"][0]["runs"][0]
+    assert judged["overrides_not_sent"] == ["tts.speed"]
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "r.xml").getroot().iter("testcase")}
+    out = cases["judged"].findtext("system-out") or ""
+    assert "note: not sent (the agent does not allow overriding them): tts.speed" in out.splitlines()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from callcheck.domain.assertions import CallEvidence, offline_verdict
-from callcheck.domain.evidence import Analysis, CallFacts, Turn
+from callcheck.domain.evidence import KEYPAD_TOOL, Analysis, CallFacts, ToolCall, Turn
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import Suite, load_suite
 from callcheck.reports import (
@@ -34,6 +34,7 @@ scenarios:
   - name: order
     goal: order a pizza
     repeat: 3
+    required_pass_rate: 0.8
     expect:
       - outcome: success
   - name: <script>alert("x")</script>
@@ -90,18 +91,22 @@ def test_model_groups_runs_and_computes_rates() -> None:
     _, report = make_report()
     order, script, hours = report.scenarios
     assert [r.display_name for r in order.runs] == ["order", "order#2", "order#3"]
+    # 2/3 misses the required 80%, but its interval (21% to 94%) contains it: flaky.
     assert (order.stats.passed, order.stats.total, order.status) == (2, 3, "flaky")
     assert script.status == "fail" and script.runs[0].status == "fail"
     assert [r.status for r in hours.runs] == ["pass", "not_evaluated"]
     assert not hours.passed  # not evaluated never counts as passed
+    # 1/2 at the default 100%: the interval (9% to 91%) lies below, so a failure, not flaky.
+    assert hours.status == "fail"
     assert report.totals == {
         "scenarios": 3,
         "scenarios_passed": 0,
-        "scenarios_flaky": 2,
+        "scenarios_flaky": 1,
         "runs": 6,
         "runs_passed": 3,
         "runs_failed": 2,
         "runs_not_evaluated": 1,
+        "runs_not_run": 0,
     }
     assert not report.passed and report.exit_code == 1
     assert report.simulated is False  # one run was not marked simulated
@@ -146,7 +151,8 @@ def test_junit_is_valid_xml_with_the_right_counts() -> None:
     assert "\x00" not in out  # XML cannot carry NUL; it is replaced, not fatal
 
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
-    assert props["scenario.order"] == "2/3 passed (67%, 95% CI 21% to 94%), required 100%: flaky"
+    assert props["scenario.order"] == "2/3 passed (67%, 95% CI 21% to 94%), required 80%: flaky"
+    assert props["scenario.hours"] == "1/2 passed (50%, 95% CI 9% to 91%), required 100%: fail"
     assert props["business"] == "Pizza Palace & Sons <b>bold</b>"
     assert cases[1].get("time") == "55.000"
 
@@ -187,7 +193,7 @@ def test_html_is_self_contained() -> None:
 def test_html_charts_carry_the_figures() -> None:
     _, report = make_report()
     page = render_html(report)
-    assert "2/3 passed (67%, 95% CI 21% to 94%), required 100%: flaky" in page  # bar tooltip and summary
+    assert "2/3 passed (67%, 95% CI 21% to 94%), required 80%: flaky" in page  # bar tooltip and summary
     assert "order#2: 55s (fail)" in page  # a dot of the duration chart
     assert "required 100%" in page
 
@@ -199,7 +205,10 @@ def test_html_with_no_runs_still_renders() -> None:
     assert "no data" in page and "The run was cancelled." in page
     assert not report.passed
     root = ET.fromstring(render_junit(report).encode())
-    assert root.get("tests") == "0"
+    # Cancelled before any call: every planned call is a skipped testcase, none is a pass.
+    (suite_element,) = root.findall("testsuite")
+    assert (root.get("tests"), suite_element.get("skipped")) == ("5", "5")
+    assert root.get("failures") == "0" and root.get("errors") == "0"
 
 
 def test_transcript_excerpt_keeps_head_and_tail() -> None:
@@ -208,3 +217,133 @@ def test_transcript_excerpt_keeps_head_and_tail() -> None:
     assert [t.index for t in kept] == [0, 1, 2, 38, 39]
     long = transcript_excerpt([Turn(speaker="caller", text="x" * 1000)])
     assert len(long[0].text) <= 240
+
+
+def cancelled_report(stopped: str | None = None) -> RunReport:
+    """order (3 planned) cancelled after two calls passed; the other scenarios never started."""
+    suite = load_suite(SUITE, "pizza.yaml")
+    results = []
+    for planned in suite.planned_calls(only=["order"])[:2]:
+        ev = answered(f"c{planned.repeat}", "success", 30)
+        results.append(run_result(planned, ev, offline_verdict(ev, planned.expectations), simulated=True))
+    return build_report(
+        suite, results, started_at=STARTED, finished_at=FINISHED, cancelled=True, only=["order"], stopped=stopped
+    )
+
+
+def test_a_cancelled_run_reports_the_calls_it_never_placed() -> None:
+    report = cancelled_report()
+    (order,) = report.scenarios
+    assert [(n.display_name, n.cause) for n in order.not_run] == [("order#3", "cancelled")]
+    assert order.not_run_summary() == "1 not run: cancelled"
+    assert report.totals["runs_not_run"] == 1 and not report.passed
+
+    root = ET.fromstring(render_junit(report).encode())
+    (suite,) = root.findall("testsuite")
+    assert (suite.get("tests"), suite.get("skipped"), suite.get("failures"), suite.get("errors")) == (
+        "3",
+        "1",
+        "0",
+        "0",
+    )
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["order", "order#2", "order#3"]
+    assert cases[0].find("skipped") is None
+    skipped = cases[2].find("skipped")
+    assert skipped is not None and skipped.get("message") == "run cancelled before this call was placed"
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert (props["scenario.order"] or "").endswith("required 80%: pass; 1 not run: cancelled")
+
+    data = json.loads(render_json(report))
+    assert data["scenarios"][0]["not_run"][0]["reason"] == "run cancelled before this call was placed"
+    assert read_json(render_json(report)) == report
+    page = render_html(report)
+    assert "order#3" in page and "1 not run: cancelled" in page
+
+
+def test_a_run_that_stopped_placing_calls_says_why_each_was_skipped() -> None:
+    report = cancelled_report(stopped="No more calls were placed: ElevenLabs API error (404): agent not found")
+    (item,) = report.scenarios[0].not_run
+    assert item.cause == "stopped"
+    assert item.reason == (
+        "run stopped before this call was placed (No more calls were placed: ElevenLabs API error (404): "
+        "agent not found)"
+    )
+    assert report.scenarios[0].not_run_summary() == "1 not run: the run stopped placing calls"
+    skipped = ET.fromstring(render_junit(report).encode()).find(".//skipped")
+    assert skipped is not None and "agent not found" in (skipped.get("message") or "")
+
+
+def test_json_carries_the_full_transcript_and_the_run_settings() -> None:
+    suite = load_suite(SUITE, "pizza.yaml")
+    planned = suite.planned_calls(only=["hours"])[0]
+    long_text = "We are open " + "every day " * 60 + "until 10pm."
+    turns = [
+        Turn(speaker="business", text="Press 2 for hours.", time_in_call_secs=1),
+        # A tool-only turn: no text, just the keypad press.
+        Turn(
+            speaker="caller",
+            text=None,
+            time_in_call_secs=3,
+            tool_calls=[ToolCall(name=KEYPAD_TOOL, params={"dtmf_tones": "2"}, result={"status": "success"})],
+        ),
+        Turn(speaker="business", text=long_text, time_in_call_secs=5),
+    ]
+    evidence = CallEvidence(
+        state=CallState.COMPLETED,
+        call_id="c9",
+        turns=turns,
+        analysis=Analysis(call_successful="success", summary="Hours given."),
+        facts=CallFacts(duration_secs=12, call_result="answered", termination_reason="end_call tool was called."),
+    )
+    result = run_result(planned, evidence, offline_verdict(evidence, planned.expectations))
+    report = build_report(
+        suite, [result], started_at=STARTED, only=["hours"], run_id="run_42", concurrency=3, rate_per_min=10.0
+    )
+    data = json.loads(render_json(report))
+    assert (data["run_id"], data["concurrency"], data["rate_per_min"]) == ("run_42", 3, 10.0)
+    run = data["scenarios"][0]["runs"][0]
+    assert [t["speaker"] for t in run["transcript"]] == ["business", "caller", "business"]
+    assert run["transcript"][1]["text"] is None
+    assert run["transcript"][1]["tool_calls"][0]["params"] == {"dtmf_tones": "2"}
+    assert run["transcript"][2]["text"] == long_text  # untruncated
+    assert len(run["transcript_excerpt"]) == 2 and run["transcript_excerpt"][1]["text"] != long_text
+    assert run["analysis"]["summary"] == "Hours given."
+    assert run["facts"]["termination_reason"] == "end_call tool was called."
+    assert read_json(render_json(report)) == report
+    # JUnit keeps an excerpt: the long turn is cut there.
+    out = ET.fromstring(render_junit(report).encode()).findtext(".//system-out") or ""
+    assert long_text not in out and "transcript excerpt (2 of 3 turns)" in out
+
+
+def test_notes_reach_every_report_and_missing_figures_have_no_unit() -> None:
+    suite = load_suite(SUITE, "pizza.yaml")
+    planned = suite.planned_calls(only=["hours"])[0]
+    evidence = CallEvidence(state=CallState.FAILED, call_id="c7")
+    result = run_result(
+        planned,
+        evidence,
+        offline_verdict(evidence, planned.expectations),
+        note="ElevenLabs API error (500):\nAn internal error occurred.",
+        overrides_not_sent=["agent.language", "tts.voice_id"],
+    )
+    assert result.notes == [
+        "ElevenLabs API error (500): An internal error occurred.",
+        "not sent (the agent does not allow overriding them): agent.language, tts.voice_id",
+    ]
+    report = build_report(suite, [result], started_at=STARTED, only=["hours"])
+    out = ET.fromstring(render_junit(report).encode()).findtext(".//system-out") or ""
+    lines = out.splitlines()
+    assert "duration: unknown" in lines and "first response: none" in lines
+    assert "note: not sent (the agent does not allow overriding them): agent.language, tts.voice_id" in lines
+    assert "note: ElevenLabs API error (500): An internal error occurred." in lines
+    data = json.loads(render_json(report))
+    assert data["scenarios"][0]["runs"][0]["overrides_not_sent"] == ["agent.language", "tts.voice_id"]
+    assert data["scenarios"][0]["runs"][0]["notes"] == result.notes
+    assert "agent.language, tts.voice_id" in render_html(report)
+
+
+def test_known_figures_keep_their_unit() -> None:
+    _, report = make_report()
+    out = ET.fromstring(render_junit(report).encode()).findall(".//system-out")[1].text or ""
+    assert "duration: 55 s" in out.splitlines() and "first response: 5.5 s" in out.splitlines()

@@ -221,7 +221,8 @@ scenarios:
         "number (line 2): Phone number must be in E.164 format",
         "defaults.expect[0] (line 5): unknown assertion 'final_stat' (did you mean 'final_state'?)",
         "scenarios[0].repat (line 9): unknown key 'repat' (did you mean 'repeat'?)",
-        "scenarios[0].expect[0].outcome (line 11): outcome must be one of success, failure, unknown, not 'sucess'",
+        "scenarios[0].expect[0].outcome (line 11): outcome must be one of success, failure, unknown, "
+        'not the text "sucess"',
         "scenarios[0].expect[1].transcript_contains.speakr (line 12): unknown key 'speakr' (did you mean 'speaker'?)",
         "scenarios[0].expect[1].transcript_contains (line 12): 'text' is required",
         "scenarios[1].name (line 13): 'a' is already the name of scenarios[0]",
@@ -234,10 +235,11 @@ scenarios:
         "scenarios[1].expect[1] (line 20): each assertion must be a one-key mapping",
         "scenarios[1].expect[2].transcript_matches (line 21): invalid regular expression",
         "scenarios[1].expect[3].keypad_sent (line 22): must be quoted keypad digits",
-        "scenarios[1].expect[4].max_turns (line 23): must be a whole number of turns of at least 1",
+        # Values are shown as written in YAML (true, "no"), never as Python's True or 'no'.
+        "scenarios[1].expect[4].max_turns (line 23): must be a whole number of turns of at least 1, not true",
         "scenarios[1].expect[5].data_collected (line 24): 'key' is required",
         "scenarios[1].expect[6].criterion.result (line 25): result must be one of success, failure, unknown",
-        "scenarios[1].expect[7].reached_human (line 26): must be true or false",
+        'scenarios[1].expect[7].reached_human (line 26): must be true or false, not the text "no"',
         "scenarios[1].expect[8].judge (line 27): must be a non-empty text",
         "scenarios[2].name (line 28): must not contain '#'",
         "scenarios[2].number (line 30): Phone number must be in E.164 format",

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from callcheck.config import Settings
-from callcheck.domain.assertions import offline_verdict
+from callcheck.domain.assertions import AssertionResult, excerpt, offline_verdict
 from callcheck.domain.suite import PlannedCall
 from callcheck.errors import CallcheckError
+from callcheck.jobs.ownership import cli_executor_id
 from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, plan, start_run
 from callcheck.reports import RunReport, render_html, render_json, render_junit
 from callcheck.runtime import running_services
@@ -21,6 +22,7 @@ from callcheck.services import Services
 from callcheck.text import counted
 
 EXIT_PASSED, EXIT_FAILED, EXIT_COULD_NOT_RUN = 0, 1, 2
+SUMMARY_CHARS = 300  # a summary line's evidence and reason, cut to stay one readable line
 
 
 def _parse_rate(rate: str | None) -> float | None:
@@ -87,7 +89,9 @@ async def _run(
     only: list[str] | None,
 ) -> tuple[RunReport, int] | str:
     """Run the suite in this process; the report and exit code, or why it could not run."""
-    async with running_services(settings) as services:
+    # This process owns its run under an executor id of its own: killed, the run is never continued silently by
+    # another command; the next process on this host adopts it cancelled (jobs/ownership.py).
+    async with running_services(settings, executor_id=cli_executor_id()) as services:
         try:
             run = await start_run(services, text, source, concurrency=concurrency, rate_per_min=rate, only=only)
         except CallcheckError as exc:
@@ -123,18 +127,29 @@ async def _run(
             loop.remove_signal_handler(signal.SIGINT)
 
 
+def _why(result: AssertionResult) -> str:
+    """The evidence of a result and, where one exists, its reason (a judge's, a rationale), on one line."""
+    # Evidence that only restates the verdict ("judge: fail") adds nothing; the reason says why.
+    restated = result.evidence == f"{result.kind}: {result.status}"
+    parts = [part for part in ("" if restated else result.evidence, result.detail) if part]
+    return excerpt(" — ".join(parts), SUMMARY_CHARS)
+
+
 def _summary(report: RunReport) -> str:
     lines = []
     for scenario in report.scenarios:
         stats = scenario.stats
+        not_run = scenario.not_run_summary()
         lines.append(
             f"  {scenario.status.upper():5} {scenario.name}: {stats.passed}/{stats.total} passed"
-            f" (95% CI {stats.low:.0%}-{stats.high:.0%}, required {scenario.required_pass_rate:.0%})"
+            + (f" ({not_run})" if not_run else "")
+            + f" (95% CI {stats.low:.0%}-{stats.high:.0%}, required {scenario.required_pass_rate:.0%})"
         )
         for run in scenario.runs:
+            lines += [f"      {run.display_name}: note: {note}" for note in run.notes]
             for result in run.verdict.results:
                 if result.status != "pass":
-                    lines.append(f"      {run.display_name}: {result.kind} {result.status}: {result.evidence}")
+                    lines.append(f"      {run.display_name}: {result.kind} {result.status}: {_why(result)}")
     head = "PASSED" if report.passed else ("CANCELLED" if report.cancelled else "FAILED")
     return f"{head}: {report.suite}" + (" (simulated)" if report.simulated else "") + "\n" + "\n".join(lines)
 

@@ -89,7 +89,7 @@ class TranscriptExpectation(_Assertion):
     def describe(self) -> str:
         """The assertion as a person reads it."""
         who = f"{self.speaker} " if self.speaker else ""
-        return f"{self.kind}: {who}{self.text!r}"
+        return f"{self.kind}: {who}{quoted(self.text)}"
 
 
 class MaxDurationExpectation(_Assertion):
@@ -133,7 +133,7 @@ class KeypadSentExpectation(_Assertion):
 
     def describe(self) -> str:
         """The assertion as a person reads it."""
-        return f"keypad_sent: {self.digits!r}"
+        return f"keypad_sent: {quoted(self.digits)}"
 
 
 class DataCollectedExpectation(_Assertion):
@@ -145,7 +145,7 @@ class DataCollectedExpectation(_Assertion):
 
     def describe(self) -> str:
         """The assertion as a person reads it."""
-        return f"data_collected: {self.key}" + ("" if self.value is None else f" = {self.value!r}")
+        return f"data_collected: {self.key}" + ("" if self.value is None else f" = {shown_value(self.value)}")
 
 
 class CriterionExpectation(_Assertion):
@@ -168,7 +168,7 @@ class JudgeExpectation(_Assertion):
 
     def describe(self) -> str:
         """The assertion as a person reads it."""
-        return f"judge: {self.criterion!r}"
+        return f"judge: {quoted(self.criterion)}"
 
 
 Expectation = Annotated[
@@ -203,6 +203,45 @@ ASSERTION_KINDS: tuple[str, ...] = (
 )
 
 
+# --- showing values as the user wrote them ------------------------------------------------------------------
+
+
+def quoted(text: str) -> str:
+    """`"text"` exactly as written: a regex `order number \\d{4}` stays one backslash (repr would double it)."""
+    return f'"{text}"'
+
+
+def shown_value(value: Any) -> str:
+    """A value from the suite or the analysis in the suite's own words: `true`, `12`, `"text"`, `missing`.
+
+    Python's repr would say `True`, `None` or `'text'`, which is not how anyone wrote them in YAML or JSON.
+    """
+    if value is None:
+        return "missing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return quoted(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def not_value(value: Any) -> str:
+    """`, not true` / `, not the text "yes"` / `, not empty`: what a validation message says it got."""
+    if value is None:
+        return ", not empty"
+    if isinstance(value, bool):
+        return f", not {str(value).lower()}"
+    if isinstance(value, str):
+        return f", not the text {quoted(value)}"
+    return f", not {shown_value(value)}"
+
+
 # --- parsing the suite syntax ----------------------------------------------------------------------------
 
 
@@ -234,7 +273,7 @@ def _choice(value: Any, choices: Sequence[str], what: str, field: str | None = N
         return []
     hint = did_you_mean(value, choices) if isinstance(value, str) else ""
     shown = ", ".join(choices)
-    return [SyntaxProblem(message=f"{what} must be one of {shown}, not {value!r}{hint}", field=field)]
+    return [SyntaxProblem(message=f"{what} must be one of {shown}{not_value(value)}{hint}", field=field)]
 
 
 def _mapping_keys(value: dict[str, Any], allowed: Sequence[str], required: Sequence[str]) -> list[SyntaxProblem]:
@@ -250,7 +289,7 @@ def _mapping_keys(value: dict[str, Any], allowed: Sequence[str], required: Seque
 def _text(value: Any, field: str | None = None) -> list[SyntaxProblem]:
     if isinstance(value, str) and value.strip():
         return []
-    return [SyntaxProblem(message=f"must be a non-empty text, not {value!r}", field=field)]
+    return [SyntaxProblem(message=f"must be a non-empty text{not_value(value)}", field=field)]
 
 
 def parse_assertion(kind: str, value: Any) -> tuple[Expectation | None, list[SyntaxProblem]]:
@@ -271,7 +310,8 @@ def parse_assertion(kind: str, value: Any) -> tuple[Expectation | None, list[Syn
         if isinstance(value, bool):
             built = ReachedHumanExpectation(value=value)
         else:
-            problems = [SyntaxProblem(message=f"must be true or false, not {value!r}")]
+            hint = " (unquoted)" if isinstance(value, str) and value.strip().lower() in ("true", "false") else ""
+            problems = [SyntaxProblem(message=f"must be true or false{hint}{not_value(value)}")]
     elif kind in ("transcript_contains", "transcript_not_contains", "transcript_matches"):
         built, problems = _parse_transcript(kind, value)
     elif kind in ("max_duration_s", "max_first_response_s"):
@@ -280,18 +320,18 @@ def parse_assertion(kind: str, value: Any) -> tuple[Expectation | None, list[Syn
                 seconds=float(value)
             )
         else:
-            problems = [SyntaxProblem(message=f"must be a number of seconds above 0, not {value!r}")]
+            problems = [SyntaxProblem(message=f"must be a number of seconds above 0{not_value(value)}")]
     elif kind == "max_turns":
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             built = MaxTurnsExpectation(turns=value)
         else:
-            problems = [SyntaxProblem(message=f"must be a whole number of turns of at least 1, not {value!r}")]
+            problems = [SyntaxProblem(message=f"must be a whole number of turns of at least 1{not_value(value)}")]
     elif kind == "keypad_sent":
         # A string only: YAML reads `012` as the number 12 and would silently lose the leading zero.
         if isinstance(value, str) and KEYPAD_PATTERN.fullmatch(value):
             built = KeypadSentExpectation(digits=value)
         else:
-            problems = [SyntaxProblem(message=f'must be quoted keypad digits (0-9, *, #), e.g. "2", not {value!r}')]
+            problems = [SyntaxProblem(message=f'must be quoted keypad digits (0-9, *, #), e.g. "2"{not_value(value)}')]
     elif kind == "data_collected":
         built, problems = _parse_data_collected(value)
     elif kind == "criterion":
@@ -317,7 +357,7 @@ def _parse_transcript(kind: str, value: Any) -> tuple[Expectation | None, list[S
         if speaker is not None:
             problems += _choice(speaker, SPEAKERS, "speaker", "speaker")
     else:
-        return None, [SyntaxProblem(message=f"must be a text or {{speaker, text}}, not {value!r}")]
+        return None, [SyntaxProblem(message=f"must be a text or {{speaker, text}}{not_value(value)}")]
     if not problems and kind == "transcript_matches":
         try:
             re.compile(text)
@@ -338,13 +378,15 @@ def _parse_data_collected(value: Any) -> tuple[Expectation | None, list[SyntaxPr
         problems = _text(value)
         return (None, problems) if problems else (DataCollectedExpectation(key=value.strip()), [])
     if not isinstance(value, dict):
-        return None, [SyntaxProblem(message=f"must be a key or {{key, value}}, not {value!r}")]
+        return None, [SyntaxProblem(message=f"must be a key or {{key, value}}{not_value(value)}")]
     problems = _mapping_keys(value, ("key", "value"), ("key",))
     if "key" in value:
         problems += _text(value["key"], "key")
     expected = value.get("value")
     if expected is not None and not _scalar(expected):
-        problems.append(SyntaxProblem(message=f"must be a text, number or boolean, not {expected!r}", field="value"))
+        problems.append(
+            SyntaxProblem(message=f"must be a text, number or true/false{not_value(expected)}", field="value")
+        )
     if problems:
         return None, problems
     return DataCollectedExpectation(key=value["key"].strip(), value=expected), []
@@ -355,7 +397,7 @@ def _parse_criterion(value: Any) -> tuple[Expectation | None, list[SyntaxProblem
         problems = _text(value)
         return (None, problems) if problems else (CriterionExpectation(id=value.strip()), [])
     if not isinstance(value, dict):
-        return None, [SyntaxProblem(message=f"must be a criterion id or {{id, result}}, not {value!r}")]
+        return None, [SyntaxProblem(message=f"must be a criterion id or {{id, result}}{not_value(value)}")]
     problems = _mapping_keys(value, ("id", "result"), ("id",))
     if "id" in value:
         problems += _text(value["id"], "id")
@@ -579,9 +621,16 @@ def _reached_human(exp: ReachedHumanExpectation, ev: CallEvidence) -> AssertionR
     data = ev.analysis.data if ev.analysis else {}
     rationale = (data["reached_human"].rationale or "") if "reached_human" in data else ""
     if actual is None:
-        raw = repr(data["reached_human"].value) if "reached_human" in data else "missing"
+        # Not collected (the key is absent or its value null) reads "missing" whichever way it reached us; a value
+        # that is there but not yes/no is shown as it is.
+        raw = shown_value(data["reached_human"].value) if "reached_human" in data else "missing"
         return _result(exp, "not_evaluated", f"analysis.data.reached_human = {raw}", "not collected by the analysis")
     status: Status = "pass" if actual == exp.value else "fail"
+    from_analysis = "reached_human" in data and data["reached_human"].value is not None
+    if not from_analysis:
+        # The analysis said nothing: the journey decided from the call itself (nobody answered, or a voicemail).
+        why = "a voicemail answered" if ev.figures.voicemail else f"the call was not answered ({ev.facts.call_result})"
+        return _result(exp, status, f"journey.reached_human = {str(actual).lower()}", why)
     return _result(exp, status, f"analysis.data.reached_human = {str(actual).lower()}", rationale)
 
 
@@ -603,7 +652,7 @@ def _data_collected(exp: DataCollectedExpectation, ev: CallEvidence) -> Assertio
         return _result(
             exp, "not_evaluated", f"analysis.data.{exp.key} = missing", f"data items in the analysis: {known}"
         )
-    evidence = f"analysis.data.{exp.key} = {item.value!r}"
+    evidence = f"analysis.data.{exp.key} = {shown_value(item.value)}"
     if item.value is None or (isinstance(item.value, str) and not item.value.strip()):
         # The item exists on the agent but nothing was extracted: the caller did not collect it.
         return _result(exp, "fail", evidence, item.rationale or "nothing was collected")
@@ -629,7 +678,7 @@ def _transcript(exp: TranscriptExpectation, ev: CallEvidence) -> AssertionResult
             return _result(exp, status, describe_turn(index, turn, match.span()), turn_index=index)
     who = f"{exp.speaker} " if exp.speaker else ""
     verb = "matches" if exp.kind == "transcript_matches" else "contains"
-    evidence = f"no {who}turn (of {len(candidates)}) {verb} {exp.text!r}"
+    evidence = f"no {who}turn (of {len(candidates)}) {verb} {quoted(exp.text)}"
     return _result(exp, "pass" if exp.kind == "transcript_not_contains" else "fail", evidence)
 
 

@@ -40,18 +40,19 @@ class PassRate(BaseModel):
     low: float
     high: float
     met: bool  # the observed rate reaches the required rate
-    flaky: bool  # runs disagree and the interval straddles the required rate
+    flaky: bool  # not met, but the interval contains the required rate: the runs do not settle it
 
 
-def is_flaky(passed: int, total: int, required: float, low: float, high: float) -> bool:
-    """True when runs disagree and the Wilson interval straddles `required`.
+def is_flaky(met: bool, total: int, required: float, low: float, high: float) -> bool:
+    """True when the observed rate misses `required` but the Wilson interval [low, high] still contains it.
 
-    Runs that all agree are never flaky: 10/10 with a required 0.8 is inconclusive at 95% but not flaky. At
-    the default required rate of 1.0 no interval can lie above it, so any disagreement counts as straddling.
+    A scenario that meets its rate passes, however wide its interval; one whose interval lies wholly below the
+    rate fails. Only the case in between is flaky. At the default required rate of 1.0 the interval reaches 1.0
+    only when every run passed, so there any failure is a plain failure. Nothing run is not flaky either.
     """
-    if not 0 < passed < total:
+    if met or total == 0:
         return False
-    return low < required and (high > required or required >= 1.0)
+    return low <= required <= high
 
 
 def pass_rate(passed: int, total: int, required: float = 1.0) -> PassRate:
@@ -60,6 +61,8 @@ def pass_rate(passed: int, total: int, required: float = 1.0) -> PassRate:
         raise ValueError(f"required pass rate must be in (0, 1], got {required}")
     low, high = wilson_interval(passed, total)
     rate = passed / total if total else None
+    # A tiny tolerance: 4/5 must meet a required 0.8 although 4/5 is 0.8000000000000002 or so in floats.
+    met = rate is not None and rate >= required - 1e-9
     return PassRate(
         passed=passed,
         total=total,
@@ -67,7 +70,6 @@ def pass_rate(passed: int, total: int, required: float = 1.0) -> PassRate:
         rate=rate,
         low=low,
         high=high,
-        # A tiny tolerance: 4/5 must meet a required 0.8 although 4/5 is 0.8000000000000002 or so in floats.
-        met=rate is not None and rate >= required - 1e-9,
-        flaky=is_flaky(passed, total, required, low, high),
+        met=met,
+        flaky=is_flaky(met, total, required, low, high),
     )

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from callcheck.domain.assertions import Expectation, did_you_mean, merge_expectations, parse_assertion
+from callcheck.domain.assertions import Expectation, did_you_mean, merge_expectations, not_value, parse_assertion
 from callcheck.domain.phone import E164_ERROR, is_e164
 from callcheck.domain.prompts import caller_prompt, first_message
 from callcheck.errors import InvalidInput
@@ -402,7 +402,7 @@ class _Reader:
             return None
         value = node[key]
         if not isinstance(value, str) or not value.strip():
-            self.problem(where, _key_line(node, key), f"must be a non-empty text, not {_plain(value)!r}")
+            self.problem(where, _key_line(node, key), f"must be a non-empty text{not_value(_plain(value))}")
             return None
         return str(value).strip()
 
@@ -422,7 +422,7 @@ class _Reader:
             return None
         value = node["repeat"]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
-            message = f"must be a whole number from 1 to {MAX_REPEAT}, not {_plain(value)!r}"
+            message = f"must be a whole number from 1 to {MAX_REPEAT}{not_value(_plain(value))}"
             self.problem(f"{path}.repeat", _key_line(node, "repeat"), message)
             return None
         return int(value)
@@ -432,7 +432,7 @@ class _Reader:
             return None
         value = node["required_pass_rate"]
         if not _is_number(value) or not 0 < value <= 1:
-            message = f"must be a number above 0 and at most 1 (0.8 for 80%), not {_plain(value)!r}"
+            message = f"must be a number above 0 and at most 1 (0.8 for 80%){not_value(_plain(value))}"
             self.problem(f"{path}.required_pass_rate", _key_line(node, "required_pass_rate"), message)
             return None
         return float(value)
@@ -458,7 +458,7 @@ class _Reader:
             speed = value["speed"]
             low, high = SPEED_RANGE
             if not _is_number(speed) or not low <= speed <= high:
-                message = f"must be a number from {low} to {high}, not {_plain(speed)!r}"
+                message = f"must be a number from {low} to {high}{not_value(_plain(speed))}"
                 self.problem(f"{where}.speed", _key_line(value, "speed"), message)
             else:
                 fields["speed"] = float(speed)
@@ -474,7 +474,7 @@ class _Reader:
         self.keys(value, TIMEOUT_KEYS, where)
         call_s = value.get("call_s")
         if call_s is not None and (not _is_number(call_s) or call_s <= 0):
-            message = f"must be a number of seconds above 0, not {_plain(call_s)!r}"
+            message = f"must be a number of seconds above 0{not_value(_plain(call_s))}"
             self.problem(f"{where}.call_s", _key_line(value, "call_s"), message)
             return None
         return Timeouts(call_s=None if call_s is None else float(call_s))

@@ -75,6 +75,7 @@ async def start_run(
         concurrency=max(1, concurrency),
         rate_per_min=rate_per_min,
         simulated=services.simulated,
+        owner=services.tracker.executor_id if services.tracker else None,
     )
     with SetWorkflowID(run_workflow_id(run.id)):
         await DBOS.start_workflow_async(run_suite, run.id)
@@ -183,6 +184,24 @@ async def _place(services: Services, run: RunRow, item_id: int, planned: Planned
     return fresh
 
 
+def overrides_not_sent(planned: PlannedCall, call: CallRow) -> list[str]:
+    """The persona override fields of `planned` that `call` was placed without (the agent did not allow them).
+
+    Read from the payload the call was placed with, so the report says what really went out, whatever the agent
+    allows by the time the run is judged.
+    """
+    client_data = (call.request_payload or {}).get("conversation_initiation_client_data") or {}
+    sent = client_data.get("conversation_config_override") or {}
+    missing = []
+    for path in planned.caller().override_fields():
+        node: Any = sent
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            missing.append(path)
+    return missing
+
+
 def evidence_of(call: CallRow) -> CallEvidence:
     """What a stored call offers to the assertions."""
     return CallEvidence(
@@ -208,14 +227,28 @@ async def finish(services: Services, run_id: str) -> int:
         if item.status != "placed" or call is None:
             continue
         evidence = evidence_of(call)
-        verdict = await verdict_for(evidence, planned[item.position].expectations, judge)
-        results.append(run_result(planned[item.position], evidence, verdict, simulated=call.simulated, note=call.error))
+        this = planned[item.position]
+        verdict = await verdict_for(evidence, this.expectations, judge)
+        dropped = overrides_not_sent(this, call)
+        results.append(
+            run_result(this, evidence, verdict, simulated=call.simulated, note=call.error, overrides_not_sent=dropped)
+        )
     cancelled = run.state == "cancelling"
-    failed = run.error is not None
     # A run that had to stop placing calls is reported like a cancelled one (never passed), and exits 2: the
-    # suite could not run to the end, which says nothing about the line itself.
+    # suite could not run to the end, which says nothing about the line itself. A cancelled run with an error (one
+    # adopted after its `callcheck run` process was killed) stays cancelled; the error says why.
+    failed = run.error is not None and not cancelled
     report = build_report(
-        suite, results, started_at=run.created_at, finished_at=utcnow(), cancelled=cancelled or failed, only=run.only
+        suite,
+        results,
+        started_at=run.created_at,
+        finished_at=utcnow(),
+        cancelled=cancelled or failed,
+        only=run.only,
+        stopped=run.error,  # planned calls without a result are reported as not run, for this reason
+        run_id=run.id,
+        concurrency=run.concurrency,
+        rate_per_min=run.rate_per_min,
     )
     exit_code = EXIT_COULD_NOT_RUN if failed else report.exit_code
     await runs.update_run(

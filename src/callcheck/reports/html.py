@@ -16,7 +16,7 @@ from markupsafe import Markup
 from callcheck.reports.junit import scenario_summary
 from callcheck.reports.model import RunReport, ScenarioReport
 
-COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "flaky": "#bf8700", "not_evaluated": "#8250df"}
+COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "flaky": "#bf8700", "not_evaluated": "#8250df", "not_run": "#6e7781"}
 LABEL_W = 200  # room for scenario names on the left of every chart
 PLOT_W = 420
 ROW_H = 26

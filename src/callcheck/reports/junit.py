@@ -5,7 +5,9 @@ Choices, so CI reads them right:
   not-evaluated ones after them);
 - a run with no failure but some assertion not evaluated is an `<error type="not_evaluated">`: the test could not
   be checked, which is not a pass and not a proven failure either, and JUnit's `error` means exactly that;
-- the call id, state, figures and transcript excerpt go to `<system-out>`;
+- a planned call never placed (the run was cancelled, or stopped placing calls) is a testcase with `<skipped>`
+  saying why, so a cancelled run never reads as complete;
+- the call id, state, figures, notes and transcript excerpt go to `<system-out>`;
 - the per-scenario pass rate, Wilson interval and flakiness go to the testsuite's `<properties>`.
 """
 
@@ -15,7 +17,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from callcheck.domain.assertions import AssertionResult
-from callcheck.reports.model import RunReport, RunResult, ScenarioReport
+from callcheck.reports.model import NotRun, RunReport, RunResult, ScenarioReport
 
 # Characters XML 1.0 cannot carry at all (even escaped); transcripts may hold them.
 _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -39,23 +41,29 @@ def _percent(value: float | None) -> str:
 
 
 def scenario_summary(scenario: ScenarioReport) -> str:
-    """`2/3 passed (67%, 95% CI 21% to 94%), required 100%: flaky`."""
+    """`2/3 passed (67%, 95% CI 21% to 94%), required 100%: fail`, plus `; 4 not run: cancelled` when some were not."""
     s = scenario.stats
-    return (
+    text = (
         f"{s.passed}/{s.total} passed ({_percent(s.rate)}, 95% CI {_percent(s.low)} to {_percent(s.high)}), "
         f"required {_percent(s.required)}: {scenario.status}"
     )
+    not_run = scenario.not_run_summary()
+    return f"{text}; {not_run}" if not_run else text
+
+
+def _figure(value: float | None, missing: str) -> str:
+    # The unit goes with a number only: "duration: 22 s", but "duration: unknown".
+    return missing if value is None else f"{value:g} s"
 
 
 def _system_out(run: RunResult) -> str:
     lines = [
         f"call id: {run.call_id or 'none'}",
         f"state: {run.state}" + (" (simulated)" if run.simulated else ""),
-        f"duration: {run.duration_s if run.duration_s is not None else 'unknown'} s",
-        f"first response: {run.first_response_s if run.first_response_s is not None else 'none'} s",
+        f"duration: {_figure(run.duration_s, 'unknown')}",
+        f"first response: {_figure(run.first_response_s, 'none')}",
     ]
-    if run.note:
-        lines.append(f"note: {run.note}")
+    lines += [f"note: {note}" for note in run.notes]
     lines.append("assertions:")
     lines += [f"  {_line(r)}" for r in run.verdict.results]
     lines.append(f"transcript excerpt ({len(run.transcript_excerpt)} of {run.transcript_turns} turns):")
@@ -85,17 +93,24 @@ def _testcase(parent: ET.Element, classname: str, run: RunResult) -> None:
     ET.SubElement(case, "system-out").text = _clean(_system_out(run))
 
 
+def _skipped_testcase(parent: ET.Element, classname: str, item: NotRun) -> None:
+    case = ET.SubElement(parent, "testcase", classname=_clean(classname), name=_clean(item.display_name), time="0.000")
+    ET.SubElement(case, "skipped", message=_clean(item.reason))
+
+
 def render_junit(report: RunReport) -> str:
     """The report as a JUnit XML document."""
     runs = [run for s in report.scenarios for run in s.runs]
+    skipped = sum(len(s.not_run) for s in report.scenarios)
     failures = sum(1 for r in runs if r.verdict.failed)
     errors = sum(1 for r in runs if not r.verdict.failed and not r.verdict.passed)
     total_time = _seconds(sum(r.duration_s or 0 for r in runs))
-    counts = {"tests": str(len(runs)), "failures": str(failures), "errors": str(errors)}
+    # JUnit counts skipped testcases among the tests; `skipped` itself is a testsuite attribute only.
+    counts = {"tests": str(len(runs) + skipped), "failures": str(failures), "errors": str(errors)}
     root = ET.Element("testsuites", {"name": _clean(report.suite), "time": total_time, **counts})
     suite_attributes = {
         "name": _clean(report.suite),
-        "skipped": "0",
+        "skipped": str(skipped),
         "timestamp": report.started_at.isoformat(timespec="seconds"),
         "time": total_time,
         **counts,
@@ -103,6 +118,8 @@ def render_junit(report: RunReport) -> str:
     suite = ET.SubElement(root, "testsuite", suite_attributes)
     properties = ET.SubElement(suite, "properties")
     facts = {"business": report.business, "source": report.source, "cancelled": str(report.cancelled).lower()}
+    if report.run_id:
+        facts["run_id"] = report.run_id
     if report.simulated:
         facts["simulated"] = "true"
     for scenario in report.scenarios:
@@ -112,5 +129,7 @@ def render_junit(report: RunReport) -> str:
     for scenario in report.scenarios:
         for run in scenario.runs:
             _testcase(suite, report.suite, run)
+        for item in scenario.not_run:
+            _skipped_testcase(suite, report.suite, item)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
