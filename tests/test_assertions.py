@@ -118,6 +118,12 @@ def test_reached_human() -> None:
     check(ReachedHumanExpectation(value=True), completed(analysis=transferred), "pass")
 
 
+def test_max_duration_of_a_timed_out_call_is_not_evaluated() -> None:
+    # Given up while it still rang: the 0 s read then is not the call's length.
+    timed_out = CallEvidence(state=CallState.TIMED_OUT, facts=CallFacts(duration_secs=0.0), call_id="call_late")
+    assert check(MaxDurationExpectation(seconds=100), timed_out, "not_evaluated") == "call state = timed_out"
+
+
 def test_reached_human_of_an_unanswered_call_is_decided_by_the_call_itself() -> None:
     # No analysis says so, but nobody picked up: no human was reached, and the evidence says where that came from.
     assert check(ReachedHumanExpectation(value=False), BUSY, "pass") == "journey.reached_human = false"
