@@ -140,9 +140,8 @@ async def apply_conversation(services: Services, call: CallRow, conversation: di
     if facts.call_sid and not call.call_sid:
         changes["call_sid"] = facts.call_sid
     grew = len(transcript) > len(call.transcript or [])
-    await services.store.update_call(call.id, **changes)
-    if grew:
-        await services.store.add_event(call.id, "transcript", counted(len(transcript), "turn"))
+    told = ("transcript", counted(len(transcript), "turn")) if grew else None
+    await services.store.update_call(call.id, told, **changes)
     target = state_for(conversation)
     if target is not None and target != call.state:
         detail = f"ElevenLabs status {conversation.get('status')}"
@@ -273,8 +272,7 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
         partial.replace(path)
 
     await asyncio.to_thread(write)
-    await services.store.update_call(call_id, recording_path=str(path))
-    await services.store.add_event(call_id, "recording", f"{len(audio)} bytes")
+    await services.store.update_call(call_id, ("recording", f"{len(audio)} bytes"), recording_path=str(path))
     services.notifier.publish(call_id)
     return True
 

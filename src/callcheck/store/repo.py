@@ -283,12 +283,16 @@ class Store:
             )
             return [_call(r) for r in rows.all()]
 
-    async def update_call(self, call_id: str, **values: Any) -> None:
-        """Set fields of a call (not its state: see move_call)."""
+    async def update_call(self, call_id: str, event: tuple[str, str | None] | None = None, **values: Any) -> None:
+        """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
+        transaction when given: a reader never sees the change without the event that tells of it."""
         assert "state" not in values, "use move_call to change a state"
-        values["updated_at"] = utcnow()
+        now = utcnow()
+        values["updated_at"] = now
         async with self.engine.begin() as conn:
             await conn.execute(sa.update(calls).where(calls.c.id == call_id).values(**values))
+            if event is not None:
+                await self._event(conn, call_id, event[0], None, event[1], now)
 
     async def move_call(self, call_id: str, new: CallState, detail: str | None = None, **values: Any) -> bool:
         """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed.
