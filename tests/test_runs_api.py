@@ -63,6 +63,7 @@ async def test_mixed_suite_gives_the_right_verdict_for_each_assertion(api: httpx
     assert response.status_code == 202, response.text
     run = await wait_run(api, response.json()["id"])
     assert run["state"] == "completed" and run["exit_code"] == 1
+    assert run["name"] == "We are Pizza Palace, a pizza restaurant that…"  # unnamed: after its business
     scenarios = {s["name"]: s for s in run["report"]["scenarios"]}
 
     def statuses(name: str, repeat: int = 0) -> dict[str, str]:
@@ -176,6 +177,7 @@ async def test_malformed_suite_is_rejected_before_any_call(api: httpx.AsyncClien
     response = await api.post("/api/runs", json=bad)
     assert response.status_code == 400
     assert "scenarios[0].expect[0]" in response.json()["error"] and "outcom" in response.json()["error"]
+    assert response.json()["error"].startswith("request body: ")  # no file was sent, none is named
     assert (
         httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/twilio/outbound-call"}).json() == []
     )

@@ -162,7 +162,7 @@ async def test_pasted_yaml_starts_a_run_and_problems_come_back_by_path_and_line(
     started = await web.post("/runs/start", json={"suite": yaml_suite, "concurrency": "2"})
     assert started.status_code == 202, started.text
     run = await wait_run(web, started.json()["id"])
-    assert run["state"] == "completed" and run["concurrency"] == 2 and run["name"] == "pasted"
+    assert run["state"] == "completed" and run["concurrency"] == 2 and run["name"] == "We are Pizza Palace"
     assert started.json()["url"] == f"/runs/{run['id']}"
 
     broken = yaml_suite + "      - outcom: success\n"

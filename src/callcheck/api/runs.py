@@ -84,7 +84,7 @@ async def create_run(
     """The body is a suite (the YAML file's content, as JSON). Answers 202 with the run."""
     suite = await json_object(request)
     run = await start_run(
-        services, json.dumps(suite), "request.json", concurrency=concurrency, rate_per_min=rate, only=only
+        services, json.dumps(suite), "request body", concurrency=concurrency, rate_per_min=rate, only=only
     )
     return JSONResponse(await run_view(services, run), status_code=202)
 

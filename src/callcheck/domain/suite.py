@@ -525,8 +525,11 @@ class _Reader:
             self.problem("", _line(data), "a suite must be a mapping with business, number and scenarios")
             return None
         self.keys(data, TOP_KEYS, "")
-        name = self.text(data, "name", "", required=False) or (PurePath(source).stem or "suite")
         business = self.text(data, "business", "")
+        # Unnamed: a file is named after itself; a suite sent to the API or pasted on the page (no file, no suffix)
+        # after the first words of its business.
+        fallback = PurePath(source).stem if PurePath(source).suffix else _first_words(business)
+        name = self.text(data, "name", "", required=False) or fallback or "suite"
         number = self.number(data, "")
 
         defaults: dict[str, Any] = {}
@@ -628,3 +631,12 @@ class _Reader:
             timeouts=Timeouts(call_s=(timeouts.call_s if timeouts else None) or default_timeouts.call_s),
             first_message=opening,
         )
+
+
+def _first_words(text: str, most: int = 48) -> str:
+    """The start of `text`, cut at a word boundary, for a name."""
+    flat = " ".join(text.split())
+    if len(flat) <= most:
+        return flat.rstrip(".")
+    cut = flat[:most].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:.") + "…"

@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 POLL_EVERY = "1s"
 MAX_CONCURRENCY = 50
 RUNS_PAGE_SIZE = 25
-PASTED_SOURCE = "pasted.yaml"
+PASTED_SOURCE = "pasted suite"  # no file: the run is named after its business
 
 RUN_STATE_LABELS = {
     "running": "Running",
