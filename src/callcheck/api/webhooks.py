@@ -10,9 +10,12 @@ from fastapi import APIRouter, Request
 from callcheck.api.body import parse_json
 from callcheck.api.deps import ServicesDep
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body
+from callcheck.domain.lifecycle import CallState
 from callcheck.errors import InvalidInput
 from callcheck.jobs.tracking import apply_webhook
 from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, verify
+from callcheck.services import Services
+from callcheck.store.repo import CallRow
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
@@ -36,6 +39,8 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
     conversation_id = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
     digest = hashlib.sha256(body).hexdigest()
     call = await services.store.find_call_by_conversation(conversation_id) if conversation_id else None
+    if call is None and conversation_id:
+        call = await _claimed_by_user_id(services, data, conversation_id)
     # Audio is kept as a file, not twice in the events table.
     stored = {**event, "data": {k: v for k, v in data.items() if k != "full_audio"}}
     if not await services.store.record_webhook(
@@ -49,3 +54,19 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
     if services.tracker is not None:
         await services.tracker.wake(call.id)
     return {"ok": True, "matched": True, "call_id": call.id}
+
+
+async def _claimed_by_user_id(services: Services, data: dict[str, Any], conversation_id: str) -> CallRow | None:
+    """The call whose dial was sent but whose answer was lost, found by the user_id we tagged it with.
+
+    UNCONFIRMED (contract §5.3, §12): that the webhook's conversation data echoes
+    `conversation_initiation_client_data.user_id`; the documented example carries a `user_id`.
+    """
+    user_id = data.get("user_id")
+    call = await services.store.get_call(user_id) if isinstance(user_id, str) and user_id else None
+    if call is None or call.state != CallState.DIALING or call.conversation_id:
+        return None
+    how = "found by its webhook after the answer to the dial was lost"
+    await services.store.move_call(call.id, CallState.RINGING, how, conversation_id=conversation_id, error=None)
+    services.notifier.publish(call.id)
+    return await services.store.get_call(call.id)

@@ -528,7 +528,7 @@ class _Reader:
         business = self.text(data, "business", "")
         # Unnamed: a file is named after itself; a suite sent to the API or pasted on the page (no file, no suffix)
         # after the first words of its business.
-        fallback = PurePath(source).stem if PurePath(source).suffix else _first_words(business)
+        fallback = PurePath(source).stem if PurePath(source).suffix else _first_words(business or "")
         name = self.text(data, "name", "", required=False) or fallback or "suite"
         number = self.number(data, "")
 

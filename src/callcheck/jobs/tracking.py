@@ -154,21 +154,27 @@ async def apply_conversation(services: Services, call: CallRow, conversation: di
     return fresh.state
 
 
-async def reconcile(services: Services, call: CallRow) -> CallState:
-    """A call left DIALING: ask ElevenLabs whether it was placed (by our user_id tag), never dial it again here."""
+async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
+    """Look a DIALING call up at ElevenLabs by our user_id tag; True (and the call RINGING) when it was placed.
+
+    UNCONFIRMED (contract §12): that ElevenLabs keeps `conversation_initiation_client_data.user_id` on the
+    conversation and filters the list by `?user_id=`. Only our sandbox is known to.
+    """
     client = services.client()
     page = await client.list_conversations(agent_id=services.settings.elevenlabs_agent_id, user_id=call.id)
     found = [c for c in page.get("conversations", []) if isinstance(c, dict) and c.get("conversation_id")]
-    if found:
-        conversation_id = str(found[0]["conversation_id"])
-        await services.store.move_call(
-            call.id,
-            CallState.RINGING,
-            "found upstream after an interruption",
-            conversation_id=conversation_id,
-            error=None,
-        )
-        services.notifier.publish(call.id)
+    if not found:
+        return False
+    await services.store.move_call(
+        call.id, CallState.RINGING, how, conversation_id=str(found[0]["conversation_id"]), error=None
+    )
+    services.notifier.publish(call.id)
+    return True
+
+
+async def reconcile(services: Services, call: CallRow) -> CallState:
+    """A call left DIALING: ask ElevenLabs whether it was placed (by our user_id tag), never dial it again here."""
+    if await find_upstream(services, call, "found upstream after an interruption"):
         return CallState.RINGING
     if call.origin == "suite":
         # Nobody saw an answer for this call, and ElevenLabs never got it: placing it now is its first dial.
@@ -216,6 +222,17 @@ async def poll_once(services: Services, call_id: str) -> str:
     call = await services.store.get_call(call_id)
     if call is None:
         return CallState.FAILED.value
+    if call.state == CallState.DIALING and not call.conversation_id:
+        # The answer to the dial was lost (a timeout after ElevenLabs got the request): keep looking the call up
+        # on every poll until it shows or the cap ends it; never dial again from here.
+        try:
+            if not await find_upstream(services, call, "found upstream after its answer was lost"):
+                return call.state.value
+        except UpstreamError as exc:
+            log.warning("call %s not looked up yet: %s", call_id, exc.message)
+            return call.state.value
+        call = await services.store.get_call(call_id)
+        assert call is not None
     if call.state.terminal or not call.conversation_id:
         return call.state.value
     try:

@@ -47,7 +47,8 @@ class ElevenLabsClient:
             raise UpstreamUnreachable("timed out connecting", maybe_sent=False) from exc
         except httpx.TimeoutException as exc:
             raise UpstreamUnreachable(f"timed out ({type(exc).__name__})") from exc
-        except httpx.ConnectError as exc:
+        except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            # No connection was made (or could be: a malformed ELEVENLABS_API_BASE): nothing was sent.
             raise UpstreamUnreachable(_describe(exc), maybe_sent=False) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(_describe(exc)) from exc
@@ -154,6 +155,6 @@ def _body(response: httpx.Response) -> Any:
         return response.text[:2000]  # kept with the attempt; a proxy's error page need not be kept whole
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _describe(exc: Exception) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
