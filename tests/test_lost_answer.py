@@ -80,7 +80,9 @@ async def test_a_lost_answer_is_found_by_polling_and_the_call_followed(
     (listed,) = (await api.get("/api/calls")).json()["calls"]
     call = await wait_for_call(api, listed["id"], timeout=60)
     assert call["state"] == "completed" and call["conversation_id"] and call["transcript"]
-    assert any(e["detail"] == "found upstream after its answer was lost" for e in call["events"]), [(e["state"], e["detail"]) for e in call["events"]]
+    assert any(e["detail"] == "found upstream after its answer was lost" for e in call["events"]), [
+        (e["state"], e["detail"]) for e in call["events"]
+    ]
     assert len(outbound_calls(sandbox)) == 1  # found, never dialed again
 
 
@@ -109,7 +111,7 @@ async def test_a_lost_answer_is_claimed_by_its_webhook(
         headers={"xi-api-key": sandbox.config.api_key},
     ).json()["conversations"]
     conversation_id = found[0]["conversation_id"]
-    event = {
+    event: dict[str, Any] = {
         "type": "post_call_transcription",
         "event_timestamp": int(time.time()),
         "data": {

@@ -374,3 +374,19 @@ def test_docs_example_loads_and_every_assertion_is_documented() -> None:
     assert load_suite(example, "docs.yaml").scenario("every-assertion-form").expect
     for kind in ASSERTION_KINDS:
         assert f"| `{kind}` |" in text, f"{kind} is not documented in docs/suites.md"
+
+
+def test_json_suites_read_escaped_emoji_as_one_character_and_refuse_nul() -> None:
+    data = {
+        "business": "Pizza \U0001f355 and a literal \\ud83c",
+        "number": "+15550100001",
+        "scenarios": [{"name": "a", "goal": "g", "expect": [{"final_state": "completed"}]}],
+    }
+    suite = load_suite(json.dumps(data, indent=2), "s.json")  # written with ASCII escapes, as json.dumps does
+    assert suite.business == "Pizza \U0001f355 and a literal \\ud83c"
+    with pytest.raises(SuiteError) as refused:
+        load_suite(json.dumps({**data, "business": "Pizza\u0000"}), "s.json")
+    assert "the suite holds a NUL character" in str(refused.value)
+    with pytest.raises(SuiteError) as broken:
+        load_suite('business: "Pizza \\ud83c"\nnumber: "+15550100001"\nscenarios: []\n', "s.yaml")
+    assert "unpaired surrogate" in str(broken.value)

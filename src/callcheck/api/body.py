@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcheck.api.errors import error_response
 from callcheck.errors import InvalidInput, UnsupportedMediaType
+from callcheck.text import unstorable, without_nul
 
 TOO_LARGE = "Request body is too large."
 
@@ -59,11 +60,11 @@ class _TooLarge(Exception):
     pass
 
 
-def parse_json(raw: bytes, what: str) -> Any:
+def parse_json(raw: bytes, what: str, *, drop_nul: bool = False) -> Any:
     """JSON text as Python values, or InvalidInput naming `what` for anything the store could not keep.
 
-    Beyond malformed JSON that is nesting too deep for the parser (a RecursionError, not a ValueError) and a lone
-    surrogate escape (`"\\ud800"`): valid JSON, but not text, so no database can store it.
+    Beyond malformed JSON that is nesting too deep for the parser (a RecursionError, not a ValueError), a lone
+    surrogate escape (`"\\ud800"`) or a NUL (`"\\u0000"`): valid JSON, but not text a database can store.
     """
     try:
         data = json.loads(raw)
@@ -71,10 +72,11 @@ def parse_json(raw: bytes, what: str) -> Any:
         raise InvalidInput(f"{what} must be valid JSON.") from exc
     except RecursionError as exc:
         raise InvalidInput(f"{what} is nested too deeply.") from exc
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(f"{what} must be valid text (it holds an unpaired surrogate escape).") from exc
+    if drop_nul:  # what ElevenLabs sends is kept, less its NULs, rather than refused and re-sent forever
+        data = without_nul(data)
+    problem = unstorable(data)
+    if problem:
+        raise InvalidInput(f"{what} must be valid text (it {problem}).")
     return data
 
 

@@ -83,9 +83,12 @@ async def create_run(
 ) -> JSONResponse:
     """The body is a suite (the YAML file's content, as JSON). Answers 202 with the run."""
     suite = await json_object(request)
-    run = await start_run(
-        services, json.dumps(suite), "request body", concurrency=concurrency, rate_per_min=rate, only=only
-    )
+    # The body as sent, so problems are reported by the lines the client wrote (re-dumped, all would be line 1).
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:  # JSON in UTF-16/32, which json.loads reads: fall back to a re-dump
+        text = json.dumps(suite, ensure_ascii=False)
+    run = await start_run(services, text, "request body", concurrency=concurrency, rate_per_min=rate, only=only)
     return JSONResponse(await run_view(services, run), status_code=202)
 
 

@@ -31,7 +31,7 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
     body = await request.body()
     secret = services.settings.elevenlabs_webhook_secret
     verify(secret.get_secret_value() if secret else None, request.headers.get(SIGNATURE_HEADER), body)
-    event = parse_json(body, "Webhook body")
+    event = parse_json(body, "Webhook body", drop_nul=True)
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise InvalidInput("Webhook body must be an object with a type.")
     raw_data = event.get("data")

@@ -25,6 +25,7 @@ from callcheck.domain.assertions import Expectation, did_you_mean, merge_expecta
 from callcheck.domain.phone import E164_ERROR, is_e164
 from callcheck.domain.prompts import caller_prompt, first_message
 from callcheck.errors import InvalidInput
+from callcheck.text import unstorable
 
 # Guards against a typo like `repeat: 1000` turning into a thousand real (paid) phone calls.
 MAX_REPEAT = 100
@@ -309,12 +310,16 @@ def load_suite(text: str, source_name: str) -> Suite:
         except json.JSONDecodeError as exc:
             message = f"invalid JSON: {exc.msg} (column {exc.colno})"
             raise SuiteError(source_name, [SuiteProblem(path="", line=exc.lineno, message=message)]) from None
-        # JSON is YAML: reading it again with the YAML loader gives line numbers (and catches duplicate keys,
-        # which json.loads silently resolves). Should the YAML reader disagree, the JSON reading stands.
+        # JSON is YAML: reading it again with the YAML loader gives line numbers. Should the YAML reader disagree
+        # (it reads an escaped surrogate pair such as "\ud83c\udf55", an emoji, as two broken halves), the JSON
+        # reading stands, without line numbers.
         try:
-            data = YAML(typ="rt").load(text)
+            with_lines = YAML(typ="rt").load(_join_surrogate_escapes(text))
         except YAMLError:
-            pass
+            with_lines = None
+        if with_lines is not None and _plain(with_lines) == data:
+            data = with_lines
+        _refuse_unstorable(data, source_name)
         return suite_from_data(data, source_name)
     try:
         data = YAML(typ="rt").load(text)
@@ -324,7 +329,31 @@ def load_suite(text: str, source_name: str) -> Suite:
         raise SuiteError(source_name, [SuiteProblem(path="", line=line, message=message)]) from None
     except YAMLError as exc:
         raise SuiteError(source_name, [SuiteProblem(path="", message=f"invalid YAML: {exc}")]) from None
+    _refuse_unstorable(data, source_name)
     return suite_from_data(data, source_name)
+
+
+# An escaped UTF-16 surrogate pair in JSON text (not itself escaped by a backslash before it).
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
+
+
+def _join_surrogate_escapes(text: str) -> str:
+    """JSON text with each escaped surrogate pair ("\\ud83c\\udf55", as json.dumps writes an emoji) written as the
+    character it stands for: the YAML reader, which gives line numbers, would read the halves apart."""
+
+    def join(match: re.Match[str]) -> str:
+        high, low = int(match.group(2), 16), int(match.group(3), 16)
+        return match.group(1) + chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+
+    return _SURROGATE_PAIR.sub(join, text)
+
+
+def _refuse_unstorable(data: Any, source_name: str) -> None:
+    """SuiteError when the suite holds text no database can keep (a NUL, a lone surrogate): refused before any
+    call, rather than a run that fails half-way through storing its first call."""
+    problem = unstorable(_plain(data))
+    if problem:
+        raise SuiteError(source_name, [SuiteProblem(path="", message=f"the suite {problem}")])
 
 
 def suite_from_data(data: Any, source_name: str) -> Suite:

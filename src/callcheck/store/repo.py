@@ -16,6 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
 from callcheck.errors import InvalidInput
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
+from callcheck.text import unstorable
+
+
+def storable_key(key: str) -> bool:
+    """False for a key no row can have (a NUL from a URL's %00, which PostgreSQL would refuse with an error)."""
+    return unstorable(key) is None
 
 
 def utcnow() -> datetime:
@@ -216,6 +222,8 @@ class Store:
 
     async def get_call(self, call_id: str, *, with_events: bool = False) -> CallRow | None:
         """The call with this id."""
+        if not storable_key(call_id):
+            return None
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(calls).where(calls.c.id == call_id))).first()
             if row is None:
@@ -245,6 +253,8 @@ class Store:
 
     async def find_call_by_conversation(self, conversation_id: str) -> CallRow | None:
         """The call ElevenLabs knows by this conversation id."""
+        if not storable_key(conversation_id):
+            return None
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(calls).where(calls.c.conversation_id == conversation_id))).first()
         return _call(row) if row else None
@@ -473,6 +483,8 @@ class RunStore:
 
     async def get_run(self, run_id: str) -> RunRow | None:
         """The run with this id."""
+        if not storable_key(run_id):
+            return None
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).first()
         return _run(row) if row else None
@@ -508,6 +520,8 @@ class RunStore:
 
     async def request_cancel(self, run_id: str) -> bool:
         """Ask a running run to stop placing calls; False when it is not running."""
+        if not storable_key(run_id):
+            return False
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(runs)

@@ -16,6 +16,7 @@ import httpx
 
 from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
 from callcheck.providers.elevenlabs.wire import error_message
+from callcheck.text import without_nul
 
 # Every answer of callcheck's sandbox carries this header (never ElevenLabs' own): what it answered is simulated.
 SANDBOX_HEADER = "x-callcheck-sandbox"
@@ -64,7 +65,8 @@ class ElevenLabsClient:
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(method, path, **kwargs)
         try:
-            return response.json()
+            # NULs dropped: PostgreSQL text cannot keep them, and a transcript is no worse without.
+            return without_nul(response.json())
         except ValueError as exc:
             raise UpstreamHTTPError(response.status_code, "the response was not JSON") from exc
 
