@@ -41,7 +41,7 @@ async def test_a_cookie_naming_another_context_is_honoured(app_client: httpx.Asy
     await services.store.save_context("browser-1", "Browser business.", "goal B")
     await services.store.save_context("local", "Local business.", "goal L")
     data = base64.b64encode(json.dumps({"context_id": "browser-1"}).encode())
-    signed = TimestampSigner("test-secret-key-0123456789").sign(data).decode()
+    signed = TimestampSigner(services.settings.session_secret()).sign(data).decode()
     browser = fresh_client(app_client, {"callcheck_session": signed})
     assert (await browser.post("/api/call", json={"to_number": "+15551234567"})).json()["scenario"] == "goal B"
     plain = fresh_client(app_client)
@@ -71,9 +71,22 @@ async def test_idempotency_key_replays_instead_of_dialing_again(
     failed_again = await app_client.post(
         "/api/call", json={**body, "to_number": "+15550100500"}, headers={"Idempotency-Key": "k-3"}
     )
+    # ElevenLabs refused the first (a 500): nothing was placed, so the retry is tried again, not replayed.
     assert failed.status_code == failed_again.status_code == 502
     assert failed_again.json() == failed.json()
-    assert len(httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()) == 3
+    assert len(httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()) == 4
+    listed = (await app_client.get("/api/calls", params={"number": "+15550100500"})).json()["calls"]
+    assert len(listed) == 2  # both attempts kept
+
+    # The key names one request: another number (or description, or scenario) under it is refused, and no dial.
+    reused = await app_client.post(
+        "/api/call", json={**body, "to_number": "+15550100004"}, headers={"Idempotency-Key": "k-1"}
+    )
+    assert reused.status_code == 422
+    assert reused.json() == {
+        "error": "This Idempotency-Key was used for a different request (another number, description or scenario)."
+    }
+    assert len(httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()) == 4
 
 
 async def test_every_attempt_is_stored_with_what_was_sent(

@@ -65,6 +65,7 @@ async def set_context(request: Request, services: ServicesDep) -> dict[str, Any]
         200: {"model": CallInitiated},
         **ERRORS,
         409: {"model": ErrorBody, "description": "A request with this Idempotency-Key is still in progress."},
+        422: {"model": ErrorBody, "description": "This Idempotency-Key was used for a different request."},
         415: {"model": ErrorBody, "description": "The body is not declared as JSON."},
         500: {"model": ErrorBody, "description": "Missing required environment variables."},
         502: {"model": ErrorBody, "description": "ElevenLabs answered with an error or could not be reached."},
@@ -86,7 +87,7 @@ async def initiate_call(
     number = require_e164(optional_text(data, "to_number"))
     scenario = normalize_scenario(optional_text(data, "scenario"), context.scenario if context else None)
     if idempotency_key:
-        replay = await _replay(services, idempotency_key)
+        replay = await _replay(services, idempotency_key, (number, description, scenario))
         if replay is not None:
             return replay
     call_request = CallRequest(
@@ -105,10 +106,23 @@ async def initiate_call(
     return initiated_body(call, raw)
 
 
-async def _replay(services: ServicesDep, key: str) -> Any:
-    """The stored answer to an earlier request with this Idempotency-Key, or None when there was none."""
+async def _replay(services: ServicesDep, key: str, asked: tuple[str, str, str]) -> Any:
+    """The stored answer to an earlier request with this Idempotency-Key, or None when this one should dial.
+
+    The key names one request: used again for another number, description or scenario, it is a 422 (answering
+    with the first call's body would tell the client a number was dialed that was not). An earlier attempt that
+    ElevenLabs refused (an error status, or `success: false`) placed nothing: its key is freed and this request
+    dials, so a client retrying after a 429 can succeed. A timeout may hide a placed call, so it is replayed.
+    """
     call = await services.store.get_call_by_key(key)
     if call is None:
+        return None
+    if (call.to_number, call.business_description, call.scenario) != asked:
+        return error_response(
+            "This Idempotency-Key was used for a different request (another number, description or scenario).", 422
+        )
+    if call.state == CallState.FAILED and (call.error or "").startswith("ElevenLabs API error"):
+        await services.store.update_call(call.id, idempotency_key=None)
         return None
     # The stored answer is the upstream's body for failures too (a 4xx `detail`, a 200 `success: false`): only one
     # saying `success: true` is a placed call.
