@@ -138,7 +138,7 @@ def test_junit_is_valid_xml_with_the_right_counts() -> None:
 
     failure = cases[1].find("failure")
     assert failure is not None
-    assert failure.get("message") == "1 assertion(s) failed: outcome: success"
+    assert failure.get("message") == "1 assertion failed: outcome: success"
     assert "[fail] outcome: success — analysis.call_successful = failure" in (failure.text or "")
 
     error = cases[5].find("error")
@@ -187,6 +187,7 @@ def test_html_is_self_contained() -> None:
     assert "src=" not in page
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert page.count("<svg") == 3  # pass rate, durations, first responses
+    assert ".charts svg { max-width: 100%; height: auto; }" in page  # the charts shrink on a phone
     assert "<style>" in page
 
 
@@ -203,6 +204,9 @@ def test_html_with_no_runs_still_renders() -> None:
     report = build_report(suite, [], started_at=STARTED, cancelled=True)
     page = render_html(report)
     assert "no data" in page and "The run was cancelled." in page
+    # Sentences keep their spaces (the template's block tags must not swallow them).
+    assert "The run was cancelled. 5 planned calls were not run." in " ".join(page.split())
+    assert "cancelled.5" not in page
     assert not report.passed
     root = ET.fromstring(render_junit(report).encode())
     # Cancelled before any call: every planned call is a skipped testcase, none is a pass.
@@ -347,3 +351,11 @@ def test_known_figures_keep_their_unit() -> None:
     _, report = make_report()
     out = ET.fromstring(render_junit(report).encode()).findall(".//system-out")[1].text or ""
     assert "duration: 55 s" in out.splitlines() and "first response: 5.5 s" in out.splitlines()
+
+
+def test_long_wide_scenario_names_are_squeezed_into_the_chart_labels() -> None:
+    from callcheck.reports.html import LABEL_W, _label
+
+    wide = _label(0, "WHAT-MOM-WANTS-WHEN-WE-MEET-AGAIN")
+    assert f'textLength="{LABEL_W - 12}"' in wide and "<title>WHAT-MOM-WANTS-WHEN-WE-MEET-AGAIN</title>" in wide
+    assert "textLength" not in _label(0, "order")

@@ -22,6 +22,7 @@ PLOT_W = 420
 ROW_H = 26
 TOP = 26  # room for the axis labels above the rows
 NAME_CHARS = 28
+WIDEST_CHAR_PX = 7.0  # a wide letter (W, M) at the charts' 12 px: above this estimate a label is squeezed to fit
 
 
 def _environment() -> Environment:
@@ -75,9 +76,14 @@ def _axis(top: float, unit: str, height: int) -> list[str]:
 
 def _label(index: int, name: str) -> str:
     y = TOP + index * ROW_H + ROW_H / 2 + 4
+    shown = _short(name)
+    # A name of wide letters could still run past the left edge: squeeze it into the label area instead (the full
+    # name is in the tooltip).
+    room = LABEL_W - 12
+    fit = f' textLength="{room}" lengthAdjust="spacingAndGlyphs"' if len(shown) * WIDEST_CHAR_PX > room else ""
     return (
-        f'<text x="{LABEL_W - 8}" y="{y:.1f}" text-anchor="end"><title>{escape(name)}</title>'
-        f"{escape(_short(name))}</text>"
+        f'<text x="{LABEL_W - 8}" y="{y:.1f}" text-anchor="end"{fit}><title>{escape(name)}</title>'
+        f"{escape(shown)}</text>"
     )
 
 

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 
 from callcheck.domain.assertions import AssertionResult
 from callcheck.reports.model import NotRun, RunReport, RunResult, ScenarioReport
+from callcheck.text import counted
 
 # Characters XML 1.0 cannot carry at all (even escaped); transcripts may hold them.
 _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -80,12 +81,12 @@ def _testcase(parent: ET.Element, classname: str, run: RunResult) -> None:
         element = ET.SubElement(
             case,
             "failure",
-            message=_clean(f"{len(failed)} assertion(s) failed: " + "; ".join(r.expected for r in failed)),
+            message=_clean(f"{counted(len(failed), 'assertion')} failed: " + "; ".join(r.expected for r in failed)),
             type="assertion_failed",
         )
         element.text = _clean("\n".join(_line(r) for r in failed + unchecked))
     elif unchecked or not run.verdict.passed:
-        message = f"{len(unchecked)} assertion(s) not evaluated: " + "; ".join(r.expected for r in unchecked)
+        message = f"{counted(len(unchecked), 'assertion')} not evaluated: " + "; ".join(r.expected for r in unchecked)
         if not unchecked:
             message = "no assertion was checked"
         element = ET.SubElement(case, "error", message=_clean(message), type="not_evaluated")
