@@ -42,7 +42,7 @@ async def main(database_url: str | None) -> None:
         settings = Settings(
             data_dir=Path(tmp),
             database_url=database_url,
-            secret_key=SecretStr("bench"),
+            secret_key=SecretStr("bench-secret-key-0123456789-abcdefgh"),
             elevenlabs_api_key=SecretStr(sandbox.config.api_key),
             elevenlabs_agent_id=sandbox.config.agent_id,
             elevenlabs_agent_phone_number_id=sandbox.config.phone_number_id,

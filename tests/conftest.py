@@ -79,7 +79,7 @@ def settings_for(sandbox: SandboxServer | None, tmp_path: Path, **extra: Any) ->
     """Settings of a callcheck on a fresh SQLite file, talking to `sandbox` when given."""
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
-        "secret_key": "test-secret-key-0123456789",
+        "secret_key": "test-secret-key-0123456789-abcdefghij",
         "poll_initial_s": 0.05,
         "poll_max_s": 0.2,
     }

@@ -147,6 +147,7 @@ def test_pasted_suite_starts_a_run_that_can_be_cancelled(server: AppServer, page
     assert "scenarios[0].expect[0] (line 9): unknown assertion 'outcom'" in error.inner_text()
     assert "{" not in error.inner_text()
     assert page.url == f"{server.url}/runs"
+    expect(suite).to_be_focused()  # the keyboard is back where the fix goes
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "runs-list.png"), full_page=True)
 
@@ -156,7 +157,20 @@ def test_pasted_suite_starts_a_run_that_can_be_cancelled(server: AppServer, page
     page.wait_for_url(re.compile(r"/runs/\w+$"))
     expect(page.locator("#run-progress")).to_have_attribute("data-state", "running")
 
+    # The progress part is replaced every second: a focused call link keeps the focus across a replacement.
+    link = page.locator("#run-progress a[href^='/calls/']").first
+    expect(link).to_be_visible(timeout=20_000)
+    href = link.get_attribute("href")
+    link.focus()
+    page.evaluate(
+        """() => new Promise((done) => document.body.addEventListener("htmx:afterSettle", (event) => {
+             if (event.target.id === "run-progress") done();
+           }))"""
+    )
+    assert page.evaluate("document.activeElement.getAttribute('href')") == href
+
     page.get_by_role("button", name="Cancel the run").click()
+    expect(page.locator("#run-status")).to_be_focused()
     expect(page.locator("#cancel-status")).to_have_text(re.compile(r"^Cancel requested: no new call will be placed\."))
     page.wait_for_selector('#run-progress[data-state="cancelled"]', timeout=25_000)
     expect(page.locator("#run-status")).to_have_text(re.compile(r"^Cancelled: "))

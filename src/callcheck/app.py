@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SameOriginOnly)
 
     @app.get("/healthz", tags=["meta"], summary="Readiness")
+    @app.head("/healthz", include_in_schema=False)  # load balancers and uptime checkers probe with HEAD
     async def healthz() -> dict[str, Any]:
         """200 once the app has started (database migrated, workers running)."""
         return {"ok": True, "version": __version__}

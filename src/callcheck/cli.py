@@ -4,18 +4,92 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from typer.core import TyperGroup
 
-from callcheck.config import Settings
+from callcheck.config import MAX_SANDBOX_TIME_SCALE, Settings, settings_problems
+from callcheck.errors import ConfigurationError
 
-app = typer.Typer(help="callcheck: test a business's phone line the way a customer would.", no_args_is_help=True)
+EXIT_COULD_NOT_RUN = 2  # every command: callcheck could not do what was asked (settings, options, database)
+
+
+class _CallcheckGroup(TyperGroup):
+    """The one place where a command's bad settings become plain lines and exit 2, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context, which typer exports under no public name
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            lines = [*settings_problems(exc), "(docs/configuration.md lists every setting and its allowed values)"]
+        except ConfigurationError as exc:
+            lines = [exc.message]
+        for line in lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+
+
+app = typer.Typer(
+    cls=_CallcheckGroup,
+    help="callcheck: test a business's phone line the way a customer would.",
+    no_args_is_help=True,
+)
 
 
 def _settings(**overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _shown_database(settings: Settings) -> str:
+    """The database's URL without its password or query (which may carry one)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url())
+    return url.set(query={}).render_as_string(hide_password=True)
+
+
+def database_problem(settings: Settings) -> str | None:
+    """Why the database cannot be used, or None; it is migrated on the way, as a server's startup would."""
+    import sqlalchemy.exc
+
+    from callcheck.errors import CallcheckError
+    from callcheck.store import db
+
+    try:
+        db.upgrade(settings.resolved_database_url())
+    except CallcheckError as exc:
+        return exc.message
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+        return database_error_line(settings, exc)
+    return None
+
+
+def database_error_line(settings: Settings, exc: Exception) -> str:
+    """One line for a database error: which database and setting, and the driver's first line (never a password)."""
+    setting = "CALLCHECK_DATABASE_URL" if settings.database_url else "CALLCHECK_DATA_DIR"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"cannot use the database {_shown_database(settings)} (check {setting}): {reason[0] if reason else exc}"
+
+
+class LogLevel(StrEnum):
+    """Levels `serve --log-level` accepts."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def _valid_time_scale(value: float) -> float:
+    if not 0 < value <= MAX_SANDBOX_TIME_SCALE:
+        raise typer.BadParameter(f"must be more than 0 and at most {MAX_SANDBOX_TIME_SCALE:g}")
+    return value
 
 
 @app.command()
@@ -25,7 +99,9 @@ def serve(
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Run against callcheck's local ElevenLabs sandbox (no account).")
     ] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option(case_sensitive=False, help="How much the server logs.")
+    ] = LogLevel.INFO,
 ) -> None:
     """Start the web page and JSON API."""
     import uvicorn
@@ -36,15 +112,20 @@ def serve(
     if sandbox:
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from callcheck.errors import CallcheckError
 
     try:
         application = create_app(settings)
     except CallcheckError as exc:
         typer.echo(exc.message, err=True)
-        raise typer.Exit(2) from exc
-    uvicorn.run(application, host=host, port=port, log_level=log_level, proxy_headers=False)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    # The app's startup migrates too, but a failure there is a uvicorn traceback; here it is one line.
+    problem = database_problem(settings)
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    uvicorn.run(application, host=host, port=port, log_level=log_level.value, proxy_headers=False)
 
 
 @app.command()
@@ -87,7 +168,7 @@ def agent_setup(
     settings = _settings()
     if not settings.elevenlabs_api_key or not settings.elevenlabs_api_key.get_secret_value().strip():
         typer.echo("Missing required environment variable: ELEVENLABS_API_KEY", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
     try:
         result = asyncio.run(
             run_setup(
@@ -136,7 +217,8 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
     time_scale: Annotated[
-        float, typer.Option(help="Real seconds per simulated second (0.1 = ten times faster).")
+        float,
+        typer.Option(callback=_valid_time_scale, help="Real seconds per simulated second (0.1 = ten times faster)."),
     ] = 1.0,
     webhook_url: Annotated[str | None, typer.Option(help="Where to send post-call webhooks (none: send none).")] = None,
     webhook_secret: Annotated[str | None, typer.Option(help="HMAC secret of the webhooks.")] = None,

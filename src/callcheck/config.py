@@ -12,8 +12,9 @@ import secrets
 import tempfile
 from pathlib import Path
 
+import httpx
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcheck.errors import ConfigurationError
@@ -23,6 +24,14 @@ MIN_SECRET_KEY_CHARS = 32
 
 DEFAULT_API_BASE = "https://api.elevenlabs.io"
 
+# Bounds of the numeric settings (docs/configuration.md lists them). Below the poll floor a poller hammers the API;
+# below the body floor every POST is refused; the ceilings catch a unit slip (milliseconds typed for seconds).
+MIN_BODY_BYTES, MAX_BODY_BYTES = 1_000, 100_000_000
+MAX_HTTP_TIMEOUT_S = 600.0
+MIN_POLL_S, MAX_POLL_S = 0.05, 3600.0
+MAX_CALL_TIMEOUT_S = 86_400.0
+MAX_SANDBOX_TIME_SCALE = 100.0
+
 # The three names the seed requires before a call can be placed, in the seed's order.
 REQUIRED_CALL_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID", "ELEVENLABS_AGENT_PHONE_NUMBER_ID")
 
@@ -30,7 +39,8 @@ REQUIRED_CALL_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID", "ELEVENLA
 class Settings(BaseSettings):
     """Everything callcheck can be configured with."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # An empty variable (`ELEVENLABS_API_BASE=` in a .env) counts as unset: the default applies.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     elevenlabs_api_key: SecretStr | None = Field(
         default=None,
@@ -82,26 +92,36 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=1_000_000,
+        ge=MIN_BODY_BYTES,
+        le=MAX_BODY_BYTES,
         validation_alias=AliasChoices("CALLCHECK_MAX_BODY_BYTES", "max_body_bytes"),
         description="Largest request body accepted by /api/* routes (webhooks with audio excepted).",
     )
     http_timeout_s: float = Field(
         default=30.0,
+        gt=0,
+        le=MAX_HTTP_TIMEOUT_S,
         validation_alias=AliasChoices("CALLCHECK_HTTP_TIMEOUT_S", "http_timeout_s"),
         description="Timeout in seconds of each request to ElevenLabs.",
     )
     poll_initial_s: float = Field(
         default=2.0,
+        ge=MIN_POLL_S,
+        le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_INITIAL_S", "poll_initial_s"),
         description="First delay in seconds between two polls of a conversation (doubles up to poll_max_s).",
     )
     poll_max_s: float = Field(
         default=30.0,
+        ge=MIN_POLL_S,
+        le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_MAX_S", "poll_max_s"),
         description="Longest delay in seconds between two polls of a conversation.",
     )
     call_timeout_s: float = Field(
         default=1800.0,
+        gt=0,
+        le=MAX_CALL_TIMEOUT_S,
         validation_alias=AliasChoices("CALLCHECK_CALL_TIMEOUT_S", "call_timeout_s"),
         description="How long a call is followed before it is marked timed_out.",
     )
@@ -112,6 +132,8 @@ class Settings(BaseSettings):
     )
     sandbox_time_scale: float = Field(
         default=1.0,
+        gt=0,
+        le=MAX_SANDBOX_TIME_SCALE,
         validation_alias=AliasChoices("CALLCHECK_SANDBOX_TIME_SCALE", "sandbox_time_scale"),
         description="Speed of simulated calls in the sandbox: 1.0 is real time, 0.1 ten times faster.",
     )
@@ -137,6 +159,47 @@ class Settings(BaseSettings):
         description="Model name the judge API is asked to use, e.g. gpt-4o-mini.",
     )
 
+    @field_validator("elevenlabs_api_base", mode="before")
+    @classmethod
+    def _blank_api_base_is_the_default(cls, value: object) -> object:
+        return DEFAULT_API_BASE if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("elevenlabs_api_base")
+    @classmethod
+    def _api_base_is_an_http_url(cls, value: str) -> str:
+        value = value.strip()
+        # Parsed as the ElevenLabs client will parse it, so a URL accepted here cannot fail there.
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"is not a valid URL ({exc})") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"must be an http:// or https:// URL such as {DEFAULT_API_BASE}")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # unset: one is generated (session_secret)
+        if len(value.get_secret_value()) < MIN_SECRET_KEY_CHARS:
+            # The message never quotes the key.
+            raise ValueError(
+                f"is too short to be safe (under {MIN_SECRET_KEY_CHARS} characters): set a long random one, e.g. "
+                "from `python -c 'import secrets; print(secrets.token_urlsafe(48))'`, or unset it to have one "
+                "generated"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _polls_back_off_upwards(self) -> Settings:
+        if self.poll_max_s < self.poll_initial_s:
+            raise ValueError(
+                f"CALLCHECK_POLL_MAX_S ({self.poll_max_s:g}) must not be less than "
+                f"CALLCHECK_POLL_INITIAL_S ({self.poll_initial_s:g})"
+            )
+        return self
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data directory."""
         if self.database_url:
@@ -161,6 +224,22 @@ class Settings(BaseSettings):
         if self.secret_key and self.secret_key.get_secret_value():
             return self.secret_key.get_secret_value()
         path = self.data_dir / "secret_key"
+        try:
+            key = self._kept_secret(path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot keep the cookie-signing key in {path}: {exc.strerror or exc} "
+                "(check CALLCHECK_DATA_DIR, or set CALLCHECK_SECRET_KEY)."
+            ) from exc
+        if len(key) < MIN_SECRET_KEY_CHARS:
+            raise ConfigurationError(
+                f"The cookie-signing key in {path} is too short to be safe (under {MIN_SECRET_KEY_CHARS} characters): "
+                "delete the file to have a new one made, or set CALLCHECK_SECRET_KEY."
+            )
+        return key
+
+    def _kept_secret(self, path: Path) -> str:
+        """The key in `path`, generated there first when absent (blocking file I/O; OSError when it cannot be)."""
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             fd, aside = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")  # mode 0600
@@ -176,10 +255,31 @@ class Settings(BaseSettings):
                 os.unlink(aside)
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)  # readable only by its owner, whoever loosened it
-        key = path.read_text().strip()
-        if len(key) < MIN_SECRET_KEY_CHARS:
-            raise ConfigurationError(
-                f"The cookie-signing key in {path} is too short to be safe (under {MIN_SECRET_KEY_CHARS} characters): "
-                "delete the file to have a new one made, or set CALLCHECK_SECRET_KEY."
-            )
-        return key
+        return path.read_text().strip()
+
+
+def _env_names() -> dict[str, str]:
+    """Every name a setting can be given under (lower case) -> the name its documentation uses."""
+    names: dict[str, str] = {}
+    for field_name, field in Settings.model_fields.items():
+        choices = [str(c) for c in field.validation_alias.choices]  # type: ignore[union-attr]  # all AliasChoices
+        for name in [field_name, *choices]:
+            names[name.lower()] = choices[0]
+    return names
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One plain line per invalid setting, named as documented; never its value (it may be a secret)."""
+    names = _env_names()
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False, include_context=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if message.startswith("Input should"):
+            message = "should" + message.removeprefix("Input should")
+        loc = problem["loc"]
+        if loc:
+            name = names.get(str(loc[0]).lower(), str(loc[0]))
+            lines.append(f"invalid setting {name}: {message}")
+        else:
+            lines.append(f"invalid settings: {message}")
+    return lines

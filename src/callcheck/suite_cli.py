@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from callcheck.config import Settings
 from callcheck.domain.assertions import AssertionResult, excerpt, offline_verdict
@@ -182,24 +183,98 @@ def run_suite_command(
         for call in planned:
             typer.echo(_describe(call))
         raise typer.Exit(EXIT_PASSED)
+    reports = [
+        (option, path, render)
+        for option, path, render in (
+            ("--junit", junit, render_junit),
+            ("--json", json_out, render_json),
+            ("--html", html, render_html),
+        )
+        if path is not None
+    ]
     settings = Settings()
     if sandbox:
         settings = settings.model_copy(update={"sandbox": True})
+    # Every report path is checked before the first call is dialed: calls cost money, a typo should not.
+    problems = _report_path_problems([(option, path) for option, path, _ in reports])
+    from callcheck.cli import database_error_line, database_problem  # here: callcheck.cli imports this module
+
+    database = database_problem(settings)
+    if database:
+        problems.append(database)
+    if problems:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
     try:
         outcome = asyncio.run(_run(settings, text, str(suite_file), planned, concurrency, rate_per_min, only))
     except KeyboardInterrupt:
         typer.echo("interrupted: calls in flight may still complete upstream", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
+    except SQLAlchemyError as exc:
+        typer.echo(database_error_line(settings, exc), err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     if isinstance(outcome, str):
         typer.echo(outcome, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
     report, exit_code = outcome
-    for path, render in ((junit, render_junit), (json_out, render_json), (html, render_html)):
-        if path is not None:
+    # One report that cannot be written still leaves the others and the summary; the run then exits 2.
+    unwritten = []
+    for option, path, render in reports:
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(report), encoding="utf-8")
+        except OSError as exc:
+            unwritten.append(_cannot_write(option, path, exc))
     typer.echo(_summary(report))
-    raise typer.Exit(exit_code)
+    for line in unwritten:
+        typer.echo(line, err=True)
+    raise typer.Exit(EXIT_COULD_NOT_RUN if unwritten else exit_code)
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path` when it is a file, where a directory is needed."""
+    for ancestor in path.parents:
+        if ancestor.exists():
+            return None if ancestor.is_dir() else ancestor
+    return None
+
+
+def _why_unwritable(path: Path, exc: OSError) -> str:
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        return f"{blocker} is a file, not a directory"
+    return exc.strerror or str(exc)
+
+
+def _cannot_write(option: str, path: Path, exc: OSError) -> str:
+    return f"cannot write the {option} report to {path}: {_why_unwritable(path, exc)}"
+
+
+def _report_path_problems(paths: list[tuple[str, Path]]) -> list[str]:
+    """Why each report path cannot be written (its parent directories are made on the way); empty when all can."""
+    problems = []
+    seen: dict[Path, str] = {}
+    for option, path in paths:
+        resolved = path.resolve()
+        if resolved in seen:
+            problems.append(f"{seen[resolved]} and {option} both write {path}: give each report its own file")
+            continue
+        seen[resolved] = option
+        if path.is_dir():
+            problems.append(f"cannot write the {option} report to {path}: it is a directory")
+            continue
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Opened for appending, so an existing report is not truncated before the run has a new one.
+            with path.open("a", encoding="utf-8"):
+                pass
+            if not existed:
+                path.unlink()
+        except OSError as exc:
+            problems.append(_cannot_write(option, path, exc))
+    return problems
 
 
 def suggest_command(
@@ -215,6 +290,9 @@ def suggest_command(
     from callcheck.domain.judge import judge_from_settings
     from callcheck.domain.suggest import suggest_suite_with_llm
 
+    if output is not None and (problem := _output_problem(output)):
+        typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
     settings = Settings()
 
     async def draft() -> tuple[str, str | None]:
@@ -230,9 +308,25 @@ def suggest_command(
         typer.echo(note, err=True)
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}", err=True)
+    except OSError as exc:
+        typer.echo(f"cannot write --output {output}: {_why_unwritable(output, exc)}", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+def _output_problem(output: Path) -> str | None:
+    """Why `suggest` could not write to `output`, found before the (possibly paid) draft is asked for."""
+    if output.is_dir():
+        return f"cannot write --output {output}: it is a directory"
+    if output.parent.is_dir():
+        return None
+    blocker = _file_in_the_way(output)
+    if blocker is not None:
+        return f"cannot write --output {output}: {blocker} is a file, not a directory"
+    return f"cannot write --output {output}: the directory {output.parent} does not exist"
 
 
 def register(app: Any) -> None:

@@ -54,6 +54,9 @@ log = logging.getLogger("callcheck.web")
 
 router = APIRouter(include_in_schema=False)
 
+# Every page answers HEAD as it answers GET (link checkers and uptime probes ask with HEAD; the server drops the body).
+PAGE_METHODS = ["GET", "HEAD"]
+
 
 def static_files() -> StaticFiles:
     """The vendored static assets (CSS, JS, htmx), served at /static by callcheck itself."""
@@ -424,7 +427,7 @@ def not_found(request: Request, message: str) -> HTMLResponse:
 # -- routes ---------------------------------------------------------------------------------------------------
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def start_page(request: Request, services: ServicesDep, context: BrowserContextDep) -> Response:
     """Start a test: the business, the scenario, the number; and the setup status."""
     checks = setup_checks(services)
@@ -458,7 +461,7 @@ SANDBOX_NUMBERS = [
 ]
 
 
-@router.get("/calls", response_class=HTMLResponse)
+@router.api_route("/calls", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def history_page(
     request: Request,
     services: ServicesDep,
@@ -507,7 +510,7 @@ async def history_page(
     )
 
 
-@router.get("/calls/{call_id}", response_class=HTMLResponse)
+@router.api_route("/calls/{call_id}", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def call_page(request: Request, call_id: str, services: ServicesDep, _context: BrowserContextDep) -> Response:
     """One call: live timeline, transcript, recording, figures and verdict."""
     call = await services.store.get_call(call_id, with_events=True)
@@ -517,7 +520,7 @@ async def call_page(request: Request, call_id: str, services: ServicesDep, _cont
     return page(request, "call.html", {"title": f"Call to {call.to_number}", **view})
 
 
-@router.get("/parts/setup", response_class=HTMLResponse)
+@router.api_route("/parts/setup", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def setup_part(request: Request, services: ServicesDep) -> Response:
     """The doctor's findings for the setup panel, loaded after the page (they ask ElevenLabs, which takes a moment)."""
     try:
@@ -534,7 +537,7 @@ async def setup_part(request: Request, services: ServicesDep) -> Response:
 CALL_PARTS = ("timeline", "transcript", "result")
 
 
-@router.get("/calls/{call_id}/parts/{part}", response_class=HTMLResponse)
+@router.api_route("/calls/{call_id}/parts/{part}", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def call_part(request: Request, call_id: str, part: str, services: ServicesDep) -> Response:
     """One live part of the call page, re-fetched by htmx when the call's event stream says it changed."""
     call = await services.store.get_call(call_id, with_events=True)

@@ -82,6 +82,8 @@ function setUpRunForm(form) {
     button.disabled = false;
     button.removeAttribute("aria-busy");
     button.textContent = label;
+    // The button was disabled while waiting, which dropped the focus: give it to the suite, where the fix goes.
+    suite.focus();
   });
 }
 
@@ -89,8 +91,26 @@ function setUpRunPage(article) {
   const status = document.getElementById("run-status");
   const cancelStatus = document.getElementById("cancel-status");
 
+  // The progress part is replaced every second while the run goes on: whatever had the keyboard focus in it (a
+  // call's link, the Cancel button) gets it back in the new part, found by id or by where it leads; when it is gone
+  // (Cancel, once pressed), the status line takes the focus, so the next Tab does not start over at the page's end.
+  let focusKey = null;
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const active = document.activeElement;
+    focusKey = null;
+    if (event.detail.target.id !== "run-progress" || !active || !event.detail.target.contains(active)) return;
+    if (active.id) focusKey = "#" + CSS.escape(active.id);
+    else if (active.getAttribute("href")) focusKey = 'a[href="' + CSS.escape(active.getAttribute("href")) + '"]';
+    else focusKey = "#run-status";
+  });
+
   // The status line (aria-live) takes the sentence of the progress part the server just rendered.
   document.body.addEventListener("htmx:afterSettle", (event) => {
+    if (focusKey && event.target.id === "run-progress") {
+      const again = event.target.querySelector(focusKey) || document.getElementById("run-status");
+      again.focus({ preventScroll: true });
+      focusKey = null;
+    }
     const part = event.target.id === "run-progress" ? event.target : null;
     if (part && part.dataset.sentence && status.textContent !== part.dataset.sentence) {
       status.textContent = part.dataset.sentence;
@@ -102,6 +122,9 @@ function setUpRunPage(article) {
   article.addEventListener("click", async (event) => {
     const button = event.target.closest("#cancel-run");
     if (!button) return;
+    // Disabling the button (and, later, its part dropping it) would leave the keyboard focus nowhere: it moves to
+    // the run's status line (the cancel's own message, empty until now, is announced as it changes).
+    status.focus({ preventScroll: true });
     button.disabled = true;
     cancelStatus.textContent = "Asking callcheck to cancel the run…";
     const { status: code, body } = await sendJson("DELETE", "/api/runs/" + encodeURIComponent(article.dataset.runId));
