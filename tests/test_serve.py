@@ -132,11 +132,15 @@ def test_health_openapi_and_docs(served: tuple[str, SandboxServer, Path]) -> Non
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
-def test_serve_with_sandbox_needs_no_account(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_serve_with_sandbox_needs_no_account(tmp_path: Path, how: str) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"CALLCHECK_DATA_DIR": str(tmp_path / "data"), "CALLCHECK_SANDBOX_TIME_SCALE": "0.02", **backend_env()}
-    process = serve_process(env, port, tmp_path, "--sandbox")
+    # `--sandbox`, or CALLCHECK_SANDBOX=true as docs/configuration.md offers: the same ready set-up either way.
+    if how == "environment":
+        env["CALLCHECK_SANDBOX"] = "true"
+    process = serve_process(env, port, tmp_path, *(["--sandbox"] if how == "flag" else []))
     try:
         wait_healthy(url, process=process)
         response = httpx.post(

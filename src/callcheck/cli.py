@@ -109,7 +109,7 @@ def serve(
     from callcheck.app import create_app
 
     settings = _settings()
-    if sandbox:
+    if sandbox or settings.sandbox:  # the flag or CALLCHECK_SANDBOX=true: webhooks come back to this server
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
     logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
