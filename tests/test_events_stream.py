@@ -279,6 +279,8 @@ async def test_head_is_answered_where_get_is(api: httpx.AsyncClient, finished: d
         f"/calls/{call_id}/parts/timeline",
         "/parts/setup",
         f"/api/calls/{call_id}/audio",
+        "/runs",
+        "/docs",
     ]:
         got = await api.get(path)
         head = await api.head(path)

@@ -24,7 +24,7 @@ from callcheck.jobs.runs import TERMINAL_RUN_STATES, start_run
 from callcheck.reports.model import RunReport
 from callcheck.store.repo import RunRow
 from callcheck.text import counted
-from callcheck.web.pages import STALE_LINK, BrowserContextDep, not_found, page, state_label, templates
+from callcheck.web.pages import PAGE_METHODS, STALE_LINK, BrowserContextDep, not_found, page, state_label, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -198,7 +198,7 @@ async def load_run(services: Any, run_id: str) -> dict[str, Any] | None:
 # -- routes ---------------------------------------------------------------------------------------------------
 
 
-@router.get("/runs", response_class=HTMLResponse)
+@router.api_route("/runs", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def runs_page(
     request: Request,
     services: ServicesDep,
@@ -226,7 +226,7 @@ async def runs_page(
     )
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
+@router.api_route("/runs/{run_id}", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def run_page(request: Request, run_id: str, services: ServicesDep, _context: BrowserContextDep) -> Response:
     """One run: live progress, then the per-scenario report with a link to each call."""
     run = await load_run(services, run_id)
@@ -235,7 +235,7 @@ async def run_page(request: Request, run_id: str, services: ServicesDep, _contex
     return page(request, "run.html", {"title": f"Run {run['name']}", **progress_view(run)})
 
 
-@router.get("/runs/{run_id}/parts/progress", response_class=HTMLResponse)
+@router.api_route("/runs/{run_id}/parts/progress", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def run_progress_part(request: Request, run_id: str, services: ServicesDep) -> Response:
     """The live part of the run page, polled by htmx while the run is running."""
     run = await load_run(services, run_id)
