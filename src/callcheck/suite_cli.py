@@ -122,6 +122,9 @@ async def _run(
                 if fresh.state in TERMINAL_RUN_STATES and fresh.report is not None:
                     if fresh.error:
                         typer.echo(fresh.error, err=True)
+                    if services.tracker is not None:  # let the calls' workflows finish before DBOS stops
+                        placed = [call.id for _, call in await services.store.run_calls(run.id) if call is not None]
+                        await services.tracker.settle(placed)
                     return RunReport.model_validate(fresh.report), fresh.exit_code or 0
                 await services.notifier.wait(f"run-{run.id}", 0.5)
         finally:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
 from callcheck.domain.evidence import journey_for
 from callcheck.domain.lifecycle import CallState
@@ -450,6 +450,10 @@ async def follow_call(call_id: str) -> str:
     return state.value
 
 
+# How long a `callcheck run` waits, after its report, for its calls' workflows to return (the last recording fetch).
+SETTLE_S = 15.0
+
+
 class Tracker:
     """Owns DBOS for a running callcheck: launches it, resumes unfinished calls, starts and wakes workflows."""
 
@@ -529,6 +533,25 @@ class Tracker:
             # Its workflows (the run's and its calls') are re-queued to this executor and resume here.
             await asyncio.to_thread(DBOS._recover_pending_workflows, [run.owner])
             await wake_run(run.id)
+
+    async def settle(self, call_ids: list[str], most_s: float = SETTLE_S) -> None:
+        """Wait (up to `most_s`) for these calls' workflows to return: a call can be final while its workflow
+        still fetches the recording. A `callcheck run` that exits then would cut them off mid-step (DBOS's executor
+        is shut down under them, which it reports as errors). One still running at the deadline is cut off as a crash
+        would cut it: its call is final and reported; only its recording may be missing."""
+
+        async def one(call_id: str) -> None:
+            handle: WorkflowHandleAsync[str] = await DBOS.retrieve_workflow_async(workflow_id(call_id))
+            await handle.get_result()
+
+        tasks = [asyncio.ensure_future(one(call_id)) for call_id in call_ids]
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=most_s)
+        for task in late:
+            task.cancel()
+        # Errors of the workflows themselves are already recorded on their calls; only their end mattered here.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def follow(self, call_id: str) -> None:
         """Start following a call (a no-op when its workflow exists already)."""
