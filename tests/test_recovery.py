@@ -34,7 +34,7 @@ def env_for(sandbox: SandboxServer, data_dir: Path) -> dict[str, str]:
         "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
         "ELEVENLABS_API_BASE": sandbox.url,
         "CALLCHECK_DATA_DIR": str(data_dir),
-        "CALLCHECK_SECRET_KEY": "recovery-test-secret",
+        "CALLCHECK_SECRET_KEY": "recovery-test-secret-0123456789-abcdef",
         "CALLCHECK_POLL_INITIAL_S": "0.1",
         "CALLCHECK_POLL_MAX_S": "0.3",
         **backend_env(),
