@@ -1,7 +1,8 @@
-"""A killed `callcheck run` is never continued by the next, unrelated command: its run is adopted cancelled.
+"""A killed `callcheck run` is never continued by the next, unrelated command: its run is cancelled.
 
-The next process on the host finds the owner gone, places none of the killed run's remaining calls, follows the
-calls it had dialed to their end, and the run reports why it stopped.
+The next `callcheck run` on the host finds the owner gone and cancels the run (none of its remaining calls is
+placed); the next server takes it over, follows the calls it had dialed to their end, and the run reports why it
+stopped.
 """
 
 from __future__ import annotations

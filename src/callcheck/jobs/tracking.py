@@ -37,7 +37,7 @@ from callcheck.jobs.placing import dial
 from callcheck.providers.elevenlabs import wire
 from callcheck.services import Services
 from callcheck.store import db
-from callcheck.store.repo import CallRow
+from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
 
 log = logging.getLogger("callcheck.tracking")
@@ -517,7 +517,14 @@ class Tracker:
             _runtime = None
 
     async def _adopt_stopped_runs(self) -> None:
-        """Take over, cancelled, the runs of `callcheck run` processes of this host that are gone (killed)."""
+        """Stop the runs of `callcheck run` processes of this host that are gone (killed): cancel them at once, so
+        nothing dials their remaining calls; a server (long-lived) also takes their workflows over, following the
+        calls already dialed to their end and writing the report.
+
+        A `callcheck run` process only cancels: it would take the workflows over only to cut them off again when
+        its own run ends (and a chain of such hand-overs can strand a workflow that was re-queued but not yet
+        picked up). Nothing but a server reads an old run anyway (`/runs`, `/api/runs`).
+        """
         from callcheck.jobs.ownership import is_gone, stopped_note
         from callcheck.jobs.runs import wake_run
 
@@ -525,13 +532,22 @@ class Tracker:
         for run in await runs.unfinished_runs(owned=True):
             if run.owner is None or not is_gone(run.owner):
                 continue
-            log.warning("run %s: its process is gone; adopting it cancelled", run.id)
-            await runs.request_cancel(run.id)
-            # The adopter owns it now ("local": a server's DBOS resumes it after a crash of its own), so a run this
-            # process leaves unfinished in turn is adopted again by the next one.
-            await runs.update_run(run.id, error=stopped_note(run.owner), owner=self.executor_id or "local")
+            if run.state == "running":
+                log.warning("run %s: its process is gone; cancelling it", run.id)
+                await runs.request_cancel(run.id)
+                await runs.update_run(run.id, error=stopped_note(run.owner))
+            if self.executor_id is not None:
+                continue
+            log.warning("run %s: following the calls its stopped process had dialed", run.id)
+            # Owned by this server from now on ("local": its DBOS resumes the run after a crash of its own).
+            await runs.update_run(run.id, owner=SERVER_OWNER)
             # Its workflows (the run's and its calls') are re-queued to this executor and resume here.
             await asyncio.to_thread(DBOS._recover_pending_workflows, [run.owner])
+            # A call dialed just before the kill may have no workflow yet (the process died between its dial and
+            # the start of its workflow): start one for every unfinished call; an existing one is left as it is.
+            for _, call in await self.services.store.run_calls(run.id):
+                if call is not None and not call.state.terminal:
+                    await self.follow(call.id)
             await wake_run(run.id)
 
     async def settle(self, call_ids: list[str], most_s: float = SETTLE_S) -> None:

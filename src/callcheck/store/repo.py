@@ -18,6 +18,9 @@ from callcheck.errors import InvalidInput
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 from callcheck.text import unstorable
 
+# The owner of a run a server took over from a stopped `callcheck run` (its DBOS executor id).
+SERVER_OWNER = "local"
+
 
 def storable_key(key: str) -> bool:
     """False for a key no row can have (a NUL from a URL's %00, which PostgreSQL would refuse with an error)."""
@@ -288,7 +291,7 @@ class Store:
             rows = await conn.execute(
                 sa.select(calls)
                 .select_from(calls.outerjoin(runs, calls.c.run_id == runs.c.id))
-                .where(calls.c.state.not_in(terminal), runs.c.owner.is_(None))
+                .where(calls.c.state.not_in(terminal), runs.c.owner.is_(None) | (runs.c.owner == SERVER_OWNER))
                 .order_by(calls.c.created_at)
             )
             return [_call(r) for r in rows.all()]
