@@ -113,13 +113,7 @@ def serve(
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
     logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from callcheck.errors import CallcheckError
-
-    try:
-        application = create_app(settings)
-    except CallcheckError as exc:
-        typer.echo(exc.message, err=True)
-        raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    application = create_app(settings)  # a ConfigurationError (the cookie key) is one line via _CallcheckGroup
     # The app's startup migrates too, but a failure there is a uvicorn traceback; here it is one line.
     problem = database_problem(settings)
     if problem:
