@@ -16,6 +16,27 @@ import uvicorn
 
 from callcheck.app import create_app
 from callcheck.config import Settings
+from callcheck.providers.elevenlabs.sandbox import SandboxServer
+
+OUTBOUND = "/v1/convai/twilio/outbound-call"
+
+
+def sandbox_env(sandbox: SandboxServer) -> dict[str, str]:
+    """The environment that points a `callcheck` subprocess at `sandbox` (its key, agent, number and URL)."""
+    return {
+        "ELEVENLABS_API_KEY": sandbox.config.api_key,
+        "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
+        "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
+        "ELEVENLABS_API_BASE": sandbox.url,
+    }
+
+
+def outbound_calls(sandbox: SandboxServer) -> list[dict[str, Any]]:
+    """Every outbound-call request the sandbox received, oldest first (what was dialed)."""
+    answer = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND})
+    answer.raise_for_status()
+    calls: list[dict[str, Any]] = answer.json()
+    return calls
 
 
 def free_port() -> int:

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from callcheck.cli import app
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
+from tests.servers import outbound_calls, sandbox_env
 from tests.test_cli_run import run_cli
 
 EXIT_COULD_NOT_RUN = 2
@@ -36,20 +36,9 @@ def usage_error(lines: list[str]) -> str:
     return " ".join(" ".join(line.strip("│╭╮╰╯─ ").split()) for line in lines if "Usage:" not in line).strip()
 
 
-def outbound_calls(sandbox: SandboxServer) -> list[object]:
-    """The calls the sandbox was asked to place."""
-    answer = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/twilio/outbound-call"})
-    answer.raise_for_status()
-    calls: list[object] = answer.json()
-    return calls
-
-
-def sandbox_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
+def sandbox_run_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
     return {
-        "ELEVENLABS_API_KEY": sandbox.config.api_key,
-        "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
-        "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
-        "ELEVENLABS_API_BASE": sandbox.url,
+        **sandbox_env(sandbox),
         "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
         "CALLCHECK_POLL_INITIAL_S": "0.1",
         "CALLCHECK_POLL_MAX_S": "0.3",
@@ -147,7 +136,7 @@ def test_serve_on_an_unreachable_database_is_one_line_without_its_password(tmp_p
 
 def test_run_on_an_unreachable_database_exits_2_before_dialing(tmp_path: Path, sandbox: SandboxServer) -> None:
     (tmp_path / "suite.yaml").write_text(SUITE)
-    env = {**sandbox_env(sandbox, tmp_path), "CALLCHECK_DATABASE_URL": UNREACHABLE_DATABASE}
+    env = {**sandbox_run_env(sandbox, tmp_path), "CALLCHECK_DATABASE_URL": UNREACHABLE_DATABASE}
     code, lines = invoke(["run", str(tmp_path / "suite.yaml")], env)
     assert code == EXIT_COULD_NOT_RUN
     assert len(lines) == 1 and "(check CALLCHECK_DATABASE_URL)" in lines[0]
@@ -204,7 +193,7 @@ def test_unusable_report_paths_exit_2_before_any_call(tmp_path: Path, sandbox: S
             "--html",
             str(tmp_path / "a-dir"),
         ],
-        sandbox_env(sandbox, tmp_path),
+        sandbox_run_env(sandbox, tmp_path),
     )
     assert code == EXIT_COULD_NOT_RUN
     assert lines == [
@@ -221,7 +210,7 @@ def test_two_reports_to_one_file_exit_2_before_any_call(tmp_path: Path, sandbox:
     report = tmp_path / "r.xml"
     code, lines = invoke(
         ["run", str(tmp_path / "suite.yaml"), "--junit", str(report), "--json", str(report)],
-        sandbox_env(sandbox, tmp_path),
+        sandbox_run_env(sandbox, tmp_path),
     )
     assert code == EXIT_COULD_NOT_RUN
     assert lines == [f"--junit and --json both write {report}: give each report its own file"]

@@ -16,21 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from callcheck.config import Settings
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import backend_env
+from tests.servers import outbound_calls, sandbox_env
 
-OUTBOUND = "/v1/convai/twilio/outbound-call"
 SLOW = "+15550110040"  # rings 40 simulated seconds before answering
 FAST = "+15550100001"
 
 
 def dialed(sandbox: SandboxServer, number: str) -> int:
-    requests = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()
-    return sum(1 for r in requests if (r["json"] or {}).get("to_number") == number)
+    return sum(1 for r in outbound_calls(sandbox) if (r["json"] or {}).get("to_number") == number)
 
 
 async def test_a_killed_run_is_adopted_cancelled_not_continued(tmp_path: Path, client_for: Any) -> None:
@@ -41,10 +39,7 @@ async def test_a_killed_run_is_adopted_cancelled_not_continued(tmp_path: Path, c
             "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
             "CALLCHECK_POLL_INITIAL_S": "0.1",
             "CALLCHECK_POLL_MAX_S": "0.3",
-            "ELEVENLABS_API_KEY": sandbox.config.api_key,
-            "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
-            "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
-            "ELEVENLABS_API_BASE": sandbox.url,
+            **sandbox_env(sandbox),
             **backend_env(),
         }
         slow = tmp_path / "slow.yaml"

@@ -16,6 +16,7 @@ import httpx
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import backend_env
 from tests.fake_openai import FakeOpenAI
+from tests.servers import outbound_calls, sandbox_env
 
 SUITE = """\
 business: We are Pizza Palace, a pizza restaurant that takes orders and handles delivery.
@@ -212,10 +213,7 @@ def test_summary_gives_the_judges_reason_the_upstream_error_and_the_fields_left_
         "    expect:\n      - final_state: completed\n"
     )
     env = {
-        "ELEVENLABS_API_KEY": sandbox.config.api_key,
-        "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
-        "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
-        "ELEVENLABS_API_BASE": sandbox.url,
+        **sandbox_env(sandbox),
         "CALLCHECK_JUDGE_BASE_URL": fake_openai.url,
         "CALLCHECK_JUDGE_MODEL": "test-model",
     }
@@ -230,8 +228,10 @@ def test_summary_gives_the_judges_reason_the_upstream_error_and_the_fields_left_
     )
     assert "broken: final_state fail: call state = failed" in lines
     # The call went out without the speed, and the reports say so too.
-    outbound = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": "/v1/convai/twilio/outbound-call"})
-    sent = [r["json"]["conversation_initiation_client_data"]["conversation_config_override"] for r in outbound.json()]
+    sent = [
+        r["json"]["conversation_initiation_client_data"]["conversation_config_override"]
+        for r in outbound_calls(sandbox)
+    ]
     # Both calls reached ElevenLabs (the broken one answered 500), the persona's name went out, its speed did not.
     assert len(sent) == 2 and all("speed" not in (override.get("tts") or {}) for override in sent)
     assert any("Maya" in override["agent"]["prompt"]["prompt"] for override in sent)

@@ -15,7 +15,7 @@ import pytest
 
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, delayed_answer_number
 from tests.conftest import backend_env, settings_for
-from tests.servers import free_port, serve_process, wait_healthy
+from tests.servers import free_port, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call, wait_for_call_sync
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
@@ -200,10 +200,7 @@ def test_sigterm_ends_an_open_stream_cleanly_and_a_reconnect_resumes(tmp_path: P
     # The line rings for 50 simulated seconds (5 s real): the stream is open and mid-call when the server stops.
     with SandboxServer(SandboxConfig(time_scale=0.1)) as sandbox:
         env = {
-            "ELEVENLABS_API_KEY": sandbox.config.api_key,
-            "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
-            "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
-            "ELEVENLABS_API_BASE": sandbox.url,
+            **sandbox_env(sandbox),
             "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
             "CALLCHECK_POLL_INITIAL_S": "0.1",
             "CALLCHECK_POLL_MAX_S": "0.3",

@@ -19,10 +19,10 @@ import pytest
 
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import settings_for
+from tests.servers import OUTBOUND, outbound_calls
 from tests.test_webhooks import SECRET, signed
 from tests.waiting import wait_for_call
 
-OUTBOUND = "/v1/convai/twilio/outbound-call"
 HOLD_S = 1.5  # longer than callcheck's HTTP timeout below
 SLOW_WINDOW_S = 2.5
 
@@ -65,10 +65,6 @@ def holding_proxy(sandbox: SandboxServer) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def outbound_calls(sandbox: SandboxServer) -> list[dict[str, Any]]:
-    return httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()
 
 
 async def test_a_lost_answer_is_found_by_polling_and_the_call_followed(

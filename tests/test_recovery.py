@@ -17,22 +17,13 @@ from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import backend_env, settings_for
-from tests.servers import free_port, serve_process, wait_healthy
+from tests.servers import free_port, outbound_calls, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call, wait_for_call_sync
-
-OUTBOUND = "/v1/convai/twilio/outbound-call"
-
-
-def outbound_count(sandbox: SandboxServer) -> int:
-    return len(httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json())
 
 
 def env_for(sandbox: SandboxServer, data_dir: Path) -> dict[str, str]:
     return {
-        "ELEVENLABS_API_KEY": sandbox.config.api_key,
-        "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
-        "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
-        "ELEVENLABS_API_BASE": sandbox.url,
+        **sandbox_env(sandbox),
         "CALLCHECK_DATA_DIR": str(data_dir),
         "CALLCHECK_SECRET_KEY": "recovery-test-secret-0123456789-abcdef",
         "CALLCHECK_POLL_INITIAL_S": "0.1",
@@ -59,7 +50,7 @@ def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) 
         finally:
             os.kill(first.pid, signal.SIGKILL)
             first.wait(timeout=10)
-        assert outbound_count(sandbox) == 1
+        assert len(outbound_calls(sandbox)) == 1
 
         second = serve_process(env, port, tmp_path)
         try:
@@ -73,7 +64,7 @@ def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) 
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=30)
-        assert outbound_count(sandbox) == 1
+        assert len(outbound_calls(sandbox)) == 1
 
 
 async def _services(settings: Any, http: httpx.AsyncClient) -> Services:
@@ -102,7 +93,7 @@ async def test_call_left_dialing_and_placed_upstream_is_found_not_redialed(
     assert final["state"] == "completed"
     assert final["conversation_id"] == placed["conversation_id"]
     assert "found upstream after an interruption" in [e["detail"] for e in final["events"]]
-    assert outbound_count(sandbox) == 1
+    assert len(outbound_calls(sandbox)) == 1
 
 
 async def test_call_left_dialing_and_never_placed(sandbox: SandboxServer, tmp_path: Path, client_for: Any) -> None:
@@ -122,7 +113,7 @@ async def test_call_left_dialing_and_never_placed(sandbox: SandboxServer, tmp_pa
     api = await client_for(settings)
     assert (await wait_for_call(api, interactive.id))["state"] == "failed"
     assert (await wait_for_call(api, suite.id))["state"] == "completed"
-    sent = httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json()
+    sent = outbound_calls(sandbox)
     assert [r["json"]["conversation_initiation_client_data"]["user_id"] for r in sent] == [suite.id]
 
 

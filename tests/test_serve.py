@@ -15,7 +15,7 @@ import pytest
 
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import backend_env
-from tests.servers import free_port, serve_process, wait_healthy
+from tests.servers import free_port, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call_sync
 
 
@@ -25,10 +25,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, SandboxServer, Path]]:
         port = free_port()
         data_dir = tmp_path / "data"
         env = {
-            "ELEVENLABS_API_KEY": sandbox.config.api_key,
-            "ELEVENLABS_AGENT_ID": sandbox.config.agent_id,
-            "ELEVENLABS_AGENT_PHONE_NUMBER_ID": sandbox.config.phone_number_id,
-            "ELEVENLABS_API_BASE": sandbox.url,
+            **sandbox_env(sandbox),
             "CALLCHECK_DATA_DIR": str(data_dir),
             **backend_env(),
         }
