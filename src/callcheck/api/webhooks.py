@@ -12,7 +12,7 @@ from callcheck.api.deps import ServicesDep
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import InvalidInput
-from callcheck.jobs.tracking import apply_webhook
+from callcheck.jobs.tracking import apply_webhook, attach_conversation
 from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, verify
 from callcheck.services import Services
 from callcheck.store.repo import CallRow
@@ -66,7 +66,7 @@ async def _claimed_by_user_id(services: Services, data: dict[str, Any], conversa
     call = await services.store.get_call(user_id) if isinstance(user_id, str) and user_id else None
     if call is None or call.state != CallState.DIALING or call.conversation_id:
         return None
-    how = "found by its webhook after the answer to the dial was lost"
-    await services.store.move_call(call.id, CallState.RINGING, how, conversation_id=conversation_id, error=None)
-    services.notifier.publish(call.id)
+    await attach_conversation(
+        services, call.id, conversation_id, "found by its webhook after the answer to the dial was lost"
+    )
     return await services.store.get_call(call.id)

@@ -165,11 +165,14 @@ async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
     found = [c for c in page.get("conversations", []) if isinstance(c, dict) and c.get("conversation_id")]
     if not found:
         return False
-    await services.store.move_call(
-        call.id, CallState.RINGING, how, conversation_id=str(found[0]["conversation_id"]), error=None
-    )
-    services.notifier.publish(call.id)
+    await attach_conversation(services, call.id, str(found[0]["conversation_id"]), how)
     return True
+
+
+async def attach_conversation(services: Services, call_id: str, conversation_id: str, how: str) -> None:
+    """A DIALING call whose answer was lost, found placed after all (`how` says by what): RINGING, with its id."""
+    await services.store.move_call(call_id, CallState.RINGING, how, conversation_id=conversation_id, error=None)
+    services.notifier.publish(call_id)
 
 
 async def reconcile(services: Services, call: CallRow) -> CallState:
