@@ -62,6 +62,7 @@ class CallEvent:
     kind: str
     state: str | None
     detail: str | None
+    turns: int | None = None  # `transcript` events: the transcript's length when it was written
 
 
 @dataclass
@@ -103,6 +104,25 @@ def _call(row: sa.Row[Any]) -> CallRow:
     for key in ("created_at", "updated_at", "ended_at"):
         data[key] = _aware(data[key])
     return CallRow(**data)
+
+
+def _call_from_values(values: dict[str, Any]) -> CallRow:
+    """The CallRow of a call just inserted with these values (columns not given are empty)."""
+    data: dict[str, Any] = dict.fromkeys(calls.columns.keys())
+    data["simulated"] = False
+    data.update(values)
+    data["state"] = CallState(data["state"])
+    return CallRow(**data)
+
+
+@dataclass
+class FollowedCall:
+    """What the batched poller needs of a followed call (a few columns, not the transcript)."""
+
+    id: str
+    state: CallState
+    conversation_id: str | None
+    created_at: datetime
 
 
 ID_BATCH = 500  # ids per IN (...) list: well under every database's bound-parameter limit
@@ -219,9 +239,8 @@ class Store:
             if values.get("idempotency_key"):
                 raise DuplicateKey(values["idempotency_key"]) from exc
             raise
-        call = await self.get_call(values["id"])
-        assert call is not None
-        return call
+        # Built from what was written, not read back: placing a call stays one round trip before the dial.
+        return _call_from_values(values)
 
     async def get_call(self, call_id: str, *, with_events: bool = False) -> CallRow | None:
         """The call with this id."""
@@ -296,32 +315,50 @@ class Store:
             )
             return [_call(r) for r in rows.all()]
 
+    async def followed_calls(self, call_ids: list[str]) -> list[FollowedCall]:
+        """State and conversation id of these calls (those that exist), in batches whatever their number."""
+        found: list[FollowedCall] = []
+        columns = (calls.c.id, calls.c.state, calls.c.conversation_id, calls.c.created_at)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(call_ids), ID_BATCH):
+                rows = await conn.execute(sa.select(*columns).where(calls.c.id.in_(call_ids[start : start + ID_BATCH])))
+                found.extend(
+                    FollowedCall(r.id, CallState(r.state), r.conversation_id, _aware(r.created_at) or r.created_at)
+                    for r in rows.all()
+                )
+        return found
+
     async def update_call(self, call_id: str, event: tuple[str, str | None] | None = None, **values: Any) -> None:
         """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
         transaction when given: a reader never sees the change without the event that tells of it."""
         assert "state" not in values, "use move_call to change a state"
         now = utcnow()
         values["updated_at"] = now
+        # A transcript event counts the turns written with it, as data: a resuming live stream reads it.
+        transcript = values.get("transcript")
+        told_turns = event is not None and event[0] == "transcript" and isinstance(transcript, list)
+        turns = len(transcript) if told_turns and isinstance(transcript, list) else None
         async with self.engine.begin() as conn:
             await conn.execute(sa.update(calls).where(calls.c.id == call_id).values(**values))
             if event is not None:
-                await self._event(conn, call_id, event[0], None, event[1], now)
+                await self._event(conn, call_id, event[0], None, event[1], now, turns)
 
     async def move_call(self, call_id: str, new: CallState, detail: str | None = None, **values: Any) -> bool:
         """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed.
 
         The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
         """
+        sources = [s.value for s in CallState if can_move(s, new)]
+        if not sources:
+            return False
+        now = utcnow()
+        if new.terminal:
+            values["ended_at"] = now
         async with self.engine.begin() as conn:
-            current = (await conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id))).scalar()
-            if current is None or not can_move(CallState(current), new):
-                return False
-            now = utcnow()
-            if new.terminal:
-                values["ended_at"] = now
+            # One conditional statement (no read first): the lifecycle's allowed sources are the WHERE clause.
             result = await conn.execute(
                 sa.update(calls)
-                .where(calls.c.id == call_id, calls.c.state == current)
+                .where(calls.c.id == call_id, calls.c.state.in_(sources))
                 .values(state=new.value, updated_at=now, **values)
             )
             if result.rowcount != 1:
@@ -347,8 +384,11 @@ class Store:
         state: str | None,
         detail: str | None,
         at: datetime,
+        turns: int | None = None,
     ) -> None:
-        await conn.execute(sa.insert(call_events).values(call_id=call_id, at=at, kind=kind, state=state, detail=detail))
+        await conn.execute(
+            sa.insert(call_events).values(call_id=call_id, at=at, kind=kind, state=state, detail=detail, turns=turns)
+        )
 
     async def _events(self, conn: AsyncConnection, call_id: str, after: int) -> list[CallEvent]:
         rows = await conn.execute(
@@ -356,7 +396,7 @@ class Store:
             .where(call_events.c.call_id == call_id, call_events.c.id > after)
             .order_by(call_events.c.id)
         )
-        return [CallEvent(r.id, _aware(r.at) or r.at, r.kind, r.state, r.detail) for r in rows.all()]
+        return [CallEvent(r.id, _aware(r.at) or r.at, r.kind, r.state, r.detail, r.turns) for r in rows.all()]
 
     # -- webhooks ---------------------------------------------------------------------------------------------
 

@@ -68,6 +68,9 @@ call_events = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # state | transcript | recording | note
     sa.Column("state", sa.String(16), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
+    # For `transcript` events: how many turns the transcript had when the event was written (the live stream sends a
+    # resuming client only the turns after it).
+    sa.Column("turns", sa.Integer, nullable=True),
 )
 
 webhook_events = sa.Table(
