@@ -414,9 +414,9 @@ async def apply_kept_webhooks(services: Services, call_id: str) -> None:
 
 # -- the workflow ------------------------------------------------------------------------------------------------
 #
-# A durable record is written when the call's state matters to the workflow, not on every poll: the deadline, the
-# placing, the end (or the timeout), the recording. While the call lasts the workflow waits in one step that costs
-# nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
+# A durable record is written when the call's state matters to the workflow, not on every poll: the placing (with
+# the deadline), the end (or the timeout), the recording. While the call lasts the workflow waits in one step that
+# costs nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
 
 
 def _tracker(services: Services) -> Tracker:
