@@ -285,7 +285,7 @@ def webhook_body(call: dict[str, Any]) -> bytes:
         "type": "post_call_transcription",
         "event_timestamp": now,
         "data": {
-            "agent_id": "agent_bench",
+            "agent_id": "agent_follow",
             "conversation_id": call["conversation_id"],
             "status": "done",
             "user_id": call["id"],
@@ -425,6 +425,7 @@ async def suite_run(server: Server, calls: int, concurrency: int) -> tuple[float
     suite = {
         "business": PIZZA,
         "number": "+15550100001",
+        "defaults": {"expect": [{"final_state": "completed"}]},
         "scenarios": [
             {"name": f"order-{i}", "goal": "order a large pepperoni pizza", "repeat": min(100, calls - i * 100)}
             for i in range(math.ceil(calls / 100))
@@ -488,6 +489,7 @@ def start_standin() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def extract(rev: str, into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
@@ -520,6 +522,7 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
                 with serving({**env, **extra}, data, source=source) as server:
                     readies.append(server.ready_s)
                     overhead += overhead_rows(label, await api_overhead(server, standin))
+                print("\n".join(overhead[-2:]), file=sys.stderr)
                 print(f"[{time.monotonic() - began:.0f}s] api overhead {label} done", file=sys.stderr)
 
             # 5, 3, 4: following, then verdicts and ingestion on the same 1,000 calls
@@ -532,7 +535,9 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
             for label, source in follow_configs:
                 async with httpx.AsyncClient() as http:
                     await http.post(f"{standin}/_standin/reset")
-                with serving(env, tmp / f"follow-{label[:6]}", source=source) as server:
+                # An agent of its own: the calls of figure 1 (the same stand-in) are not on its conversations list.
+                agent = {"ELEVENLABS_AGENT_ID": f"agent_follow_{label[:6]}"}
+                with serving({**env, **agent}, tmp / f"follow-{label[:6]}", source=source) as server:
                     figures = await following(server, standin, small_first=source is None)
                     for size in (FOLLOWED_SMALL, FOLLOWED):
                         if size in figures:
@@ -545,7 +550,9 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
                     if source is None:
                         calls = figures["calls"]
                         verdicts = await verdict_latency(server, calls[:VERDICT_SAMPLES])
+                        print(f"  verdicts: {verdicts}", file=sys.stderr)
                         ingest = await ingestion(server, calls[VERDICT_SAMPLES:])
+                        print(f"  ingestion: {ingest}", file=sys.stderr)
                 print(f"[{time.monotonic() - began:.0f}s] following {label} done", file=sys.stderr)
         finally:
             standin_process.terminate()
@@ -559,6 +566,7 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
                 one_wall, one_lengths = await suite_run(server, 1, 1)
                 wall, lengths = await suite_run(server, SUITE_CALLS, SUITE_CONCURRENCY)
                 suite = {"one": one_wall, "one_length": one_lengths, "wall": wall, "lengths": lengths}
+                print(f"  suite: one {one_wall:.2f} s, all {wall:.2f} s", file=sys.stderr)
             print(f"[{time.monotonic() - began:.0f}s] suite done", file=sys.stderr)
 
         starts = startup()

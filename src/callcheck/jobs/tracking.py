@@ -383,7 +383,10 @@ async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
     """Apply webhook events that arrived before this call's conversation id was known."""
     if not call.conversation_id:
         return
-    for payload in await services.store.unmatched_webhooks(call.conversation_id):
+    payloads = await services.store.unmatched_webhooks(call.conversation_id)
+    if not payloads:
+        return  # the usual case: nothing to apply, nothing to write
+    for payload in payloads:
         if isinstance(payload, dict):
             await apply_webhook(services, payload)
     await services.store.match_webhooks(call.conversation_id, call.id)

@@ -453,7 +453,7 @@ class Store:
 
     async def unmatched_webhooks(self, conversation_id: str) -> list[dict[str, Any]]:
         """Webhook payloads that arrived for this conversation before its call was known, oldest first."""
-        async with self.engine.begin() as conn:
+        async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
                     sa.select(webhook_events.c.id, webhook_events.c.payload)
