@@ -65,7 +65,10 @@ async def list_calls(
 @router.get("/{call_id}", summary="Everything about one call")
 async def get_call(call_id: str, services: ServicesDep) -> dict[str, Any]:
     """State, transcript, journey figures, analysis, events and recording link of a call."""
-    return call_detail(await _call_or_404(services, call_id, with_events=True))
+    call = await _call_or_404(services, call_id, with_events=True)
+    if services.tracker is not None and not call.state.terminal:
+        services.tracker.looked_at(call.id)  # a client following it: its news should reach it soon
+    return call_detail(call)
 
 
 @router.get("/{call_id}/audio", summary="The call's recording (MP3)", response_class=FileResponse)

@@ -644,3 +644,7 @@ class Tracker:
     def watching(self, call_id: str) -> AbstractContextManager[None]:
         """While inside, the call is polled often (someone watches it live)."""
         return self.follower.watching(call_id)
+
+    def looked_at(self, call_id: str) -> None:
+        """Someone read a live call: poll it often for a few seconds."""
+        self.follower.looked_at(call_id)
