@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from callcheck.agent_setup import find_workspace_webhook, run_setup, setup_agent, webhook_url_for
 from callcheck.cli import app as cli_app
-from callcheck.domain.agent_profile import (
+from callcheck.domain.evidence import (
+    CRITERION_GOAL_ACHIEVED,
+    DATA_CONFIRMATION_NUMBER,
+    DATA_REACHED_HUMAN,
+    DATA_TRANSFERRED,
+)
+from callcheck.errors import NotFound, UpstreamHTTPError
+from callcheck.providers.elevenlabs.agent_profile import (
     SETUP_TOOLS,
     WebhookPlan,
     explain_refused_override,
@@ -24,13 +31,6 @@ from callcheck.domain.agent_profile import (
     new_agent_body,
     plan_agent_setup,
 )
-from callcheck.domain.evidence import (
-    CRITERION_GOAL_ACHIEVED,
-    DATA_CONFIRMATION_NUMBER,
-    DATA_REACHED_HUMAN,
-    DATA_TRANSFERRED,
-)
-from callcheck.errors import NotFound, UpstreamHTTPError
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.providers.elevenlabs.sandbox import NUMBER_COMPLETED, SandboxConfig, SandboxServer
 from tests.conftest import settings_for
@@ -416,7 +416,7 @@ def test_cli_setup_errors(monkeypatch: pytest.MonkeyPatch, bare_sandbox: Sandbox
 
 
 def test_allowed_overrides_lists_every_enabled_leaf() -> None:
-    from callcheck.domain.agent_profile import allowed_overrides
+    from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
 
     agent = {
         "platform_settings": {

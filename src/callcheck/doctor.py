@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from callcheck.agent_setup import webhook_url_for
 from callcheck.config import Settings
-from callcheck.domain.agent_profile import (
+from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
+from callcheck.providers.elevenlabs.agent_profile import (
     RECOMMENDED_TOOLS,
     REQUIRED_TOOLS,
     WEBHOOK_EVENTS,
@@ -29,7 +30,6 @@ from callcheck.domain.agent_profile import (
     missing_tools,
     webhook_manual_step,
 )
-from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.text import counted
 

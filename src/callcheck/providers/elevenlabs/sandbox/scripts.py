@@ -16,11 +16,9 @@ from callcheck.domain.evidence import (
     DATA_CONFIRMATION_NUMBER,
     DATA_REACHED_HUMAN,
     DATA_TRANSFERRED,
-    END_CALL_TOOL,
-    KEYPAD_TOOL,
-    VOICEMAIL_TOOL,
 )
 from callcheck.providers.elevenlabs.sandbox.config import Outcome
+from callcheck.providers.elevenlabs.tools import END_CALL_TOOL, KEYPAD_TOOL, VOICEMAIL_TOOL
 
 DEFAULT_FIRST_MESSAGE = "Hi, I'm calling because I'd like some help with a booking."
 PROCESSING_SECS = 3.0  # simulated seconds between the hang-up and the analysis being ready
