@@ -410,8 +410,10 @@ def test_magic_number_outcomes(shared: httpx.Client, number: str) -> None:
     turns = conversation["transcript"]
     assert turns[0]["role"] == "agent" and turns[0]["message"]
     assert [t["time_in_call_secs"] for t in turns] == sorted(t["time_in_call_secs"] for t in turns)
-    last_call = turns[-1]["tool_calls"][0]
+    # As in a real record: the calling item, then a separate item with the result, matched by request_id.
+    last_call = turns[-2]["tool_calls"][0]
     last_result = turns[-1]["tool_results"][0]
+    assert turns[-2]["tool_results"] == [] and turns[-1]["tool_calls"] == []
     assert last_call["request_id"] == last_result["request_id"]
     if expected["tools"][-1] == "end_call":
         assert last_result["result"]["result_type"] == "end_call_success"
@@ -423,13 +425,15 @@ def test_ivr_presses_2_with_the_keypad_tool(shared: httpx.Client) -> None:
     assert "press 2 for orders" in menu["message"]
     press = next(t for t in conversation["transcript"] if t["tool_calls"])
     assert json.loads(press["tool_calls"][0]["params_as_json"])["dtmf_tones"] == "2"
-    assert press["tool_results"][0]["result"] == {
+    result = next(t for t in conversation["transcript"] if t["tool_results"])["tool_results"][0]
+    assert result["request_id"] == press["tool_calls"][0]["request_id"]
+    assert result["result"] == {
         "result_type": "play_dtmf_success",
         "status": "success",
         "dtmf_tones": "2",
-        "reason": press["tool_results"][0]["result"]["reason"],
+        "reason": result["result"]["reason"],
     }
-    assert press["tool_results"][0]["is_error"] is False
+    assert result["is_error"] is False
 
 
 def test_delayed_answer_rings_for_the_given_time(shared: httpx.Client) -> None:

@@ -722,9 +722,7 @@ def _keypad(exp: KeypadSentExpectation, ev: CallEvidence) -> AssertionResult:
         offset = 0
         for press in presses:
             if offset + len(press.keys) > start:
-                return _result(
-                    exp, "pass", f"keypad '{shown}'; '{press.digits}' sent at {press.time_in_call_secs:g}s"
-                )
+                return _result(exp, "pass", f"keypad '{shown}'; '{press.digits}' sent at {press.time_in_call_secs:g}s")
             offset += len(press.keys)
     failed = [p.digits for p in ev.figures.keypad if p.ok is False]
     unknown = [p.digits for p in ev.figures.keypad if p.ok is None]
