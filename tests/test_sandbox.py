@@ -30,10 +30,15 @@ from callcheck.providers.elevenlabs.sandbox import (
     NUMBER_HTTP_500,
     NUMBER_IVR,
     NUMBER_IVR_DEAD_END,
+    NUMBER_KEYPAD_FAILS,
     NUMBER_NO_ANSWER,
+    NUMBER_NO_CONVERSATION_ID,
+    NUMBER_NO_TRANSCRIPT_WEBHOOK,
     NUMBER_NOT_SUCCESS,
     NUMBER_NOT_UNDERSTOOD,
+    NUMBER_REFUSES_OVERRIDES,
     NUMBER_TRANSFERRED,
+    NUMBER_VANISHES,
     NUMBER_VOICEMAIL,
     SandboxConfig,
     SandboxServer,
@@ -377,6 +382,25 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "confirmation": False,
         "tools": ["play_keypad_touch_tone", "play_keypad_touch_tone", "end_call"],
     },
+    NUMBER_NO_TRANSCRIPT_WEBHOOK: {
+        "status": "done",
+        "call_result": "answered",
+        "success": "success",
+        "human": False,
+        "transferred": False,
+        "confirmation": True,
+        "tools": ["end_call"],
+    },
+    NUMBER_KEYPAD_FAILS: {
+        "status": "done",
+        "call_result": "answered",
+        "success": "failure",
+        "human": False,
+        "transferred": False,
+        "confirmation": False,
+        "tools": ["play_keypad_touch_tone", "end_call"],
+    },
+    NUMBER_REFUSES_OVERRIDES: {"status": "failed", "call_result": "failed", "tools": []},
     NUMBER_BUSY: {"status": "failed", "call_result": "busy", "tools": []},
     NUMBER_NO_ANSWER: {"status": "failed", "call_result": "no_answer", "tools": []},
 }
@@ -470,7 +494,15 @@ def test_not_success_number_answers_200_with_success_false(sandbox: httpx.Client
 
 
 def test_every_magic_number_is_tested() -> None:
-    covered = {*EXPECTED, NUMBER_HTTP_500, NUMBER_HTTP_429, NUMBER_NOT_SUCCESS}
+    # The null-id and vanishing numbers are tested in test_sdk_oracle.py (they have no plain final record here).
+    covered = {
+        *EXPECTED,
+        NUMBER_HTTP_500,
+        NUMBER_HTTP_429,
+        NUMBER_NOT_SUCCESS,
+        NUMBER_NO_CONVERSATION_ID,
+        NUMBER_VANISHES,
+    }
     assert set(MAGIC_NUMBERS) <= covered
 
 
