@@ -60,5 +60,10 @@ async def _claimed_by_user_id(services: Services, user_id: str | None, conversat
     call = await services.store.get_call(user_id) if user_id else None
     if call is None or call.conversation_id or call.state not in (CallState.DIALING, CallState.RINGING):
         return None
-    await attach_conversation(services, call.id, conversation_id, "found by its webhook's call id tag")
+    how = (
+        "found by its webhook after the answer to the dial was lost"
+        if call.state == CallState.DIALING
+        else "found by its webhook's call id (the answer had no conversation id)"
+    )
+    await attach_conversation(services, call.id, conversation_id, how)
     return await services.store.get_call(call.id)

@@ -114,7 +114,7 @@ async def apply_conversation(services: Services, call: CallRow, snapshot: Conver
         transcript = [t.model_dump() for t in turns]
         changes["transcript"] = transcript
         if len(transcript) > len(call.transcript or []):
-            told = ("transcript", counted(journey.turns, "turn"))
+            told = ("transcript", counted(len(transcript), "turn"))  # stored turns: the event stream resumes by it
     if snapshot.analysis is not None:
         changes["analysis"] = snapshot.analysis.model_dump()
     if facts.call_sid and not call.call_sid:
@@ -226,7 +226,12 @@ async def poll_once(services: Services, call_id: str) -> str:
         # conversation id: keep looking the call up on every poll until it shows or the cap ends it; never dial
         # again from here.
         try:
-            if not await find_upstream(services, call, "found upstream by its call id"):
+            how = (
+                "found upstream after its answer was lost"
+                if call.state == CallState.DIALING
+                else "found upstream by its call id (the answer had no conversation id)"
+            )
+            if not await find_upstream(services, call, how):
                 return call.state.value
         except UpstreamError as exc:
             log.warning("call %s not looked up yet: %s", call_id, exc.message)
