@@ -198,6 +198,22 @@ def agent_webhooks(agent: dict[str, Any]) -> dict[str, Any]:
     return _dict(_at(agent, ("platform_settings", "workspace_overrides", "webhooks")))
 
 
+def effective_webhooks(agent: dict[str, Any], workspace: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """The post-call webhook settings that apply to the agent's calls, and where they are set ("agent" or
+    "workspace"): the agent's override when it names a webhook, else the workspace's (GET /v1/convai/settings ->
+    `webhooks`, which is where most workspaces set them; confirmed by the docs and the SDK's models)."""
+    own = agent_webhooks(agent)
+    if own.get("post_call_webhook_id") or workspace is None:
+        return own, "agent"
+    shared = _dict(workspace.get("webhooks"))
+    return (shared, "workspace") if shared.get("post_call_webhook_id") else (own, "agent")
+
+
+def max_duration_allowed(agent: dict[str, Any]) -> bool:
+    """Whether the agent lets callcheck cap each call with the per-call `conversation.max_duration_seconds`."""
+    return _at(_override_flags(agent), ("conversation", "max_duration_seconds")) is True
+
+
 @dataclass
 class WebhookPlan:
     """What setup should do about post-call webhooks: the URL they should reach and, if known, the workspace
