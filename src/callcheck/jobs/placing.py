@@ -16,6 +16,8 @@ from callcheck.store.repo import CallRow, new_id
 
 log = logging.getLogger("callcheck.placing")
 
+NO_ID_FOUND = "found upstream by its call id (the answer had no conversation id)"
+
 
 @dataclass
 class CallRequest:
@@ -124,7 +126,7 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         fresh = await services.store.get_call(call.id)
         if fresh is not None:
             try:
-                await find_upstream(services, fresh, "found upstream by its call id (the answer had none)")
+                await find_upstream(services, fresh, NO_ID_FOUND)
             except UpstreamError as exc:
                 log.warning("call %s not looked up yet: %s", call.id, exc.message)
     return raw

@@ -32,7 +32,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from callcheck.domain.evidence import Turn, journey_for
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import UpstreamError, UpstreamHTTPError
-from callcheck.jobs.placing import dial
+from callcheck.jobs.placing import NO_ID_FOUND, dial
 from callcheck.providers.elevenlabs.agent_profile import OVERRIDES_REFUSED
 from callcheck.providers.elevenlabs.snapshot import ConversationSnapshot, WebhookEvent, decode_webhook, snapshot_of
 from callcheck.providers.elevenlabs.wire import conversation_ids_of
@@ -226,11 +226,7 @@ async def poll_once(services: Services, call_id: str) -> str:
         # conversation id: keep looking the call up on every poll until it shows or the cap ends it; never dial
         # again from here.
         try:
-            how = (
-                "found upstream after its answer was lost"
-                if call.state == CallState.DIALING
-                else "found upstream by its call id (the answer had no conversation id)"
-            )
+            how = "found upstream after its answer was lost" if call.state == CallState.DIALING else NO_ID_FOUND
             if not await find_upstream(services, call, how):
                 return call.state.value
         except UpstreamError as exc:
