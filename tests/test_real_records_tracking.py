@@ -4,6 +4,7 @@ CALLCHECK_TEST_BACKEND=postgres)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from callcheck.providers.elevenlabs.sandbox import (
     SandboxConfig,
     SandboxServer,
 )
+from callcheck.providers.elevenlabs.webhooks import sign
 from callcheck.store import db
 from tests.conftest import settings_for
 from tests.servers import AppServer, free_port, outbound_calls
@@ -175,3 +177,37 @@ async def test_doctor_reads_workspace_level_webhooks(tmp_path: Path) -> None:
     assert check.status == "pass", check.message
     assert "workspace setting" in check.message
     assert report.ok, [c for c in report.checks if not c.ok]
+
+
+def transcription(conversation_id: str, status: str, transcript: list[dict[str, Any]] | None) -> bytes:
+    data: dict[str, Any] = {
+        "agent_id": "agent_sandbox",
+        "conversation_id": conversation_id,
+        "status": status,
+        "metadata": {"start_time_unix_secs": 1700000000, "call_duration_secs": 9, "termination_reason": ""},
+        "analysis": {"call_successful": "success", "transcript_summary": "Ordered."},
+        "has_audio": False,
+    }
+    if transcript is not None:
+        data["transcript"] = transcript
+    return json.dumps({"type": "post_call_transcription", "event_timestamp": 1, "data": data}).encode()
+
+
+# 5. ...and when the conversation cannot be read either, the stored transcript stays and the call is not ended.
+async def test_a_webhook_without_transcript_never_wipes_a_stored_one(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False, elevenlabs_webhook_secret=SECRET))
+    call_id = await place(api, NUMBER_VANISHES)  # its conversation is never found: reading it fails
+    conversation_id = (await api.get(f"/api/calls/{call_id}")).json()["conversation_id"]
+    turns = [
+        {"role": "agent", "message": "Hi, I'd like a pizza.", "time_in_call_secs": 0},
+        {"role": "user", "message": "Sure, what size?", "time_in_call_secs": 2},
+    ]
+    for body in (transcription(conversation_id, "in-progress", turns), transcription(conversation_id, "done", None)):
+        headers = {"ElevenLabs-Signature": sign(SECRET, body), "content-type": "application/json"}
+        answer = await api.post(PATH, content=body, headers=headers)
+        assert answer.status_code == 200 and answer.json()["matched"] is True
+    call = (await api.get(f"/api/calls/{call_id}")).json()
+    assert [t["text"] for t in call["transcript"]] == ["Hi, I'd like a pizza.", "Sure, what size?"]
+    assert call["state"] == "in_progress"  # not ended on an empty conversation: left to polling

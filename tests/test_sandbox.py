@@ -833,3 +833,25 @@ def test_no_webhook_url_sends_nothing_and_two_sandboxes_share_nothing(
     assert httpx.get(f"{first.url}/_sandbox/webhooks").json() == []
     assert b.get("/v1/convai/conversations").json()["conversations"] == []
     assert httpx.get(f"{second.url}/_sandbox/requests").json()[0]["path"] == "/v1/convai/conversations"
+
+
+def test_the_business_follows_the_scenario_and_the_persona(shared: httpx.Client) -> None:
+    from callcheck.domain.suite import Persona, caller_config
+
+    caller = caller_config("A pizza shop.", "book a table for two", Persona(name="Lucía Pérez", language="es"))
+    override = {"agent": {"prompt": {"prompt": caller.prompt}, "first_message": caller.first_message, "language": "es"}}
+    spanish = wait_final(
+        shared,
+        place(shared, NUMBER_COMPLETED, conversation_initiation_client_data={"conversation_config_override": override}),
+    )
+    said = [(t["role"], t["message"]) for t in spanish["transcript"] if t["message"]]
+    assert ("agent", "A nombre de Lucía Pérez.") in said
+    assert any(role == "user" and "Gracias, Lucía" in text for role, text in said)
+
+    english = {"agent": {"prompt": {"prompt": caller_config("A pizza shop.", "book a table for two").prompt}}}
+    plain = wait_final(
+        shared,
+        place(shared, NUMBER_COMPLETED, conversation_initiation_client_data={"conversation_config_override": english}),
+    )
+    business = [t["message"] for t in plain["transcript"] if t["role"] == "user"]
+    assert "Sure, I can help you book a table for two." in business[0]
