@@ -391,7 +391,7 @@ async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
         await apply_conversation(services, call, snapshot)
     elif event.kind == "audio":
         if event.audio is None:
-            log.warning("post_call_audio for call %s carried no base64 audio", call.id)
+            log.warning("audio webhook for call %s carried no base64 audio", call.id)
         else:
             await save_recording(services, call.id, event.audio)
     elif event.kind == "initiation_failure" and not call.state.terminal:
