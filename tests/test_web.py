@@ -207,8 +207,8 @@ def test_figures_and_formats() -> None:
     pressed = {**journey, "keypad": [{"digits": "1w2", "ok": True}, {"digits": "3", "ok": False}, {"digits": "4"}]}
     assert {f.label: f.value for f in figures({"journey": pressed})}["Keypad"] == "1w2 3 (failed) 4 (?)"
     answered = {**journey, "time_to_answer_s": 7.0, "cost_usd": 0.0612}
-    shown = {f.label: f.value for f in figures({"journey": answered})}
-    assert shown["Time to answer"] == "7.0 s" and shown["Cost"] == "$0.0612 (310 credits)"
+    values = {f.label: f.value for f in figures({"journey": answered})}
+    assert values["Time to answer"] == "7.0 s" and values["Cost"] == "$0.0612 (310 credits)"
     # Mid-call only what is already known: no "Unknown" human, cost or hang-up.
     live = [f.label for f in figures({"state": "in_progress", "journey": journey})]
     assert live == ["Time to first answer", "Turns", "Keypad", "Duration"]
