@@ -544,7 +544,7 @@ def _place(
         first_message=state.first_message_for(agent.body, echo),
         ringing_timeout_secs=float(timeout) if isinstance(timeout, int | float) else DEFAULT_RINGING_TIMEOUT_SECS,
     )
-    now_mono = time.monotonic()
+    now_mono = state.config.clock()
     conv = Conversation(
         conversation_id=conversation_id,
         call_sid=call_sid,
@@ -564,7 +564,8 @@ def _place(
         seq=state.next_seq(),
     )
     state.conversations[conversation_id] = conv
-    final_mono = now_mono + conv.final_at * state.config.time_scale
+    # Webhooks are due on the real clock (the dispatcher's), whichever clock ages the call.
+    final_mono = time.monotonic() + conv.final_at * state.config.time_scale
 
     def final_view() -> dict[str, Any]:
         # Evaluate at the final moment at least, so timer jitter can never send a not-yet-done conversation.
