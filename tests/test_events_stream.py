@@ -200,6 +200,7 @@ def read_until(lines: Iterable[str], stop: Any) -> list[Message]:
     return messages
 
 
+@pytest.mark.e2e
 def test_sigterm_ends_an_open_stream_cleanly_and_a_reconnect_resumes(tmp_path: Path) -> None:
     # The line rings for 50 simulated seconds (5 s real): the stream is open and mid-call when the server stops.
     with SandboxServer(SandboxConfig(time_scale=0.1)) as sandbox:
