@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from callcheck.domain.lifecycle import CallState
-from callcheck.jobs.placing import CallRequest, outbound_payload, record_call, seed_override
+from callcheck.jobs.placing import CallRequest, record_call
+from callcheck.providers.elevenlabs.outbound import outbound_payload, seed_override
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from callcheck.services import Services
 from callcheck.store import db
@@ -127,5 +128,6 @@ def test_payload_helper_matches_the_seed_shape() -> None:
         "conversation_initiation_client_data": {
             "conversation_config_override": {"agent": {"prompt": {"prompt": "P"}, "first_message": "F"}},
             "user_id": "cid",
+            "dynamic_variables": {"callcheck_call_id": "cid"},
         },
     }
