@@ -372,6 +372,7 @@ def test_cli_doctor_exit_codes(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
     assert statuses_["phone_number"] == "fail" and statuses_["phone_number_outbound"] == "skip"
 
 
+@pytest.mark.e2e
 def test_sandbox_command_prints_the_env_and_serves(tmp_path: Path) -> None:
     port = free_port()
     callcheck = Path(sys.executable).parent / "callcheck"

@@ -33,6 +33,7 @@ def env_for(sandbox: SandboxServer, data_dir: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.e2e
 def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) -> None:
     # Rings for 50 simulated seconds (2.5 s real; under the 60 s ring timeout): time to kill the server meanwhile.
     with SandboxServer(SandboxConfig(time_scale=0.05)) as sandbox:

@@ -8,6 +8,7 @@ agent is named "callcheck sandbox caller", and recordings are tagged silence.
 Public surface::
 
     SandboxConfig, create_sandbox_app(config), SandboxServer(config, host, port)
+    SteppedClock  # a clock tests move by hand: SandboxConfig(clock=SteppedClock())
     run_sandbox_forever(config, host, port)
     Outcome, MAGIC_NUMBERS, NUMBER_* constants, delayed_answer_number(seconds), outcome_for(number)
     sign(secret, body, timestamp)  # the webhook signer, for tests that forge webhooks
@@ -34,6 +35,7 @@ from callcheck.providers.elevenlabs.sandbox.config import (
     NUMBER_VOICEMAIL,
     Outcome,
     SandboxConfig,
+    SteppedClock,
     delayed_answer_number,
     outcome_for,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "Outcome",
     "SandboxConfig",
     "SandboxServer",
+    "SteppedClock",
     "create_sandbox_app",
     "delayed_answer_number",
     "outcome_for",

@@ -568,7 +568,7 @@ def _place(
         ringing_timeout_secs=float(timeout) if isinstance(timeout, int | float) else DEFAULT_RINGING_TIMEOUT_SECS,
         caller=caller_of(override_agent, main_language),
     )
-    now_mono = time.monotonic()
+    now_mono = state.config.clock()
     conv = Conversation(
         conversation_id=conversation_id,
         call_sid=call_sid,
@@ -588,7 +588,8 @@ def _place(
         seq=state.next_seq(),
     )
     state.conversations[conversation_id] = conv
-    final_mono = now_mono + conv.final_at * state.config.time_scale
+    # Webhooks are due on the real clock (the dispatcher's), whichever clock ages the call.
+    final_mono = time.monotonic() + conv.final_at * state.config.time_scale
 
     def final_view() -> dict[str, Any]:
         # Evaluate at the final moment at least, so timer jitter can never send a not-yet-done conversation.

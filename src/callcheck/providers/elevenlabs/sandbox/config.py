@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -87,6 +90,30 @@ def outcome_for(number: str) -> tuple[Outcome, float]:
     return outcome, 1.0 if outcome is Outcome.BUSY else DEFAULT_RING_SECS
 
 
+class SteppedClock:
+    """A sandbox clock that stands still until told to move: `advance(seconds)`.
+
+    With it, a test walks a call through its states one step at a time and waits for callcheck to see each one,
+    instead of hoping a poll lands inside a window of the real clock. Give it as `SandboxConfig(clock=...)` with
+    `time_scale=1.0`, so that its seconds are simulated seconds.
+    """
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (calls placed on this sandbox age by `seconds`)."""
+        if seconds < 0:
+            raise ValueError("a clock only moves forward")
+        with self._lock:
+            self._now += seconds
+
+
 @dataclass
 class SandboxConfig:
     """Everything a sandbox needs; the defaults give a ready-to-call demo with no setup."""
@@ -107,6 +134,9 @@ class SandboxConfig:
     webhook_level: str = "agent"
     # Real seconds per simulated second: 1.0 is real time, 0.02 makes a 40 s call last 0.8 s.
     time_scale: float = 1.0
+    # Where a call's age is read from (seconds, scaled by time_scale): the real clock, or a SteppedClock in tests.
+    # Webhooks are sent on the real clock either way, each with the conversation in its final form.
+    clock: Callable[[], float] = time.monotonic
     # More numbers for GET /v1/convai/phone-numbers, each a partial list item merged over a Twilio default,
     # e.g. {"phone_number_id": "phnum_sip", "provider": "sip_trunk"} or
     # {"phone_number_id": "phnum_in", "supports_outbound": False}.

@@ -457,7 +457,7 @@ class SandboxState:
 
     def sim_now(self, conversation: Conversation, at_mono: float | None = None) -> float:
         """Simulated seconds since `conversation` was placed."""
-        now = time.monotonic() if at_mono is None else at_mono
+        now = self.config.clock() if at_mono is None else at_mono
         return (now - conversation.started_mono) / self.config.time_scale
 
     def phone_number(self, phone_number_id: str) -> dict[str, Any] | None:
