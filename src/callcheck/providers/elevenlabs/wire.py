@@ -80,6 +80,14 @@ def call_sid_of(response: dict[str, Any]) -> str | None:
     return _str(response.get("callSid")) or _str(response.get("call_sid"))
 
 
+def phone_number_of(numbers: list[dict[str, Any]], phone_number_id: str) -> str | None:
+    """The E.164 number of the phone number with this id in GET /v1/convai/phone-numbers' list (contract §8)."""
+    for item in numbers:
+        if item.get("phone_number_id") == phone_number_id:
+            return _str(item.get("phone_number"))
+    return None
+
+
 def tool_calls_of(item: dict[str, Any]) -> list[ToolCall]:
     """The tool calls of one transcript item, each joined to its result by request_id."""
     results = {_str(r.get("request_id")): r for r in _list(item.get("tool_results")) if isinstance(r, dict)}
