@@ -31,8 +31,11 @@ def initiated_body(call: CallRow, raw: dict[str, Any]) -> dict[str, Any]:
         "message": "Call initiated.",
         "to_number": call.to_number,
         "scenario": call.scenario,
-        "call_sid": call_sid_of(raw),
-        "conversation_id": raw.get("conversation_id") if isinstance(raw.get("conversation_id"), str) else None,
+        # From the answer; for a call found placed after its answer was lost (no answer kept), from the call.
+        "call_sid": call_sid_of(raw) or call.call_sid,
+        "conversation_id": raw.get("conversation_id")
+        if isinstance(raw.get("conversation_id"), str)
+        else call.conversation_id,
         "raw": raw,
         "id": call.id,
     }
@@ -125,11 +128,16 @@ async def _replay(services: ServicesDep, key: str, asked: tuple[str, str, str]) 
         await services.store.update_call(call.id, idempotency_key=None)
         return None
     # The stored answer is the upstream's body for failures too (a 4xx `detail`, a 200 `success: false`): only one
-    # saying `success: true` is a placed call.
-    if isinstance(call.upstream_response, dict) and call.upstream_response.get("success") is True:
-        if call.state not in (CallState.DIALING, CallState.QUEUED):
-            return initiated_body(call, call.upstream_response)
+    # saying `success: true` is a placed call. A call whose answer was lost (a crash, a timeout) and that was then
+    # found placed has no answer kept, but has its conversation id: it was placed too, and says so (never a 409,
+    # which would invite a retry under a new key and a second dial).
+    answer = call.upstream_response if isinstance(call.upstream_response, dict) else None
+    settled = call.state not in (CallState.DIALING, CallState.QUEUED)
+    if settled and (call.conversation_id or (answer is not None and answer.get("success") is True)):
+        return initiated_body(call, answer or {})
     if call.error:
         status = 502 if call.error.startswith(("ElevenLabs API error", "Could not reach")) else 500
         return error_response(call.error, status)
+    if settled:
+        return error_response(f"The call was not placed (it ended {call.state.value}).", 500)
     raise Conflict("A request with this Idempotency-Key is already in progress.")

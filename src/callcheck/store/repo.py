@@ -41,6 +41,17 @@ def check_lengths(table: sa.Table, values: dict[str, Any]) -> None:
             raise InvalidInput(f"{name} is too long (over {length} characters).")
 
 
+def check_webhook_fields(event_type: str, conversation_id: str | None) -> None:
+    """InvalidInput when a webhook's type or conversation id is longer than the database keeps."""
+    for name, value, column in (
+        ("type", event_type, webhook_events.c.event_type),
+        ("data.conversation_id", conversation_id, webhook_events.c.conversation_id),
+    ):
+        length = column.type.length  # type: ignore[attr-defined]  # both are String(n)
+        if value is not None and len(value) > length:
+            raise InvalidInput(f"Webhook {name} is too long (over {length} characters).")
+
+
 def utcnow() -> datetime:
     """Now, in UTC."""
     return datetime.now(UTC)
@@ -409,7 +420,7 @@ class Store:
         self, digest: str, event_type: str, conversation_id: str | None, payload: Any, call_id: str | None
     ) -> bool:
         """Keep a verified webhook delivery; False when the very same delivery was kept before."""
-        check_lengths(webhook_events, {"event_type": event_type, "conversation_id": conversation_id})
+        check_webhook_fields(event_type, conversation_id)
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(
@@ -425,6 +436,12 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    async def webhook_seen(self, digest: str) -> bool:
+        """True when this very delivery (its body's sha256) was kept before."""
+        async with self.engine.connect() as conn:
+            found = await conn.execute(sa.select(webhook_events.c.id).where(webhook_events.c.digest == digest))
+            return found.first() is not None
 
     async def unmatched_webhooks(self, conversation_id: str) -> list[dict[str, Any]]:
         """Webhook payloads that arrived for this conversation before its call was known, oldest first."""
