@@ -99,7 +99,7 @@ def test_allowed_numbers_admit_prefixes_and_premium_numbers_only_named_in_full()
         ({"allowed_numbers": "15551234567"}, "invalid setting CALLCHECK_ALLOWED_NUMBERS: '15551234567' is not an"),
     ],
 )
-def test_malformed_rules_are_one_line_naming_the_setting(values: dict[str, str], problem: str) -> None:
+def test_malformed_rules_are_one_line_naming_the_setting(values: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None, **values)  # type: ignore[call-arg]
     (line,) = settings_problems(caught.value)
