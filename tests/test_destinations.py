@@ -14,6 +14,7 @@ from callcheck.domain.destinations import DialRules, Kind, Rule, classify, refus
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import settings_for
 from tests.servers import outbound_calls
+from tests.test_cli_run import run_cli
 
 PIZZA = "We are Pizza Palace."
 PHONE_NUMBERS = "/v1/convai/phone-numbers"
@@ -205,3 +206,28 @@ async def test_a_suite_with_a_refused_number_does_not_start(
     )
     assert page.status_code == 403 and page.json()["rule"] == "premium"
     assert outbound_calls(sandbox) == []
+
+
+def test_callcheck_run_with_a_refused_number_exits_2_with_the_reason(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(CLI_SUITE.format(second_number="+19005550123"))
+    result = run_cli(tmp_path, "run", str(suite), "--sandbox")
+    assert result.returncode == 2, result.stderr
+    assert "Calls to +19005550123 are refused: it is a premium-rate number." in result.stderr
+
+
+def test_callcheck_run_too_large_exits_2_before_anything_starts(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(CLI_SUITE.format(second_number="+15550100004"))
+    result = run_cli(tmp_path, "run", str(suite), "--dry-run", extra_env={"CALLCHECK_MAX_CALLS_PER_RUN": "1"})
+    assert result.returncode == 2
+    assert "over CALLCHECK_MAX_CALLS_PER_RUN (1)" in result.stderr
+
+
+CLI_SUITE = """\
+business: We are Pizza Palace.
+number: "+15550100001"
+scenarios:
+  - {{name: order, goal: order a pizza, expect: [{{final_state: completed}}]}}
+  - {{name: other, goal: order a pizza, number: "{second_number}", expect: [{{final_state: completed}}]}}
+"""
