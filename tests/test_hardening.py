@@ -215,3 +215,22 @@ async def test_a_key_replayed_after_the_call_was_found_placed_answers_the_call(a
     body = replay.json()
     assert body["id"] == lost and body["conversation_id"] == "conv_found" and body["message"] == "Call initiated."
     assert body["raw"] == {}  # no answer was kept: nothing is made up
+
+
+# -- the API's description ---------------------------------------------------------------------------------------
+
+
+async def test_a_405_says_which_methods_are_allowed(api: httpx.AsyncClient) -> None:
+    response = await api.delete("/api/calls")
+    assert response.status_code == 405 and response.json() == {"error": "Method not allowed."}
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_the_description_declares_what_the_api_answers(api: httpx.AsyncClient) -> None:
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    assert "422" in paths["/api/call"]["post"]["responses"]  # a reused Idempotency-Key
+    assert {"403", "429"} <= set(paths["/api/call"]["post"]["responses"])
+    assert {"403", "429", "502"} <= set(paths["/api/runs"]["post"]["responses"])
+    assert "404" in paths["/api/calls/{call_id}"]["get"]["responses"]
+    events = paths["/api/calls/{call_id}/events"]["get"]["responses"]["200"]["content"]
+    assert list(events) == ["text/event-stream"]

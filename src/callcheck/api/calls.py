@@ -9,7 +9,16 @@ from fastapi import APIRouter, Header, Request
 from callcheck.api.body import json_object, optional_text
 from callcheck.api.deps import SESSION_KEY, ContextDep, ServicesDep, context_id_of
 from callcheck.api.errors import error_response
-from callcheck.api.schemas import ERRORS, CallBody, CallInitiated, ContextBody, ContextSaved, ErrorBody, json_body
+from callcheck.api.schemas import (
+    DIALING_ERRORS,
+    ERRORS,
+    CallBody,
+    CallInitiated,
+    ContextBody,
+    ContextSaved,
+    ErrorBody,
+    json_body,
+)
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR, clean_text, normalize_scenario
@@ -67,6 +76,7 @@ async def set_context(request: Request, services: ServicesDep) -> dict[str, Any]
     responses={
         200: {"model": CallInitiated},
         **ERRORS,
+        **DIALING_ERRORS,
         409: {"model": ErrorBody, "description": "A request with this Idempotency-Key is still in progress."},
         422: {"model": ErrorBody, "description": "This Idempotency-Key was used for a different request."},
         415: {"model": ErrorBody, "description": "The body is not declared as JSON."},

@@ -103,7 +103,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return not_found(request, "There is no page at this address.")
         messages = {404: "Not found.", 405: "Method not allowed."}
         detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
-        return error_response(detail or messages.get(exc.status_code, "Request failed."), exc.status_code)
+        response = error_response(detail or messages.get(exc.status_code, "Request failed."), exc.status_code)
+        if exc.headers:  # a 405's Allow (RFC 9110 §15.5.6), a 401's WWW-Authenticate
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
