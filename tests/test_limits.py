@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from callcheck.jobs.runs import tick
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import settings_for
 from tests.servers import outbound_calls
@@ -132,3 +134,25 @@ async def test_a_run_that_spends_the_day_budget_stops_placing_and_says_why(
     assert [i["status"] for i in run["items"]] == ["placed", "placed", "skipped"]
     assert all(i["call_state"] in TERMINAL for i in run["items"][:2])
     assert len(outbound_calls(sandbox)) == 2
+
+
+async def test_a_run_that_spends_the_minute_budget_waits_for_it(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # The run's tick, driven by hand (no workers): the first call is placed, the second waits for the budget
+    # rather than failing the run.
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False, max_calls_per_minute=1))
+    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    text = json.dumps(suite(2))
+    run = await services.store.runs.create_run(
+        [("s0", "s0", 1), ("s1", "s1", 1)], name="n", source_name="api", suite_text=text, concurrency=2
+    )
+    first = await tick(services, run.id)
+    assert len(first["started"]) == 1 and not first["finished"]
+    second = await tick(services, run.id)
+    assert second["started"] == [] and not second["finished"]
+    assert 1 < second["wait"] <= 61  # until the minute's budget frees up
+    fresh = await services.store.runs.get_run(run.id)
+    assert fresh.state == "running" and fresh.error is None
+    assert [i.status for i in await services.store.runs.items(run.id)] == ["placed", "pending"]
+    assert len(outbound_calls(sandbox)) == 1
