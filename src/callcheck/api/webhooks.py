@@ -54,8 +54,8 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
         return {"ok": True, "matched": False}
     await apply_webhook(services, event)
     # Marked seen only once applied: a delivery that failed half-way (an error, a crash) is applied when re-sent.
-    # Two deliveries of it at once may both apply it, which changes nothing (every write of apply_webhook is
-    # conditional or idempotent).
+    # Two deliveries of it at once may both apply it: state moves are conditional and a recording is kept whole,
+    # so the worst is an event told twice.
     await services.store.record_webhook(digest, event.type, conversation_id, event.stored, call.id)
     if services.tracker is not None:
         await services.tracker.wake(call.id)
