@@ -34,7 +34,8 @@ def outbound_requests(sandbox: SandboxServer) -> list[dict[str, Any]]:
 
 
 def expected_payload(sandbox: SandboxServer, number: str, description: str, scenario: str, call_id: str) -> dict:
-    """The seed's documented payload (plus our call id as user_id, see jobs/placing.py)."""
+    """The seed's documented payload, plus (providers/elevenlabs/outbound.py) our call id as user_id and as a dynamic
+    variable, and the call's cap (CALLCHECK_CALL_TIMEOUT_S's default) as conversation.max_duration_seconds."""
     goal_for_first = scenario.rstrip(".")
     return {
         "agent_id": sandbox.config.agent_id,
@@ -48,9 +49,11 @@ def expected_payload(sandbox: SandboxServer, number: str, description: str, scen
                         f"Caller goal: {scenario}\n\n{PROMPT_TAIL}"
                     },
                     "first_message": f"Hi, I'm calling because I'd like to {goal_for_first}.",
-                }
+                },
+                "conversation": {"max_duration_seconds": 1800},
             },
             "user_id": call_id,
+            "dynamic_variables": {"callcheck_call_id": call_id},
         },
     }
 
