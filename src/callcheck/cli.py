@@ -92,6 +92,24 @@ def _valid_time_scale(value: float) -> float:
     return value
 
 
+EXPOSED_REFUSAL = (
+    "Refusing to serve on {host} without an API token: anyone who reaches it could place calls. Create one first "
+    "with `callcheck token create --name NAME --scope admin` (or serve on 127.0.0.1)."
+)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach."""
+    import ipaddress
+
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the server local.")] = "127.0.0.1",
@@ -107,6 +125,7 @@ def serve(
     import uvicorn
 
     from callcheck.app import create_app
+    from callcheck.token_cli import any_active_token
 
     settings = _settings()
     if sandbox or settings.sandbox:  # the flag or CALLCHECK_SANDBOX=true: webhooks come back to this server
@@ -118,6 +137,10 @@ def serve(
     problem = database_problem(settings)
     if problem:
         typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    application.state.exposed = not is_loopback(host)
+    if application.state.exposed and not any_active_token(settings):
+        typer.echo(EXPOSED_REFUSAL.format(host=host), err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
     uvicorn.run(application, host=host, port=port, log_level=log_level.value, proxy_headers=False)
 
@@ -245,6 +268,15 @@ def _register_suite_commands() -> None:
 
 
 _register_suite_commands()
+
+
+def _register_token_commands() -> None:
+    from callcheck.token_cli import register
+
+    register(app)
+
+
+_register_token_commands()
 
 
 def main() -> None:

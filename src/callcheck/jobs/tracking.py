@@ -37,6 +37,7 @@ from callcheck.jobs.placing import dial
 from callcheck.providers.elevenlabs import wire
 from callcheck.services import Services
 from callcheck.store import db
+from callcheck.store.files import FILE_MODE, private_dir, private_sqlite
 from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
 
@@ -286,9 +287,10 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
     path = folder / f"{call_id}.mp3"
 
     def write() -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
         partial = path.with_suffix(".part")
-        partial.write_bytes(audio)
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), "wb") as handle:  # 0600
+            handle.write(audio)
         partial.replace(path)
 
     await asyncio.to_thread(write)
@@ -471,6 +473,7 @@ class Tracker:
             # DBOS keeps its own tables; on SQLite a file of its own avoids contending for one writer lock.
             database = Path(db.sync_url(url).removeprefix("sqlite:///"))
             system_url = f"sqlite:///{database.with_name(database.stem + '-dbos.sqlite')}"
+            private_sqlite(database.with_name(database.stem + "-dbos.sqlite"))  # 0600 before DBOS creates it
         else:
             system_url = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
         return {

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
 from callcheck.errors import InvalidInput
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
+from callcheck.store.tokens import TokenStore
 from callcheck.text import unstorable
 
 # The owner of a run a server took over from a stopped `callcheck run` (its DBOS executor id).
@@ -94,6 +95,7 @@ class CallRow:
     recording_path: str | None
     idempotency_key: str | None
     timeout_s: float | None = None
+    token_name: str | None = None  # the API token that placed it
     events: list[CallEvent] = field(default_factory=list)
 
 
@@ -161,6 +163,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.runs = RunStore(engine)
+        self.tokens = TokenStore(engine)
 
     # -- contexts ---------------------------------------------------------------------------------------------
 
@@ -444,6 +447,7 @@ class RunRow:
     exit_code: int | None
     error: str | None
     owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
+    token_name: str | None = None  # the API token that started it
 
 
 def _run(row: sa.Row[Any]) -> RunRow:
