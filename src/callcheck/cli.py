@@ -131,6 +131,11 @@ def serve(
     if sandbox or settings.sandbox:  # the flag or CALLCHECK_SANDBOX=true: webhooks come back to this server
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
+    exposed = not is_loopback(host)
+    # Before logging is set up: the refusal is one line, not lost among the migration's log lines.
+    if exposed and not any_active_token(settings):
+        typer.echo(EXPOSED_REFUSAL.format(host=host), err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
     logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     application = create_app(settings)  # a ConfigurationError (the cookie key) is one line via _CallcheckGroup
     # The app's startup migrates too, but a failure there is a uvicorn traceback; here it is one line.
@@ -138,10 +143,7 @@ def serve(
     if problem:
         typer.echo(problem, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
-    application.state.exposed = not is_loopback(host)
-    if application.state.exposed and not any_active_token(settings):
-        typer.echo(EXPOSED_REFUSAL.format(host=host), err=True)
-        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    application.state.exposed = exposed
     uvicorn.run(application, host=host, port=port, log_level=log_level.value, proxy_headers=False)
 
 
