@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from callcheck.domain.access import TokenScope
+from callcheck.store.tokens import TokenRow, TokenStore
 from callcheck.token_cli import _with_tokens
 from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app, watched_page
 from tests.servers import AppServer
@@ -30,6 +31,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
         yield app_server
 
 
+async def _create(store: TokenStore, name: str, scope: TokenScope) -> tuple[TokenRow, str]:
+    return await store.create(name, scope)
+
+
 @pytest.fixture(scope="module")
 def tokens(server: AppServer) -> dict[str, str]:
     """A call token and a read token, made as `callcheck token create` makes them (the server is already up)."""
@@ -37,7 +42,9 @@ def tokens(server: AppServer) -> dict[str, str]:
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     with ThreadPoolExecutor(1) as pool:
         for name, scope in [("front-desk", TokenScope.CALL), ("auditor", TokenScope.READ)]:
-            create = functools.partial(_with_tokens, server.settings, lambda store, n=name, s=scope: store.create(n, s))
+            create = functools.partial(
+                _with_tokens, server.settings, functools.partial(_create, name=name, scope=scope)
+            )
             _row, made[name] = pool.submit(create).result()
     return made
 
