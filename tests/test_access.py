@@ -439,3 +439,15 @@ async def test_loose_modes_left_by_an_older_callcheck_are_tightened_at_start(
     assert mode(data) == 0o700 and mode(data / "recordings") == 0o700 and mode(old) == 0o600
     if BACKEND == "sqlite":
         assert mode(loose) == 0o600
+
+
+async def test_only_callchecks_own_files_are_tightened(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> None:
+    # CALLCHECK_DATA_DIR may name a directory that holds other things: they are left as they are.
+    data = tmp_path / "data"
+    (data / "notes").mkdir(parents=True)
+    (data / "notes").chmod(0o755)
+    other = data / "notes" / "readme.txt"
+    other.write_text("mine")
+    other.chmod(0o644)
+    await client_for(settings_for(sandbox, tmp_path, workers=False))
+    assert mode(data) == 0o700 and mode(data / "notes") == 0o755 and mode(other) == 0o644

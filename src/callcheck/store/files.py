@@ -37,16 +37,27 @@ def private_sqlite(path: Path) -> None:
             _tighten(companion, FILE_MODE)
 
 
-def tighten_tree(root: Path) -> None:
-    """Directories under `root` 0700 and files 0600 where looser (blocking; the data directory is small)."""
+# What callcheck keeps in its data directory: only these are tightened, whatever else shares the directory (it may
+# be set to a directory holding other things).
+KEPT_FILES = ("callcheck.db*", "callcheck-dbos.sqlite*", "secret_key", ".secret_key.*")
+RECORDINGS = "recordings"
+RECORDING_FILES = ("*.mp3", "*.part")
+
+
+def tighten_data_dir(root: Path) -> None:
+    """The data directory 0700, and callcheck's own files in it 0600, where looser (blocking)."""
     if not root.is_dir():
         return
     _tighten(root, DIR_MODE)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames:
-            _tighten(Path(dirpath) / name, DIR_MODE)
-        for name in filenames:
-            _tighten(Path(dirpath) / name, FILE_MODE)
+    for pattern in KEPT_FILES:
+        for path in root.glob(pattern):
+            _tighten(path, FILE_MODE)
+    recordings = root / RECORDINGS
+    if recordings.is_dir() and not recordings.is_symlink():
+        _tighten(recordings, DIR_MODE)
+        for pattern in RECORDING_FILES:
+            for path in recordings.glob(pattern):
+                _tighten(path, FILE_MODE)
 
 
 def _tighten(path: Path, mode: int) -> None:
