@@ -451,3 +451,31 @@ async def test_only_callchecks_own_files_are_tightened(client_for: Any, sandbox:
     other.chmod(0o644)
     await client_for(settings_for(sandbox, tmp_path, workers=False))
     assert mode(data) == 0o700 and mode(data / "notes") == 0o755 and mode(other) == 0o644
+
+
+# -- token management over the API ------------------------------------------------------------------------------
+
+
+async def test_admins_manage_tokens_over_the_api(api: httpx.AsyncClient) -> None:
+    admin = await make_token(api, "root", TokenScope.ADMIN)
+    caller = await make_token(api, "caller", TokenScope.CALL)
+    assert (await api.get("/api/tokens", headers=bearer(caller))).status_code == 403
+    made = await api.post("/api/tokens", json={"name": "new-bot", "scope": "read"}, headers=bearer(admin))
+    assert made.status_code == 201 and made.json()["scope"] == "read"
+    new_token = made.json()["token"]
+    assert (await api.get("/api/calls", headers=bearer(new_token))).status_code == 200
+    listed = (await api.get("/api/tokens", headers=bearer(admin))).json()["tokens"]
+    assert sorted(t["name"] for t in listed) == ["caller", "new-bot", "root"]
+    assert all("token" not in t and "hash" not in t for t in listed)
+    for body, status in [
+        ({"name": "new-bot"}, 409),
+        ({"name": "bad name"}, 400),
+        ({"name": "x", "scope": "root"}, 400),
+        ({"name": 5}, 400),
+    ]:
+        answer = await api.post("/api/tokens", json=body, headers=bearer(admin))
+        assert answer.status_code == status and "error" in answer.json(), body
+    revoked = await api.delete("/api/tokens/new-bot", headers=bearer(admin))
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert (await api.get("/api/calls", headers=bearer(new_token))).status_code == 401
+    assert (await api.delete("/api/tokens/nobody", headers=bearer(admin))).status_code == 404

@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """200 once the app has started (database migrated, workers running)."""
         return {"ok": True, "version": __version__}
 
-    from callcheck.api import calls, doctor, history, runs, webhooks
+    from callcheck.api import calls, doctor, history, runs, tokens, webhooks
     from callcheck.web import login, pages
     from callcheck.web import runs as run_pages
 
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(run_pages.router)
     app.include_router(login.router)
+    app.include_router(tokens.router)
     app.mount("/static", pages.static_files(), name="static")
 
     @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
