@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from callcheck.cli import app as cli_app
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import backend_env
 from tests.servers import free_port, sandbox_env, serve_process, wait_healthy
@@ -102,13 +104,21 @@ def test_the_rebinding_curl_of_the_issue_is_refused(env: dict[str, str], tmp_pat
             process.wait(timeout=30)
 
 
-def test_token_commands_refuse_bad_names_scopes_and_unknown_tokens(env: dict[str, str], tmp_path: Path) -> None:
-    bad_name = callcheck(env, tmp_path, "token", "create", "--name", "has space")
-    assert bad_name.returncode == 2 and "A token name is" in bad_name.stderr
-    bad_scope = callcheck(env, tmp_path, "token", "create", "--name", "x", "--scope", "root")
-    assert bad_scope.returncode == 2
-    unknown = callcheck(env, tmp_path, "token", "revoke", "nobody")
-    assert unknown.returncode == 1 and "No token is named 'nobody'" in unknown.stderr
-    first = callcheck(env, tmp_path, "token", "create", "--name", "twice")
-    again = callcheck(env, tmp_path, "token", "create", "--name", "twice")
-    assert first.returncode == 0 and again.returncode == 2 and "exists already" in again.stderr
+def test_token_commands_refuse_bad_names_scopes_and_unknown_tokens(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In-process (typer's runner): five subprocesses would each pay callcheck's start-up.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    bad_name = runner.invoke(cli_app, ["token", "create", "--name", "has space"])
+    assert bad_name.exit_code == 2 and "A token name is" in bad_name.output
+    bad_scope = runner.invoke(cli_app, ["token", "create", "--name", "x", "--scope", "root"])
+    assert bad_scope.exit_code == 2
+    unknown = runner.invoke(cli_app, ["token", "revoke", "nobody"])
+    assert unknown.exit_code == 1 and "No token is named 'nobody'" in unknown.output
+    first = runner.invoke(cli_app, ["token", "create", "--name", "twice"])
+    again = runner.invoke(cli_app, ["token", "create", "--name", "twice"])
+    assert first.exit_code == 0 and again.exit_code == 2 and "exists already" in again.output
+    listed = runner.invoke(cli_app, ["token", "list"])
+    assert "twice" in listed.output and "call" in listed.output
