@@ -43,6 +43,21 @@ def test_serve_refuses_every_address_beyond_loopback_without_a_token(env: dict[s
         assert "callcheck token create --name NAME" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("CALLCHECK_PUBLIC_URL", "https://abc123.tunnel.example", "CALLCHECK_PUBLIC_URL (abc123.tunnel.example)"),
+        ("CALLCHECK_TRUSTED_PROXIES", "127.0.0.1", "CALLCHECK_TRUSTED_PROXIES"),
+    ],
+)
+def test_serve_on_loopback_refuses_too_when_a_tunnel_or_proxy_brings_others_in(
+    env: dict[str, str], tmp_path: Path, setting: str, value: str, words: str
+) -> None:
+    result = callcheck({**env, setting: value}, tmp_path, "serve", "--port", str(free_port()))
+    assert result.returncode == 2, result
+    assert words in result.stderr and "callcheck token create" in result.stderr
+
+
 def test_exposed_server_with_a_token_asks_everyone_for_it(env: dict[str, str], tmp_path: Path) -> None:
     created = callcheck(env, tmp_path, "token", "create", "--name", "ops", "--scope", "admin")
     assert created.returncode == 0, created.stderr

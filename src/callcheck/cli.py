@@ -93,9 +93,28 @@ def _valid_time_scale(value: float) -> float:
 
 
 EXPOSED_REFUSAL = (
-    "Refusing to serve on {host} without an API token: anyone who reaches it could place calls. Create one first "
-    "with `callcheck token create --name NAME --scope admin` (or serve on 127.0.0.1)."
+    "Refusing to serve {where} without an API token: anyone who reaches it could place calls. Create one first "
+    "with `callcheck token create --name NAME --scope admin`."
 )
+
+
+def exposure(host: str, settings: Settings) -> str | None:
+    """How others could reach a server bound to `host` with these settings (words for EXPOSED_REFUSAL), or None."""
+    import httpx
+
+    if not is_loopback(host):
+        return f"on {host}"
+    if settings.trusted_proxy_list():
+        return "behind the reverse proxies of CALLCHECK_TRUSTED_PROXIES"
+    if settings.public_url:
+        try:
+            public_host = httpx.URL(settings.public_url.strip()).host
+        except httpx.InvalidURL:
+            public_host = ""
+        if public_host and not is_loopback(public_host):
+            # A tunnel or proxy brings ElevenLabs' webhooks in, and with them everyone else.
+            return f"at the public address of CALLCHECK_PUBLIC_URL ({public_host})"
+    return None
 
 
 def is_loopback(host: str) -> bool:
@@ -131,10 +150,11 @@ def serve(
     if sandbox or settings.sandbox:  # the flag or CALLCHECK_SANDBOX=true: webhooks come back to this server
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
-    exposed = not is_loopback(host)
+    where = exposure(host, settings)
+    exposed = where is not None
     # Before logging is set up: the refusal is one line, not lost among the migration's log lines.
-    if exposed and not any_active_token(settings):
-        typer.echo(EXPOSED_REFUSAL.format(host=host), err=True)
+    if where is not None and not any_active_token(settings):
+        typer.echo(EXPOSED_REFUSAL.format(where=where), err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
     logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     application = create_app(settings)  # a ConfigurationError (the cookie key) is one line via _CallcheckGroup

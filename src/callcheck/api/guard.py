@@ -229,12 +229,15 @@ class AccessControl:
         method: str = scope["method"]
         path: str = scope["path"]
         identity: Identity | None = None
+        exposed = bool(getattr(scope["app"].state, "exposed", False))
         authorization = headers.get("authorization")
         if authorization is not None:
             kind, _, value = authorization.partition(" ")
             if kind.lower() == "bearer" and value.strip():
                 identity = await tokens.identify(value.strip())
-            if identity is None and not is_open(method, path):
+            # A credential that does not check out is refused, not ignored: its sender meant to be someone. (A local
+            # server without tokens ignores it, as it always did.)
+            if identity is None and not is_open(method, path) and (exposed or await tokens.any_active()):
                 await _unauthorized(BAD_TOKEN)(scope, receive, send)
                 return
         elif isinstance(session.get(SESSION_TOKEN_KEY), str):
@@ -247,7 +250,6 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         if identity is None:
-            exposed = bool(getattr(scope["app"].state, "exposed", False))
             if not exposed and not await tokens.any_active():
                 await self.app(scope, receive, send)  # a local server with no tokens: open, as it always was
                 return
