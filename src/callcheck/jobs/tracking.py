@@ -16,9 +16,11 @@ DBOS keeps one instance per process (its design, not ours): a process runs one T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +40,7 @@ from callcheck.providers.elevenlabs.snapshot import ConversationSnapshot, Webhoo
 from callcheck.providers.elevenlabs.wire import conversation_ids_of
 from callcheck.services import Services
 from callcheck.store import db
-from callcheck.store.files import FILE_MODE, private_dir, private_sqlite
+from callcheck.store.files import private_dir, private_sqlite
 from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
 
@@ -319,11 +321,17 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
     path = folder / f"{call_id}.mp3"
 
     def write() -> None:
-        private_dir(folder)
-        partial = path.with_suffix(".part")
-        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), "wb") as handle:  # 0600
-            handle.write(audio)
-        partial.replace(path)
+        private_dir(folder)  # 0700; mkstemp makes the file 0600
+        # A temp name of its own: two deliveries of one call's audio at once must not write the same file.
+        fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{call_id}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(audio)
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
 
     await asyncio.to_thread(write)
     await services.store.update_call(call_id, ("recording", f"{len(audio)} bytes"), recording_path=str(path))
