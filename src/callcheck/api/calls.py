@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 
 from callcheck.api.body import json_object, optional_text
-from callcheck.api.deps import SESSION_KEY, ContextDep, ServicesDep, context_id_of
+from callcheck.api.deps import SESSION_KEY, ContextDep, ServicesDep, context_id_of, token_name_of
 from callcheck.api.errors import error_response
 from callcheck.api.schemas import (
     DIALING_ERRORS,
@@ -110,6 +110,7 @@ async def initiate_call(
         origin="api",
         context_id=context_id_of(request),
         idempotency_key=idempotency_key or None,
+        token_name=token_name_of(request),
     )
     try:
         call, raw = await place_call(services, call_request)

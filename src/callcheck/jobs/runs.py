@@ -94,6 +94,7 @@ async def start_run(
     concurrency: int = 1,
     rate_per_min: float | None = None,
     only: list[str] | None = None,
+    token_name: str | None = None,
 ) -> RunRow:
     """Validate a suite, its numbers and the agent, store the run and start its workflow."""
     # Parsed in a worker thread: a large suite takes seconds of pure-Python YAML parsing, never the event loop's.
@@ -120,6 +121,7 @@ async def start_run(
         rate_per_min=rate_per_min,
         simulated=services.simulated,
         owner=services.tracker.executor_id if services.tracker else None,
+        token_name=token_name,
     )
     with SetWorkflowID(run_workflow_id(run.id)):
         await DBOS.start_workflow_async(run_suite, run.id)
@@ -234,6 +236,7 @@ async def _place(services: Services, run: RunRow, item_id: int, planned: Planned
         override=override,
         timeout_s=planned.timeout_s,
         run_item_id=item_id,
+        token_name=run.token_name,
     )
     call = await record_call(services, request, CallState.DIALING)
     if dropped:
@@ -313,6 +316,7 @@ async def finish(services: Services, run_id: str) -> int:
         run_id=run.id,
         concurrency=run.concurrency,
         rate_per_min=run.rate_per_min,
+        token_name=run.token_name,
     )
     exit_code = EXIT_COULD_NOT_RUN if failed else report.exit_code
     await runs.update_run(

@@ -40,6 +40,7 @@ from callcheck.providers.elevenlabs.snapshot import ConversationSnapshot, Webhoo
 from callcheck.providers.elevenlabs.wire import conversation_ids_of
 from callcheck.services import Services
 from callcheck.store import db
+from callcheck.store.files import private_dir, private_sqlite
 from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
 
@@ -320,7 +321,7 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
     path = folder / f"{call_id}.mp3"
 
     def write() -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)  # 0700; mkstemp makes the file 0600
         # A temp name of its own: two deliveries of one call's audio at once must not write the same file.
         fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{call_id}.", suffix=".part")
         try:
@@ -531,6 +532,7 @@ class Tracker:
             # DBOS keeps its own tables; on SQLite a file of its own avoids contending for one writer lock.
             database = Path(db.sync_url(url).removeprefix("sqlite:///"))
             system_url = f"sqlite:///{database.with_name(database.stem + '-dbos.sqlite')}"
+            private_sqlite(database.with_name(database.stem + "-dbos.sqlite"))  # 0600 before DBOS creates it
         else:
             system_url = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
         return {

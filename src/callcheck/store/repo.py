@@ -17,6 +17,7 @@ from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
 from callcheck.domain.limits import CallLimits, Window
 from callcheck.errors import InvalidInput, LimitReached
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
+from callcheck.store.tokens import TokenStore
 from callcheck.text import unstorable
 
 # The PostgreSQL advisory lock that makes "count the recent calls, then record one" atomic across processes.
@@ -119,6 +120,7 @@ class CallRow:
     recording_path: str | None
     idempotency_key: str | None
     timeout_s: float | None = None
+    token_name: str | None = None  # the API token that placed it
     events: list[CallEvent] = field(default_factory=list)
 
 
@@ -186,6 +188,7 @@ class Store:
     def __init__(self, engine: AsyncEngine, limits: CallLimits | None = None) -> None:
         self.engine = engine
         self.runs = RunStore(engine)
+        self.tokens = TokenStore(engine)
         # The call budgets create_call enforces (none when not given: tools and tests that build a Store by hand).
         self.limits = limits or CallLimits()
 
@@ -507,6 +510,7 @@ class RunRow:
     exit_code: int | None
     error: str | None
     owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
+    token_name: str | None = None  # the API token that started it
 
 
 def _run(row: sa.Row[Any]) -> RunRow:
