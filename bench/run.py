@@ -56,6 +56,8 @@ NO_LIMITS = {
     "CALLCHECK_MAX_CALLS_PER_MINUTE": "0",
     "CALLCHECK_MAX_CALLS_PER_NUMBER_PER_DAY": "0",
     "CALLCHECK_MAX_CALLS_PER_RUN": "0",
+    # The stand-in's agent has no phone number of a known country: every number the bench dials is allowed by name.
+    "CALLCHECK_ALLOWED_NUMBERS": "+15550100001",
 }
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
 TICK = os.sysconf("SC_CLK_TCK")
