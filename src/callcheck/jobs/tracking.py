@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -123,8 +124,26 @@ def state_for(conversation: dict[str, Any]) -> CallState | None:
     return None
 
 
+# One writer at a time per call in this process: a webhook and a poll applying the same conversation at once both
+# saw the old transcript (or no recording) and both told of the change (a "recording" event stored twice).
+_call_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _call_lock(call_id: str) -> asyncio.Lock:
+    lock = _call_locks.get(call_id)
+    if lock is None:
+        lock = _call_locks[call_id] = asyncio.Lock()
+    return lock
+
+
 async def apply_conversation(services: Services, call: CallRow, conversation: dict[str, Any]) -> CallState:
     """Store what a conversation record says about the call and move its state; the call's state afterwards."""
+    async with _call_lock(call.id):
+        call = await services.store.get_call(call.id) or call  # as it is now, not as the caller read it
+        return await _apply_conversation(services, call, conversation)
+
+
+async def _apply_conversation(services: Services, call: CallRow, conversation: dict[str, Any]) -> CallState:
     turns = wire.transcript_of(conversation)
     analysis = wire.analysis_of(conversation)
     facts = wire.facts_of(conversation)
@@ -141,12 +160,17 @@ async def apply_conversation(services: Services, call: CallRow, conversation: di
         changes["call_sid"] = facts.call_sid
     grew = len(transcript) > len(call.transcript or [])
     told = ("transcript", counted(len(transcript), "turn")) if grew else None
-    await services.store.update_call(call.id, told, **changes)
     target = state_for(conversation)
-    if target is not None and target != call.state:
-        detail = f"ElevenLabs status {conversation.get('status')}"
-        if facts.call_result:
-            detail += f", call result {facts.call_result}"
+    moves = target is not None and target != call.state
+    detail = f"ElevenLabs status {conversation.get('status')}"
+    if facts.call_result:
+        detail += f", call result {facts.call_result}"
+    # Events in the order a person reads them: a call is in progress before its first words, and its last words
+    # come before its end.
+    if moves and target is not None and not target.terminal:
+        await services.store.move_call(call.id, target, detail)
+    await services.store.update_call(call.id, told, **changes)
+    if moves and target is not None and target.terminal:
         await services.store.move_call(call.id, target, detail)
     services.notifier.publish(call.id)
     fresh = await services.store.get_call(call.id)
@@ -277,6 +301,11 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
     False, changing nothing, when the call already keeps these very bytes: ElevenLabs may send the same audio
     again (a re-sent webhook differs only in its event_timestamp), and the audio endpoint serves it once more.
     """
+    async with _call_lock(call_id):
+        return await _save_recording(services, call_id, audio)
+
+
+async def _save_recording(services: Services, call_id: str, audio: bytes) -> bool:
     call = await services.store.get_call(call_id)
     if call is not None and call.recording_path:
         kept = await asyncio.to_thread(_file_digest, call.recording_path)

@@ -233,6 +233,14 @@ def timeline(call: dict[str, Any]) -> list[Step]:
         steps.append(Step(state.value, state_label(state), "done", offset, outcome_class(state)))
     else:
         steps.append(Step("ended", "Ended", "pending"))
+    # A step the call went through between two looks (a short "processing") has no time of its own; it was reached
+    # by the time of the next step that has one, which is what it shows, rather than nothing.
+    later: str | None = None
+    for step_ in reversed(steps):
+        if step_.offset:
+            later = step_.offset
+        elif step_.status == "done" and later:
+            step_.offset = f"by {later}"
     return steps
 
 
@@ -273,7 +281,8 @@ def figures(call: dict[str, Any]) -> list[Figure]:
         return []
     human = yes_no(journey.get("reached_human"))
     transferred = journey.get("transferred")
-    keypad = "".join(str(p.get("digits", "")) for p in journey.get("keypad") or [])
+    # Each press on its own ("2, 0"): run together ("20") they read as one number.
+    keypad = ", ".join(str(p.get("digits", "")) for p in journey.get("keypad") or [])
     cost = journey.get("cost")
     result = [
         Figure("Time to first answer", short_seconds(journey.get("first_response_s")), "until the business spoke"),
@@ -308,8 +317,7 @@ def verdict(call: dict[str, Any]) -> dict[str, Any]:
         if isinstance(c, dict)
     ]  # fmt: skip
     data = [
-        {"name": humanize(name), "value": "—" if d.get("value") is None else str(d.get("value")),
-         "rationale": d.get("rationale")}
+        {"name": humanize(name), "value": _data_value(d.get("value")), "rationale": d.get("rationale")}
         for name, d in (analysis.get("data") or {}).items()
         if isinstance(d, dict)
     ]  # fmt: skip
@@ -322,6 +330,23 @@ def verdict(call: dict[str, Any]) -> dict[str, Any]:
         "criteria": criteria,
         "data": data,
     }
+
+
+def _data_value(value: Any) -> str:
+    """A collected data value as the journey figures word it: Yes / No for booleans, a dash when absent."""
+    if value is None:
+        return "—"
+    return yes_no(value) if isinstance(value, bool) else str(value)
+
+
+def silence_reason(call: dict[str, Any]) -> str:
+    """Why a finished call has no conversation: never placed, not answered, or answered without a word."""
+    state = call.get("state")
+    if state == CallState.FAILED and not call.get("conversation_id"):
+        return "Nothing was said: the call was never placed."
+    if state in (CallState.BUSY, CallState.NO_ANSWER, CallState.CANCELLED, CallState.FAILED):
+        return "Nothing was said: the call was not answered."
+    return "Nothing was said."
 
 
 def call_view(call: dict[str, Any]) -> dict[str, Any]:
@@ -339,6 +364,7 @@ def call_view(call: dict[str, Any]) -> dict[str, Any]:
         "live": not terminal or (has_audio and not call.get("recording_url")),
         "steps": timeline(call),
         "bubbles": conversation(call),
+        "silence": silence_reason(call),
         "figures": figures(call),
         "verdict": verdict(call),
     }
@@ -368,7 +394,7 @@ def setup_checks(services: Services) -> list[SetupCheck]:
     """What is missing before a real call can be placed, from the settings (names only)."""
     missing = services.settings.missing_call_settings()
     checks = [
-        SetupCheck(name, False, f"{name} is not set.", SETTING_FIXES.get(name))
+        SetupCheck(name, False, "is not set.", SETTING_FIXES.get(name))  # the page shows the name beside it
         for name in missing
     ]  # fmt: skip
     if not missing:
@@ -454,10 +480,14 @@ SANDBOX_NUMBERS = [
     ("+15550100002", "never understands"),
     ("+15550100003", "transfers to a human"),
     ("+15550100004", "busy"),
+    ("+15550100005", "no answer (rings until the timeout)"),
     ("+15550100006", "voicemail"),
     ("+15550100007", "IVR: press 2"),
     ("+15550100008", "IVR dead end"),
-    ("+15550100500", "ElevenLabs error"),
+    ("+15550100500", "ElevenLabs error (HTTP 500)"),
+    ("+15550100429", "ElevenLabs busy (HTTP 429, too many calls)"),
+    ("+15550100200", "ElevenLabs refuses (200 with success: false)"),
+    ("+15550110030", "answers after 30 s of ringing (+1555011DDDD: after DDDD s)"),
 ]
 
 
