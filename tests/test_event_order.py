@@ -38,7 +38,8 @@ def settled_call(server: AppServer, number: str) -> dict[str, Any]:
     call = wait_for_call_sync(server.url, call_id, {"completed"}, recording=True, timeout=60)
     # The audio webhook and the workflow's own fetch both deliver the recording; once the webhooks are answered
     # (the handler stores before it answers), a fetch still under way finds the same audio already kept.
-    sandbox_url = server.server.config.app.state.services.settings.elevenlabs_api_base
+    app: Any = server.server.config.app  # the FastAPI app, whose services point at the in-process sandbox
+    sandbox_url = app.state.services.settings.elevenlabs_api_base
     wanted = {"post_call_transcription", "post_call_audio"}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
