@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from callcheck.config import Settings
+from callcheck.config import MAX_SANDBOX_TIME_SCALE, Settings
 from callcheck.domain.assertions import AssertionResult, excerpt, offline_verdict
 from callcheck.domain.suite import PlannedCall
 from callcheck.errors import CallcheckError
@@ -168,6 +168,14 @@ def run_suite_command(
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the calls; dial nothing.")] = False,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="Run against callcheck's local sandbox.")] = False,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            max=MAX_SANDBOX_TIME_SCALE,
+            help="With --sandbox: real seconds per simulated second (0.05 = twenty times faster).",
+        ),
+    ] = None,
 ) -> None:
     """Run a suite: exit 0 when every scenario passes, 1 when any does not, 2 when the suite could not run."""
     try:
@@ -198,6 +206,11 @@ def run_suite_command(
     settings = Settings()
     if sandbox:
         settings = settings.model_copy(update={"sandbox": True})
+    if time_scale is not None:
+        if not settings.sandbox:
+            typer.echo("--time-scale only applies with --sandbox (a real call takes the time it takes)", err=True)
+            raise typer.Exit(EXIT_COULD_NOT_RUN)
+        settings = settings.model_copy(update={"sandbox_time_scale": time_scale})
     # Every report path is checked before the first call is dialed: calls cost money, a typo should not.
     problems = _report_path_problems([(option, path) for option, path, _ in reports])
     from callcheck.cli import database_error_line, database_problem  # here: callcheck.cli imports this module
