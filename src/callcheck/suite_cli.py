@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from callcheck.domain.assertions import AssertionResult, excerpt, offline_verdic
 from callcheck.domain.suite import PlannedCall
 from callcheck.errors import CallcheckError
 from callcheck.jobs.ownership import cli_executor_id
-from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, plan, start_run
+from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, finish, plan, start_run
 from callcheck.reports import RunReport, render_html, render_json, render_junit
 from callcheck.runtime import running_services
 from callcheck.services import Services
@@ -99,16 +100,25 @@ async def _run(
             return exc.message
         loop = asyncio.get_running_loop()
         interrupts = 0
+        quitting = asyncio.Event()
 
         def on_interrupt() -> None:
             nonlocal interrupts
             interrupts += 1
             if interrupts == 1:
                 typer.echo(
-                    "cancelling: no new calls; calls in flight are followed to their end (Ctrl-C again to quit)",
+                    "cancelling: no new calls; calls in flight are followed to their end (Ctrl-C again to stop "
+                    "waiting for them)",
                     err=True,
                 )
                 loop.create_task(cancel_run(services, run.id))  # noqa: RUF006 - the loop below waits on its effect
+            elif interrupts == 2:
+                typer.echo(
+                    "stopping: not waiting for the calls in flight; the reports show them as they are now "
+                    "(Ctrl-C again to quit without reports)",
+                    err=True,
+                )
+                quitting.set()
             else:
                 raise KeyboardInterrupt
 
@@ -116,6 +126,8 @@ async def _run(
         progress = _Progress()
         try:
             while True:
+                if quitting.is_set():
+                    return await _stop_waiting(services, run.id)
                 fresh = await services.store.runs.get_run(run.id)
                 assert fresh is not None
                 await progress.show(services, run.id, planned)
@@ -129,6 +141,30 @@ async def _run(
                 await services.notifier.wait(f"run-{run.id}", 0.5)
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _stop_waiting(services: Services, run_id: str) -> tuple[RunReport, int]:
+    """A second Ctrl-C: judge the calls as they stand, store the (cancelled) report, and exit 2 without waiting."""
+    await cancel_run(services, run_id)  # a no-op unless the first Ctrl-C's request has not landed yet
+    await finish(services, run_id)
+    fresh = await services.store.runs.get_run(run_id)
+    assert fresh is not None and fresh.report is not None
+    in_flight = [call.id for _, call in await services.store.run_calls(run_id) if call and not call.state.terminal]
+    if in_flight:
+        typer.echo(
+            f"{counted(len(in_flight), 'call')} still in flight: reported as they stood, and may still complete "
+            "upstream; the next `callcheck serve` on this data follows them to their end",
+            err=True,
+        )
+    _quiet_dbos()
+    return RunReport.model_validate(fresh.report), EXIT_COULD_NOT_RUN
+
+
+def _quiet_dbos() -> None:
+    """DBOS logs every workflow it cuts off at shutdown ("Asyncio task cancelled for workflow or step ...", and
+    tracebacks of steps that find its executor gone): after a second Ctrl-C that is what was asked for, and
+    callcheck has said so in words. Those lines would only bury them."""
+    logging.getLogger("dbos").setLevel(logging.CRITICAL)
 
 
 def _why(result: AssertionResult) -> str:
@@ -225,7 +261,8 @@ def run_suite_command(
     try:
         outcome = asyncio.run(_run(settings, text, str(suite_file), planned, concurrency, rate_per_min, only))
     except KeyboardInterrupt:
-        typer.echo("interrupted: calls in flight may still complete upstream", err=True)
+        _quiet_dbos()
+        typer.echo("quit without reports: calls in flight may still complete upstream", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     except SQLAlchemyError as exc:
         typer.echo(database_error_line(settings, exc), err=True)
