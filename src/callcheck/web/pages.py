@@ -573,4 +573,6 @@ async def call_part(request: Request, call_id: str, part: str, services: Service
     call = await services.store.get_call(call_id, with_events=True)
     if call is None or part not in CALL_PARTS:
         return not_found(request, "No such call or part.")
-    return page(request, f"parts/{part}.html", call_view(call_detail(call)))
+    # The conversation comes with the timeline it belongs to (an out-of-band swap), so a transcript fetched ahead of
+    # a state change never shows turns under "Ringing".
+    return page(request, f"parts/{part}.html", {**call_view(call_detail(call)), "oob_timeline": part == "transcript"})
