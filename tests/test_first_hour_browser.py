@@ -21,6 +21,7 @@ from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import E164_ERROR
 from callcheck.domain.suite import load_suite
+from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from callcheck.providers.elevenlabs.sandbox.config import MAGIC_NUMBERS
 from callcheck.reports import build_report, render_html, run_result
 from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app, watched_page
@@ -299,3 +300,19 @@ def test_the_report_fits_a_phone(browser: Any, report_file: Path) -> None:
             expect(cell).to_be_visible()
     tab.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=True)
     tab.close()
+
+
+def test_optional_settings_left_out_are_worth_knowing_not_problems(
+    browser: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # The README's minimal configuration: the three required settings, no webhook secret, no public URL.
+    with AppServer(settings_for(sandbox, tmp_path, workers=False)) as minimal:
+        tab = browser.new_page(viewport=PHONE)
+        tab.goto(minimal.url + "/")
+        tab.wait_for_selector("#doctor:not([hx-get])")
+        assert tab.locator("#doctor .check-missing").count() == 0  # nothing to fix
+        warned = tab.locator("#doctor .check-warning")
+        assert warned.evaluate_all("items => items.map(i => i.dataset.check)") == ["webhook_secret", "public_url"]
+        assert all("calls are polled" in text for text in warned.all_inner_texts())
+        fits(tab, 390)
+        tab.close()

@@ -388,6 +388,7 @@ class SetupCheck:
     ok: bool
     message: str
     fix: str | None = None
+    warning: bool = False  # fine for placing calls, but worth knowing (the doctor's "warn": e.g. calls are polled)
 
 
 def setup_checks(services: Services) -> list[SetupCheck]:
@@ -411,7 +412,7 @@ async def doctor_checks(services: Services) -> list[SetupCheck] | None:
     report = await run_doctor(services.settings, services.http)
     # Missing settings are listed by name already; skipped checks only repeat a failure above them.
     return [
-        SetupCheck(c.name, c.ok, c.message, c.fix)
+        SetupCheck(c.name, c.ok, c.message, c.fix, warning=c.status == "warn")
         for c in report.checks
         if c.name != "settings" and getattr(c, "status", "fail") != "skip"
     ]
@@ -560,8 +561,13 @@ async def setup_part(request: Request, services: ServicesDep) -> Response:
         log.exception("set-up check failed")
         checks = [SetupCheck("doctor", False, "The set-up check itself failed; see the server's log.")]
     problems = [c for c in checks or [] if not c.ok]
-    passed = [c for c in checks or [] if c.ok]
-    return page(request, "parts/doctor.html", {"available": checks is not None, "problems": problems, "passed": passed})
+    warnings = [c for c in checks or [] if c.ok and c.warning]
+    passed = [c for c in checks or [] if c.ok and not c.warning]
+    return page(
+        request,
+        "parts/doctor.html",
+        {"available": checks is not None, "problems": problems, "warnings": warnings, "passed": passed},
+    )
 
 
 CALL_PARTS = ("timeline", "transcript", "result")
