@@ -209,11 +209,14 @@ def serve(
     if settings.sandbox:
         for name in ("uvicorn.error", "uvicorn.access"):
             logging.getLogger(name).addFilter(_not_the_sandbox)
-    application = create_app(settings)  # a ConfigurationError (the cookie key) is one line via _CallcheckGroup
-    # The port first: a server that cannot listen should not have touched the database.
+    # The port first: a server that cannot listen should not have touched the data directory or the database.
     problem = port_problem(host, port)
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    application = create_app(settings)  # a ConfigurationError (the cookie key) is one line via _CallcheckGroup
     # The app's startup migrates too (a no-op by then), but a failure there is a uvicorn traceback; here it is one line.
-    problem = problem or database_problem(settings)
+    problem = database_problem(settings)
     if problem:
         typer.echo(problem, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
