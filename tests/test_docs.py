@@ -29,6 +29,28 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "./scripts/test" in ci
 
 
+def test_every_run_option_is_in_the_ci_options_table() -> None:
+    import typer.main
+
+    from callcheck.cli import app
+
+    group = typer.main.get_command(app)
+    run = group.commands["run"]  # type: ignore[attr-defined]
+    ci = (ROOT / "docs" / "ci.md").read_text()
+    options = [opt for param in run.params for opt in param.opts if opt.startswith("--")]
+    assert "--sandbox" in options and "--time-scale" in options
+    for option in options:
+        assert f"| `{option}" in ci, f"{option} is missing from docs/ci.md's options table"
+
+
+def test_the_readme_shows_a_first_suite_run_in_the_sandbox() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "callcheck run docs/examples/pizza.yaml --sandbox --time-scale 0.05" in readme
+    assert "callcheck run docs/examples/pizza-failing.yaml --sandbox --time-scale 0.05" in readme
+    failing = (ROOT / "docs" / "examples" / "pizza-failing.yaml").read_text()
+    assert failing.startswith("# THIS SUITE FAILS ON PURPOSE")
+
+
 def test_the_fast_run_is_documented_and_its_marker_registered() -> None:
     readme = (ROOT / "README.md").read_text()
     assert '-m "not e2e"' in readme

@@ -187,7 +187,8 @@ def test_html_is_self_contained() -> None:
     assert "src=" not in page
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert page.count("<svg") == 3  # pass rate, durations, first responses
-    assert ".charts svg { max-width: 100%; height: auto; }" in page  # the charts shrink on a phone
+    # The charts fill their column; on a phone they scroll inside their own figure, labels kept readable.
+    assert ".charts svg { width: 100%; height: auto; min-width: 560px; display: block; }" in page
     assert "<style>" in page
 
 
@@ -209,10 +210,26 @@ def test_html_with_no_runs_still_renders() -> None:
     assert "cancelled.5" not in page
     assert not report.passed
     root = ET.fromstring(render_junit(report).encode())
-    # Cancelled before any call: every planned call is a skipped testcase, none is a pass.
+    # Cancelled before any call: every planned call is an error testcase (never a skip a dashboard shows green).
     (suite_element,) = root.findall("testsuite")
-    assert (root.get("tests"), suite_element.get("skipped")) == ("5", "5")
-    assert root.get("failures") == "0" and root.get("errors") == "0"
+    assert (root.get("tests"), suite_element.get("skipped")) == ("5", "0")
+    assert root.get("failures") == "0" and root.get("errors") == "5"
+
+
+def test_a_cancelled_run_with_every_call_placed_is_still_not_green_in_junit() -> None:
+    suite = load_suite(SUITE, "pizza.yaml")
+    results = []
+    for planned in suite.planned_calls(only=["order"]):
+        ev = answered(f"c{planned.repeat}", "success", 30)
+        results.append(run_result(planned, ev, offline_verdict(ev, planned.expectations), simulated=True))
+    report = build_report(suite, results, started_at=STARTED, finished_at=FINISHED, cancelled=True, only=["order"])
+    assert report.totals["runs_not_run"] == 0 and not report.passed
+    root = ET.fromstring(render_junit(report).encode())
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("4", "0", "1")
+    case = root.find(".//testcase[@name='run cancelled']")
+    assert case is not None
+    error = case.find("error")
+    assert error is not None and error.get("type") == "cancelled"
 
 
 def test_transcript_excerpt_keeps_head_and_tail() -> None:
@@ -244,17 +261,22 @@ def test_a_cancelled_run_reports_the_calls_it_never_placed() -> None:
 
     root = ET.fromstring(render_junit(report).encode())
     (suite,) = root.findall("testsuite")
+    # The two calls placed passed, yet the run is not green: the call never placed is an error.
     assert (suite.get("tests"), suite.get("skipped"), suite.get("failures"), suite.get("errors")) == (
         "3",
+        "0",
+        "0",
         "1",
-        "0",
-        "0",
     )
+    assert root.get("errors") == "1"
+    # Wall time of the run (5 minutes), not the sum of its calls' 60 s.
+    assert suite.get("time") == root.get("time") == "300.000"
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == ["order", "order#2", "order#3"]
-    assert cases[0].find("skipped") is None
-    skipped = cases[2].find("skipped")
-    assert skipped is not None and skipped.get("message") == "run cancelled before this call was placed"
+    assert cases[0].find("error") is None and suite.find(".//skipped") is None
+    error = cases[2].find("error")
+    assert error is not None and error.get("message") == "run cancelled before this call was placed"
+    assert error.get("type") == "not_run"
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert (props["scenario.order"] or "").endswith("required 80%: pass; 1 not run: cancelled")
 
@@ -274,8 +296,8 @@ def test_a_run_that_stopped_placing_calls_says_why_each_was_skipped() -> None:
         "agent not found)"
     )
     assert report.scenarios[0].not_run_summary() == "1 not run: the run stopped placing calls"
-    skipped = ET.fromstring(render_junit(report).encode()).find(".//skipped")
-    assert skipped is not None and "agent not found" in (skipped.get("message") or "")
+    error = ET.fromstring(render_junit(report).encode()).find(".//error[@type='not_run']")
+    assert error is not None and "agent not found" in (error.get("message") or "")
 
 
 def test_json_carries_the_full_transcript_and_the_run_settings() -> None:

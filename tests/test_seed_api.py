@@ -256,8 +256,12 @@ async def test_upstream_failures_are_502_with_a_readable_line(
     response = await api.post("/api/call", json={"to_number": number, "business_description": PIZZA})
     assert response.status_code == 502
     error = response.json()["error"]
-    assert error.startswith(f"ElevenLabs API error ({status}): ")
-    assert "{" not in error and len(error) > len(f"ElevenLabs API error ({status}): ")
+    # A 200 saying `success: false` is worded without "(200)", which would read as if a success were the error.
+    prefix = "ElevenLabs API error: " if status == 200 else f"ElevenLabs API error ({status}): "
+    assert error.startswith(prefix)
+    assert "{" not in error and len(error) > len(prefix)
+    if status == 200:
+        assert "(200)" not in error and "success: false; no call was placed" in error
     # Never retried: a POST that failed is not sent again.
     assert len(outbound_requests(sandbox)) == 1
 
@@ -393,7 +397,11 @@ async def test_odd_upstream_answers_are_one_readable_line_and_kept(
         )
         response = await api.post("/api/call", json={"to_number": "+15551234567", "business_description": PIZZA})
     assert response.status_code == 502
-    assert response.json() == {"error": f"ElevenLabs API error ({status}): {error}"}
+    if status == 200:  # a 200 that is not `success: true`: no "(200)", which would read as if success failed
+        line = f"ElevenLabs API error: {error} (ElevenLabs answered success: false; no call was placed)"
+    else:
+        line = f"ElevenLabs API error ({status}): {error}"
+    assert response.json() == {"error": line}
     assert len(upstream.requests) == 1  # never sent twice
     # The attempt keeps what was answered, not only the line made of it.
     (stored,) = (await api.get("/api/calls")).json()["calls"]

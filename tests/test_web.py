@@ -205,7 +205,7 @@ def test_figures_and_formats() -> None:
     assert figures({"journey": None}) == []
     # Pauses shown as sent; a failed press and one with no result say so.
     pressed = {**journey, "keypad": [{"digits": "1w2", "ok": True}, {"digits": "3", "ok": False}, {"digits": "4"}]}
-    assert {f.label: f.value for f in figures({"journey": pressed})}["Keypad"] == "1w2 3 (failed) 4 (?)"
+    assert {f.label: f.value for f in figures({"journey": pressed})}["Keypad"] == "1w2, 3 (failed), 4 (?)"
     answered = {**journey, "time_to_answer_s": 7.0, "cost_usd": 0.0612}
     values = {f.label: f.value for f in figures({"journey": answered})}
     assert values["Time to answer"] == "7.0 s" and values["Cost"] == "$0.0612 (310 credits)"

@@ -17,8 +17,26 @@ from callcheck.errors import ConfigurationError
 EXIT_COULD_NOT_RUN = 2  # every command: callcheck could not do what was asked (settings, options, database)
 
 
+def _flags_shown_as_flags(params: list[Any]) -> None:
+    """A boolean flag takes no value (`--sandbox`, never `--sandbox true`): its help shows none (typer shows <bool>)."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+
+
 class _CallcheckGroup(TyperGroup):
     """The one place where a command's bad settings become plain lines and exit 2, never a traceback."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _flags_shown_as_flags(params)
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _flags_shown_as_flags(command.get_params(ctx))
+        return command
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context, which typer exports under no public name
         try:
@@ -39,6 +57,24 @@ app = typer.Typer(
     help="callcheck: test a business's phone line the way a customer would.",
     no_args_is_help=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from callcheck import __version__
+
+        typer.echo(__version__)  # as `callcheck version` prints it
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print callcheck's version and exit."),
+    ] = False,
+) -> None:
+    """callcheck: test a business's phone line the way a customer would."""
 
 
 def _settings(**overrides: object) -> Settings:
@@ -75,6 +111,58 @@ def database_error_line(settings: Settings, exc: Exception) -> str:
     setting = "CALLCHECK_DATABASE_URL" if settings.database_url else "CALLCHECK_DATA_DIR"
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"cannot use the database {_shown_database(settings)} (check {setting}): {reason[0] if reason else exc}"
+
+
+QUIET_LOGGERS = ("httpx", "alembic")
+UVICORN_STARTUP_FAILURE = 3
+
+
+def _not_the_sandbox(record: logging.LogRecord) -> bool:
+    """Leave the in-process sandbox's uvicorn lines (its start, its access log of callcheck's polls) out of serve's."""
+    from callcheck.providers.elevenlabs.sandbox.server import SANDBOX_THREAD
+
+    return record.threadName != SANDBOX_THREAD
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why `serve` could not listen on host:port (it is taken, or not an address of this machine), or None."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # uvicorn binds with SO_REUSEADDR too: a port left in TIME_WAIT by a server just stopped is free for both.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (another callcheck serve?): stop it, or pick another "
+                    "port with --port"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def serve_banner(settings: Settings, host: str, port: int) -> str:
+    """The one line `serve` prints at start: where it listens, against which ElevenLabs, on which database."""
+    from sqlalchemy.engine import make_url
+
+    shown = f"[{host}]" if ":" in host else host
+    if settings.sandbox:
+        mode = "sandbox: simulated ElevenLabs, no real calls"
+    else:
+        from urllib.parse import urlsplit
+
+        api = urlsplit(settings.elevenlabs_api_base)  # scheme and host only: never a user or password in a URL
+        mode = f"real calls through ElevenLabs at {api.scheme}://{api.hostname}" + (f":{api.port}" if api.port else "")
+    url = make_url(settings.resolved_database_url())
+    if url.get_backend_name() == "sqlite":
+        database = f"SQLite {url.database}"
+    else:
+        database = f"PostgreSQL {_shown_database(settings)}"
+    return f"callcheck is running on http://{shown}:{port} ({mode}; database: {database})"
 
 
 class LogLevel(StrEnum):
@@ -157,14 +245,34 @@ def serve(
         typer.echo(EXPOSED_REFUSAL.format(where=where), err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
     logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level != LogLevel.DEBUG:
+        # Routine lines, kept for --log-level debug: httpx logs every request (each poll of a call), Alembic every
+        # MigrationContext it opens (the set-up panel's database check, on every view of the start page).
+        for noisy in QUIET_LOGGERS:
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    if settings.sandbox:
+        for name in ("uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).addFilter(_not_the_sandbox)
+    # The port first: a server that cannot listen should not have touched the data directory or the database.
+    problem = port_problem(host, port)
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
     application = create_app(settings)  # a ConfigurationError (the cookie key) is one line via _CallcheckGroup
-    # The app's startup migrates too, but a failure there is a uvicorn traceback; here it is one line.
+    # The app's startup migrates too (a no-op by then), but a failure there is a uvicorn traceback; here it is one line.
     problem = database_problem(settings)
     if problem:
         typer.echo(problem, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
     application.state.exposed = exposed
-    uvicorn.run(application, host=host, port=port, log_level=log_level.value, proxy_headers=False)
+    typer.echo(serve_banner(settings, host, port))
+    try:
+        uvicorn.run(application, host=host, port=port, log_level=log_level.value, proxy_headers=False)
+    except SystemExit as exc:
+        # uvicorn exits 3 when it cannot start (the port taken between our check and its bind): callcheck says 2.
+        if exc.code == UVICORN_STARTUP_FAILURE:
+            raise typer.Exit(EXIT_COULD_NOT_RUN) from None
+        raise
 
 
 @app.command()
@@ -175,7 +283,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-agent_app = typer.Typer(help="The ElevenLabs agent that plays the caller.", no_args_is_help=True)
+agent_app = typer.Typer(cls=_CallcheckGroup, help="The ElevenLabs agent that plays the caller.", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
 
 

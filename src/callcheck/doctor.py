@@ -152,11 +152,12 @@ async def run_doctor(settings: Settings, http: httpx.AsyncClient, *, public_url:
             _pass("webhook_secret", "ELEVENLABS_WEBHOOK_SECRET is set: signed post-call webhooks are accepted.")
         )
     else:
+        # Optional (README, docs/configuration.md): without it calls still work, they are polled.
         checks.append(
-            _fail(
+            _warn(
                 "webhook_secret",
-                "ELEVENLABS_WEBHOOK_SECRET is not set: post-call webhooks are refused, so calls are only followed "
-                "by polling (results arrive later).",
+                "ELEVENLABS_WEBHOOK_SECRET is not set (optional): post-call webhooks are refused, so calls are "
+                "polled (results arrive a little later).",
                 "Create an HMAC workspace webhook in ElevenLabs (Settings > Webhooks) pointing at "
                 f"{url or '<CALLCHECK_PUBLIC_URL>/api/webhooks/elevenlabs'} and set ELEVENLABS_WEBHOOK_SECRET "
                 "to its secret.",
@@ -164,6 +165,16 @@ async def run_doctor(settings: Settings, http: httpx.AsyncClient, *, public_url:
         )
     if url:
         await _webhook_checks(checks, url, settings, client if key_ok else None, agent)
+    else:
+        checks.append(
+            _warn(
+                "public_url",
+                "CALLCHECK_PUBLIC_URL is not set (optional): ElevenLabs has no address of this server to send "
+                "post-call webhooks to, so calls are polled (results arrive a little later).",
+                "To have results as soon as a call ends, expose callcheck through an https tunnel (e.g. cloudflared "
+                "or ngrok), set CALLCHECK_PUBLIC_URL to its URL and run `callcheck agent setup`.",
+            )
+        )
 
     checks.append(await asyncio.to_thread(_database_check, settings))
     return DoctorReport(ok=all(check.ok for check in checks), checks=checks)
@@ -428,7 +439,11 @@ def _database_check(settings: Settings) -> Check:
         parsed = make_url(url)
         if db.is_sqlite(url) and parsed.database not in (None, "", ":memory:"):
             if not Path(parsed.database).expanduser().exists():
-                return _fail("database", "The SQLite database does not exist yet.", fix)
+                # A fresh data directory: nothing is wrong, the first `serve` or `run` creates and migrates it.
+                return _pass(
+                    "database",
+                    f"The SQLite database {parsed.database} does not exist yet; callcheck creates it when it starts.",
+                )
         current = db.current_revision(url)
         head = db.head_revision(url)
     except Exception as exc:
@@ -467,8 +482,9 @@ def format_report(report: DoctorReport) -> str:
             lines.append(f"       fix: {check.fix}")
     failed = sum(1 for c in report.checks if c.status == "fail")
     skipped = sum(1 for c in report.checks if c.status == "skip")
+    warned = sum(1 for c in report.checks if c.status == "warn")
     if report.ok:
-        lines.append("All checks passed.")
+        lines.append("All checks passed." if not warned else f"All checks passed ({counted(warned, 'warning')}).")
     else:
         lines.append(f"{counted(failed, 'check')} failed, {skipped} skipped.")
     return "\n".join(lines)

@@ -11,6 +11,7 @@
     ├── ConfigurationError    callcheck itself is not set up (missing settings, agent not ready)
     └── UpstreamError         ElevenLabs failed us
         ├── UpstreamHTTPError     it answered with an error (status and message kept)
+        │   └── UpstreamNotSuccess    it answered 200 with `success: false` (nothing placed)
         └── UpstreamUnreachable   it could not be reached (connection error, timeout)
 
 `callcheck.api.errors` is the single place that maps these to `{"error": ...}` and a status code.
@@ -91,6 +92,16 @@ class UpstreamHTTPError(UpstreamError):
         self.status = status
         self.detail = detail
         self.body = body
+
+
+class UpstreamNotSuccess(UpstreamHTTPError):
+    """ElevenLabs answered 200 but said `success: false`: no call was placed. The 200 is left out of the message
+    (`ElevenLabs API error (200)` reads as if a success were an error); the seed's prefix stays."""
+
+    def __init__(self, detail: str, body: Any = None) -> None:
+        super().__init__(200, detail, body)
+        self.message = f"ElevenLabs API error: {detail} (ElevenLabs answered success: false; no call was placed)"
+        self.args = (self.message,)
 
 
 class UpstreamUnreachable(UpstreamError):

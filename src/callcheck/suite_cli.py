@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -11,12 +12,12 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from callcheck.config import Settings
+from callcheck.config import MAX_SANDBOX_TIME_SCALE, Settings
 from callcheck.domain.assertions import AssertionResult, excerpt, offline_verdict
 from callcheck.domain.suite import PlannedCall
 from callcheck.errors import CallcheckError
 from callcheck.jobs.ownership import cli_executor_id
-from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, plan, start_run
+from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, finish, plan, start_run
 from callcheck.reports import RunReport, render_html, render_json, render_junit
 from callcheck.runtime import running_services
 from callcheck.services import Services
@@ -99,16 +100,25 @@ async def _run(
             return exc.message
         loop = asyncio.get_running_loop()
         interrupts = 0
+        quitting = asyncio.Event()
 
         def on_interrupt() -> None:
             nonlocal interrupts
             interrupts += 1
             if interrupts == 1:
                 typer.echo(
-                    "cancelling: no new calls; calls in flight are followed to their end (Ctrl-C again to quit)",
+                    "cancelling: no new calls; calls in flight are followed to their end (Ctrl-C again to stop "
+                    "waiting for them)",
                     err=True,
                 )
                 loop.create_task(cancel_run(services, run.id))  # noqa: RUF006 - the loop below waits on its effect
+            elif interrupts == 2:
+                typer.echo(
+                    "stopping: not waiting for the calls in flight; the reports show them as they are now "
+                    "(Ctrl-C again to quit without reports)",
+                    err=True,
+                )
+                quitting.set()
             else:
                 raise KeyboardInterrupt
 
@@ -116,6 +126,8 @@ async def _run(
         progress = _Progress()
         try:
             while True:
+                if quitting.is_set():
+                    return await _stop_waiting(services, run.id)
                 fresh = await services.store.runs.get_run(run.id)
                 assert fresh is not None
                 await progress.show(services, run.id, planned)
@@ -129,6 +141,30 @@ async def _run(
                 await services.notifier.wait(f"run-{run.id}", 0.5)
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _stop_waiting(services: Services, run_id: str) -> tuple[RunReport, int]:
+    """A second Ctrl-C: judge the calls as they stand, store the (cancelled) report, and exit 2 without waiting."""
+    await cancel_run(services, run_id)  # a no-op unless the first Ctrl-C's request has not landed yet
+    await finish(services, run_id)
+    fresh = await services.store.runs.get_run(run_id)
+    assert fresh is not None and fresh.report is not None
+    in_flight = [call.id for _, call in await services.store.run_calls(run_id) if call and not call.state.terminal]
+    if in_flight:
+        typer.echo(
+            f"{counted(len(in_flight), 'call')} still in flight: reported as they stood, and may still complete "
+            "upstream; the next `callcheck serve` on this data follows them to their end",
+            err=True,
+        )
+    _quiet_dbos()
+    return RunReport.model_validate(fresh.report), EXIT_COULD_NOT_RUN
+
+
+def _quiet_dbos() -> None:
+    """DBOS logs every workflow it cuts off at shutdown ("Asyncio task cancelled for workflow or step ...", and
+    tracebacks of steps that find its executor gone): after a second Ctrl-C that is what was asked for, and
+    callcheck has said so in words. Those lines would only bury them."""
+    logging.getLogger("dbos").setLevel(logging.CRITICAL)
 
 
 def _why(result: AssertionResult) -> str:
@@ -168,6 +204,14 @@ def run_suite_command(
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the calls; dial nothing.")] = False,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="Run against callcheck's local sandbox.")] = False,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            max=MAX_SANDBOX_TIME_SCALE,
+            help="With --sandbox: real seconds per simulated second (0.05 = twenty times faster).",
+        ),
+    ] = None,
 ) -> None:
     """Run a suite: exit 0 when every scenario passes, 1 when any does not, 2 when the suite could not run."""
     try:
@@ -199,6 +243,11 @@ def run_suite_command(
     ]
     if sandbox:
         settings = settings.model_copy(update={"sandbox": True})
+    if time_scale is not None:
+        if not settings.sandbox:
+            typer.echo("--time-scale only applies with --sandbox (a real call takes the time it takes)", err=True)
+            raise typer.Exit(EXIT_COULD_NOT_RUN)
+        settings = settings.model_copy(update={"sandbox_time_scale": time_scale})
     # Every report path is checked before the first call is dialed: calls cost money, a typo should not.
     problems = _report_path_problems([(option, path) for option, path, _ in reports])
     from callcheck.cli import database_error_line, database_problem  # here: callcheck.cli imports this module
@@ -213,7 +262,8 @@ def run_suite_command(
     try:
         outcome = asyncio.run(_run(settings, text, str(suite_file), planned, concurrency, rate_per_min, only))
     except KeyboardInterrupt:
-        typer.echo("interrupted: calls in flight may still complete upstream", err=True)
+        _quiet_dbos()
+        typer.echo("quit without reports: calls in flight may still complete upstream", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     except SQLAlchemyError as exc:
         typer.echo(database_error_line(settings, exc), err=True)

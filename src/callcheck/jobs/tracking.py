@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -106,12 +107,30 @@ async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
 # -- what the steps do (plain async functions, testable without DBOS) --------------------------------------------
 
 
+# One writer at a time per call in this process: a webhook and a poll applying the same conversation at once both
+# saw the old transcript (or no recording) and both told of the change (a "recording" event stored twice).
+_call_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _call_lock(call_id: str) -> asyncio.Lock:
+    lock = _call_locks.get(call_id)
+    if lock is None:
+        lock = _call_locks[call_id] = asyncio.Lock()
+    return lock
+
+
 async def apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
     """Store what a conversation snapshot says about the call and move its state; the call's state afterwards.
 
     A snapshot without a usable transcript (a webhook that left it out) never replaces the stored one: the journey
     is then figured from the transcript already kept.
     """
+    async with _call_lock(call.id):
+        call = await services.store.get_call(call.id) or call  # as it is now, not as the caller read it
+        return await _apply_conversation(services, call, snapshot)
+
+
+async def _apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
     facts = snapshot.facts
     turns = snapshot.turns if snapshot.has_transcript else _stored_turns(call)
     journey = journey_for(turns, snapshot.analysis, facts)
@@ -126,15 +145,20 @@ async def apply_conversation(services: Services, call: CallRow, snapshot: Conver
         changes["analysis"] = snapshot.analysis.model_dump()
     if facts.call_sid and not call.call_sid:
         changes["call_sid"] = facts.call_sid
-    await services.store.update_call(call.id, told, **changes)
     target = snapshot.state
-    if target is not None and target != call.state:
-        extra: dict[str, Any] = {}
-        if target == CallState.FAILED and facts.override_refused:
-            # Refused at the conversation's start rather than at dial time: say what fixes it.
-            extra["error"] = f"{OVERRIDES_REFUSED[0].upper()}{OVERRIDES_REFUSED[1:]}."
-        elif target == CallState.FAILED and (facts.error_reason or facts.error_code is not None) and not call.error:
-            extra["error"] = _upstream_error(snapshot)
+    extra: dict[str, Any] = {}
+    if target == CallState.FAILED and facts.override_refused:
+        # Refused at the conversation's start rather than at dial time: say what fixes it.
+        extra["error"] = f"{OVERRIDES_REFUSED[0].upper()}{OVERRIDES_REFUSED[1:]}."
+    elif target == CallState.FAILED and (facts.error_reason or facts.error_code is not None) and not call.error:
+        extra["error"] = _upstream_error(snapshot)
+    moves = target is not None and target != call.state
+    # Events in the order a person reads them: a call is in progress before its first words, and its last words
+    # come before its end.
+    if moves and target is not None and not target.terminal:
+        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
+    await services.store.update_call(call.id, told, **changes)
+    if moves and target is not None and target.terminal:
         await services.store.move_call(call.id, target, snapshot.status_note, **extra)
     services.notifier.publish(call.id)
     fresh = await services.store.get_call(call.id)
@@ -316,6 +340,11 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
     False, changing nothing, when the call already keeps these very bytes: ElevenLabs may send the same audio
     again (a re-sent webhook differs only in its event_timestamp), and the audio endpoint serves it once more.
     """
+    async with _call_lock(call_id):
+        return await _save_recording(services, call_id, audio)
+
+
+async def _save_recording(services: Services, call_id: str, audio: bytes) -> bool:
     call = await services.store.get_call(call_id)
     if call is not None and call.recording_path:
         kept = await asyncio.to_thread(_file_digest, call.recording_path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from html import escape
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -17,12 +18,15 @@ from callcheck.reports.junit import scenario_summary
 from callcheck.reports.model import RunReport, ScenarioReport
 
 COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "flaky": "#bf8700", "not_evaluated": "#8250df", "not_run": "#6e7781"}
-LABEL_W = 200  # room for scenario names on the left of every chart
-PLOT_W = 420
-ROW_H = 26
-TOP = 26  # room for the axis labels above the rows
+LABEL_W = 220  # room for scenario names on the left of every chart
+PLOT_W = 760
+RIGHT = 40  # room right of the plot for the last tick label ("100%", drawn ending there so it is never cut)
+ROW_H = 34
+TOP = 28  # room for the axis labels above the rows
+DOT_R = 5
+SPREAD_PX = 6  # dots of equal (or nearly equal) value are spread up and down by this much, never drawn on one another
 NAME_CHARS = 28
-WIDEST_CHAR_PX = 7.0  # a wide letter (W, M) at the charts' 12 px: above this estimate a label is squeezed to fit
+WIDEST_CHAR_PX = 7.6  # a wide letter (W, M) at the charts' 13 px: above this estimate a label is squeezed to fit
 
 
 def _environment() -> Environment:
@@ -42,7 +46,7 @@ def _svg(width: int, height: int, label: str, body: Sequence[str]) -> Markup:
     # No xmlns: inline SVG in HTML5 needs none, and the report must not contain any URL.
     head = (
         f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="system-ui, sans-serif" font-size="12">'
+        f'viewBox="0 0 {width} {height}" font-family="system-ui, sans-serif" font-size="13">'
     )
     # Markup is safe here: every piece of user text in `body` went through html.escape.
     return Markup(head + "".join(body) + "</svg>")
@@ -70,8 +74,26 @@ def _axis(top: float, unit: str, height: int) -> list[str]:
         value = top * step / 4
         x = _x(value, top)
         parts.append(f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{height - 4}" stroke="#d0d7de"/>')
-        parts.append(f'<text x="{x:.1f}" y="{TOP - 10}" text-anchor="middle" fill="#57606a">{value:g}{unit}</text>')
+        anchor = "end" if step == 4 else "middle"  # the last label ends at its tick: it cannot run off the chart
+        parts.append(f'<text x="{x:.1f}" y="{TOP - 10}" text-anchor="{anchor}" fill="#57606a">{value:g}{unit}</text>')
     return parts
+
+
+def spread(values: Sequence[float], top: float) -> list[float]:
+    """A vertical offset per dot: dots that would overlap (closer than a dot's width) alternate above and below the
+    row's middle, 0, -6, +6, -12, +12 px..., so five repeats at one value show as five dots (a strip plot)."""
+    offsets: list[float] = []
+    placed: list[tuple[float, float]] = []
+    for value in values:
+        x = _x(value, top)
+        taken = {dy for px, dy in placed if abs(px - x) < 2 * DOT_R}
+        candidates = [0.0] + [sign * SPREAD_PX * k for k in range(1, 50) for sign in (-1, 1)]
+        dy = next(c for c in candidates if c not in taken)
+        limit = ROW_H / 2 - DOT_R
+        dy = max(-limit, min(limit, dy))
+        placed.append((x, dy))
+        offsets.append(dy)
+    return offsets
 
 
 def _label(index: int, name: str) -> str:
@@ -114,7 +136,7 @@ def pass_rate_chart(scenarios: Sequence[ScenarioReport]) -> Markup:
             f'<line x1="{req:.1f}" y1="{y + 2}" x2="{req:.1f}" y2="{y + ROW_H - 2}" stroke="#0969da" '
             f'stroke-width="2" stroke-dasharray="3 2"><title>required {s.required * 100:g}%</title></line>'
         )
-    return _svg(LABEL_W + PLOT_W + 20, height, "Pass rate per scenario with 95% Wilson interval", body)
+    return _svg(LABEL_W + PLOT_W + RIGHT, height, "Pass rate per scenario with 95% Wilson interval", body)
 
 
 def distribution_chart(scenarios: Sequence[ScenarioReport], field: str, title: str) -> Markup:
@@ -122,22 +144,35 @@ def distribution_chart(scenarios: Sequence[ScenarioReport], field: str, title: s
     values = [getattr(run, field) for s in scenarios for run in s.runs if getattr(run, field) is not None]
     height = TOP + ROW_H * max(1, len(scenarios)) + 8
     if not values:
-        return _svg(LABEL_W + PLOT_W + 20, 40, title, ['<text x="8" y="24" fill="#57606a">no data</text>'])
+        return _svg(LABEL_W + PLOT_W + RIGHT, 40, title, ['<text x="8" y="24" fill="#57606a">no data</text>'])
     top = nice_top(max(values))
     body = _axis(top, "s", height)
     for index, scenario in enumerate(scenarios):
         mid = TOP + index * ROW_H + ROW_H / 2
         body.append(_label(index, scenario.name))
-        for run in scenario.runs:
+        shown = [run for run in scenario.runs if getattr(run, field) is not None]
+        for run, dy in zip(shown, spread([getattr(run, field) for run in shown], top), strict=True):
             value = getattr(run, field)
-            if value is None:
-                continue
             tip = escape(f"{run.display_name}: {value:g}s ({run.status})")
             body.append(
-                f'<circle cx="{_x(value, top):.1f}" cy="{mid}" r="5" fill="{COLORS[run.status]}" '
-                f'fill-opacity="0.7"><title>{tip}</title></circle>'
+                f'<circle cx="{_x(value, top):.1f}" cy="{mid + dy:.1f}" r="{DOT_R}" fill="{COLORS[run.status]}" '
+                f'fill-opacity="0.7" stroke="#ffffff" stroke-width="1"><title>{tip}</title></circle>'
             )
-    return _svg(LABEL_W + PLOT_W + 20, height, title, body)
+    return _svg(LABEL_W + PLOT_W + RIGHT, height, title, body)
+
+
+def when(moment: datetime) -> str:
+    """`2025-01-02 10:00:00 UTC`: a timestamp as a person reads it (not raw ISO)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def lasted(report: RunReport) -> str | None:
+    """How long the run took: `4 min 43 s`, `12 s`; None while it has no end."""
+    if report.finished_at is None:
+        return None
+    seconds = round(max((report.finished_at - report.started_at).total_seconds(), 0))
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def render_html(report: RunReport) -> str:
@@ -145,6 +180,8 @@ def render_html(report: RunReport) -> str:
     template = _environment().get_template("report.html.j2")
     return template.render(
         report=report,
+        when=when,
+        lasted=lasted(report),
         colors=COLORS,
         summary=scenario_summary,
         pass_rate_chart=pass_rate_chart(report.scenarios),

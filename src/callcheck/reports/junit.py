@@ -5,8 +5,11 @@ Choices, so CI reads them right:
   not-evaluated ones after them);
 - a run with no failure but some assertion not evaluated is an `<error type="not_evaluated">`: the test could not
   be checked, which is not a pass and not a proven failure either, and JUnit's `error` means exactly that;
-- a planned call never placed (the run was cancelled, or stopped placing calls) is a testcase with `<skipped>`
-  saying why, so a cancelled run never reads as complete;
+- a planned call never placed (the run was cancelled, or stopped placing calls) is a testcase with an
+  `<error type="not_run">` saying why: a `<skipped>` would leave a cancelled run green on a dashboard while
+  `callcheck run` exits 1. A cancelled run whose every call was placed gets one `<error type="cancelled">` testcase
+  for the same reason;
+- `time` on the testsuite is the run's wall time (start to finish), not the sum of its calls' durations;
 - the call id, state, figures, notes and transcript excerpt go to `<system-out>`;
 - the per-scenario pass rate, Wilson interval and flakiness go to the testsuite's `<properties>`.
 """
@@ -103,24 +106,37 @@ def _testcase(parent: ET.Element, classname: str, run: RunResult) -> None:
     ET.SubElement(case, "system-out").text = _clean(_system_out(run))
 
 
-def _skipped_testcase(parent: ET.Element, classname: str, item: NotRun) -> None:
+def _not_run_testcase(parent: ET.Element, classname: str, item: NotRun) -> None:
     case = ET.SubElement(parent, "testcase", classname=_clean(classname), name=_clean(item.display_name), time="0.000")
-    ET.SubElement(case, "skipped", message=_clean(item.reason))
+    ET.SubElement(case, "error", message=_clean(item.reason), type="not_run").text = _clean(
+        f"{item.display_name} was planned but never placed: {item.reason}."
+    )
+
+
+CANCELLED_CASE = "run cancelled"
+CANCELLED_MESSAGE = "the run was cancelled: a cancelled run never passes, whatever its calls did"
+
+
+def _wall_time(report: RunReport, runs: list[RunResult]) -> str:
+    """The run's wall time when it is known (a finished run), else the sum of its calls' durations."""
+    if report.finished_at is not None:
+        return _seconds(max((report.finished_at - report.started_at).total_seconds(), 0.0))
+    return _seconds(sum(r.duration_s or 0 for r in runs))
 
 
 def render_junit(report: RunReport) -> str:
     """The report as a JUnit XML document."""
     runs = [run for s in report.scenarios for run in s.runs]
-    skipped = sum(len(s.not_run) for s in report.scenarios)
+    not_run = sum(len(s.not_run) for s in report.scenarios)
+    cancelled_case = report.cancelled and not not_run
     failures = sum(1 for r in runs if r.verdict.failed)
-    errors = sum(1 for r in runs if not r.verdict.failed and not r.verdict.passed)
-    total_time = _seconds(sum(r.duration_s or 0 for r in runs))
-    # JUnit counts skipped testcases among the tests; `skipped` itself is a testsuite attribute only.
-    counts = {"tests": str(len(runs) + skipped), "failures": str(failures), "errors": str(errors)}
+    errors = sum(1 for r in runs if not r.verdict.failed and not r.verdict.passed) + not_run + cancelled_case
+    total_time = _wall_time(report, runs)
+    counts = {"tests": str(len(runs) + not_run + cancelled_case), "failures": str(failures), "errors": str(errors)}
     root = ET.Element("testsuites", {"name": _clean(report.suite), "time": total_time, **counts})
     suite_attributes = {
         "name": _clean(report.suite),
-        "skipped": str(skipped),
+        "skipped": "0",
         "timestamp": report.started_at.isoformat(timespec="seconds"),
         "time": total_time,
         **counts,
@@ -142,6 +158,9 @@ def render_junit(report: RunReport) -> str:
         for run in scenario.runs:
             _testcase(suite, report.suite, run)
         for item in scenario.not_run:
-            _skipped_testcase(suite, report.suite, item)
+            _not_run_testcase(suite, report.suite, item)
+    if cancelled_case:
+        case = ET.SubElement(suite, "testcase", classname=_clean(report.suite), name=CANCELLED_CASE, time="0.000")
+        ET.SubElement(case, "error", message=CANCELLED_MESSAGE, type="cancelled")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

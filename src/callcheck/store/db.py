@@ -86,6 +86,8 @@ def upgrade(url: str) -> None:
     _, sync = _urls(url)
     if sync.get_backend_name() == "sqlite":
         _prepare_sqlite_file(sync)
+    if current_revision(url) == head_revision(url):
+        return  # already current (`serve` checks before its app's startup does): nothing to run twice
     command.upgrade(alembic_config(url), "head")
 
 

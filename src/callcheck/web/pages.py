@@ -235,6 +235,14 @@ def timeline(call: dict[str, Any]) -> list[Step]:
         steps.append(Step(state.value, state_label(state), "done", offset, outcome_class(state)))
     else:
         steps.append(Step("ended", "Ended", "pending"))
+    # A step the call went through between two looks (a short "processing") has no time of its own; it was reached
+    # by the time of the next step that has one, which is what it shows, rather than nothing.
+    later: str | None = None
+    for step_ in reversed(steps):
+        if step_.offset:
+            later = step_.offset
+        elif step_.status == "done" and later:
+            step_.offset = f"by {later}"
     return steps
 
 
@@ -278,7 +286,8 @@ def figures(call: dict[str, Any]) -> list[Figure]:
         return []
     human = yes_no(journey.get("reached_human"))
     transferred = journey.get("transferred")
-    keypad = " ".join(
+    # Each press on its own, in order ("2, 0"): run together ("20") they read as one number.
+    keypad = ", ".join(
         str(p.get("digits", "")) + ("" if p.get("ok") is True else " (failed)" if p.get("ok") is False else " (?)")
         for p in journey.get("keypad") or []
     )
@@ -323,8 +332,7 @@ def verdict(call: dict[str, Any]) -> dict[str, Any]:
         if isinstance(c, dict)
     ]  # fmt: skip
     data = [
-        {"name": humanize(name), "value": "—" if d.get("value") is None else str(d.get("value")),
-         "rationale": d.get("rationale")}
+        {"name": humanize(name), "value": _data_value(d.get("value")), "rationale": d.get("rationale")}
         for name, d in (analysis.get("data") or {}).items()
         if isinstance(d, dict)
     ]  # fmt: skip
@@ -337,6 +345,23 @@ def verdict(call: dict[str, Any]) -> dict[str, Any]:
         "criteria": criteria,
         "data": data,
     }
+
+
+def _data_value(value: Any) -> str:
+    """A collected data value as the journey figures word it: Yes / No for booleans, a dash when absent."""
+    if value is None:
+        return "—"
+    return yes_no(value) if isinstance(value, bool) else str(value)
+
+
+def silence_reason(call: dict[str, Any]) -> str:
+    """Why a finished call has no conversation: never placed, not answered, or answered without a word."""
+    state = call.get("state")
+    if state == CallState.FAILED and not call.get("conversation_id"):
+        return "Nothing was said: the call was never placed."
+    if state in (CallState.BUSY, CallState.NO_ANSWER, CallState.CANCELLED, CallState.FAILED):
+        return "Nothing was said: the call was not answered."
+    return "Nothing was said."
 
 
 def call_view(call: dict[str, Any]) -> dict[str, Any]:
@@ -354,6 +379,7 @@ def call_view(call: dict[str, Any]) -> dict[str, Any]:
         "live": not terminal or (has_audio and not call.get("recording_url")),
         "steps": timeline(call),
         "bubbles": conversation(call),
+        "silence": silence_reason(call),
         "figures": figures(call),
         "verdict": verdict(call),
     }
@@ -377,13 +403,14 @@ class SetupCheck:
     ok: bool
     message: str
     fix: str | None = None
+    warning: bool = False  # fine for placing calls, but worth knowing (the doctor's "warn": e.g. calls are polled)
 
 
 def setup_checks(services: Services) -> list[SetupCheck]:
     """What is missing before a real call can be placed, from the settings (names only)."""
     missing = services.settings.missing_call_settings()
     checks = [
-        SetupCheck(name, False, f"{name} is not set.", SETTING_FIXES.get(name))
+        SetupCheck(name, False, "is not set.", SETTING_FIXES.get(name))  # the page shows the name beside it
         for name in missing
     ]  # fmt: skip
     if not missing:
@@ -396,7 +423,7 @@ async def doctor_checks(services: Services) -> list[SetupCheck] | None:
     report = await services.doctor.report(services.settings, services.http)
     # Missing settings are listed by name already; skipped checks only repeat a failure above them.
     return [
-        SetupCheck(c.name, c.ok, c.message, c.fix)
+        SetupCheck(c.name, c.ok, c.message, c.fix, warning=c.status == "warn")
         for c in report.checks
         if c.name != "settings" and getattr(c, "status", "fail") != "skip"
     ]
@@ -465,10 +492,14 @@ SANDBOX_NUMBERS = [
     ("+15550100002", "never understands"),
     ("+15550100003", "transfers to a human"),
     ("+15550100004", "busy"),
+    ("+15550100005", "no answer (rings until the timeout)"),
     ("+15550100006", "voicemail"),
     ("+15550100007", "IVR: press 2"),
     ("+15550100008", "IVR dead end"),
-    ("+15550100500", "ElevenLabs error"),
+    ("+15550100500", "ElevenLabs error (HTTP 500)"),
+    ("+15550100429", "ElevenLabs busy (HTTP 429, too many calls)"),
+    ("+15550100200", "ElevenLabs refuses (200 with success: false)"),
+    ("+15550110030", "answers after 30 s of ringing (+1555011DDDD: after DDDD s)"),
 ]
 
 
@@ -545,8 +576,13 @@ async def setup_part(request: Request, services: ServicesDep) -> Response:
         log.exception("set-up check failed")
         checks = [SetupCheck("doctor", False, "The set-up check itself failed; see the server's log.")]
     problems = [c for c in checks or [] if not c.ok]
-    passed = [c for c in checks or [] if c.ok]
-    return page(request, "parts/doctor.html", {"available": checks is not None, "problems": problems, "passed": passed})
+    warnings = [c for c in checks or [] if c.ok and c.warning]
+    passed = [c for c in checks or [] if c.ok and not c.warning]
+    return page(
+        request,
+        "parts/doctor.html",
+        {"available": checks is not None, "problems": problems, "warnings": warnings, "passed": passed},
+    )
 
 
 CALL_PARTS = ("timeline", "transcript", "result")
@@ -558,4 +594,6 @@ async def call_part(request: Request, call_id: str, part: str, services: Service
     call = await services.store.get_call(call_id, with_events=True)
     if call is None or part not in CALL_PARTS:
         return not_found(request, "No such call or part.")
-    return page(request, f"parts/{part}.html", call_view(call_detail(call)))
+    # The conversation comes with the timeline it belongs to (an out-of-band swap), so a transcript fetched ahead of
+    # a state change never shows turns under "Ringing".
+    return page(request, f"parts/{part}.html", {**call_view(call_detail(call)), "oob_timeline": part == "transcript"})

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
+from callcheck.errors import UpstreamHTTPError, UpstreamNotSuccess, UpstreamUnreachable
 from callcheck.providers.elevenlabs.wire import error_message
 from callcheck.text import without_nul
 
@@ -79,7 +79,7 @@ class ElevenLabsClient:
         # the call was not placed and saying "Call initiated." would be a lie. `success` is a required boolean
         # (contract §2.2), so an answer without `success: true` (missing, "false", 0) is not a placed call either.
         if body.get("success") is not True:
-            raise UpstreamHTTPError(200, error_message(body, "the call was not initiated"), body)
+            raise UpstreamNotSuccess(error_message(body, "the call was not initiated"), body)
         return body
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any]:

@@ -13,15 +13,20 @@ document.addEventListener("DOMContentLoaded", () => {
   };
 
   // The status line (aria-live) takes the sentence of the timeline the server just rendered.
-  document.body.addEventListener("htmx:afterSettle", (event) => {
-    // Parts are swapped inside stable slots (so a refresh asked for mid-request is never lost with a replaced
-    // element): the settled target is the slot, the timeline is inside it.
-    const timeline = event.target.id === "timeline-slot" ? document.getElementById("timeline") : null;
+  const syncStatus = () => {
+    const timeline = document.getElementById("timeline");
     if (timeline && timeline.dataset.sentence && status.textContent !== timeline.dataset.sentence) {
       status.textContent = timeline.dataset.sentence;
       status.className = "live-status tone-" + (timeline.dataset.tone || "live");
     }
+  };
+  document.body.addEventListener("htmx:afterSettle", (event) => {
+    // Parts are swapped inside stable slots (so a refresh asked for mid-request is never lost with a replaced
+    // element): the settled target is the slot, the timeline is inside it.
+    if (event.target.id === "timeline-slot") syncStatus();
   });
+  // The transcript part also carries its timeline (swapped out of band, in the same step as the turns).
+  document.body.addEventListener("htmx:oobAfterSwap", syncStatus);
 
   const stream = new EventSource("/api/calls/" + encodeURIComponent(callId) + "/events");
   let ended = false;

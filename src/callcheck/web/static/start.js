@@ -49,6 +49,9 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const fill of form.querySelectorAll("[data-fill-number]")) {
     fill.addEventListener("click", () => {
       number.value = fill.dataset.fillNumber;
+      // Setting the value sends no "input" event: clear the error of an earlier attempt here, or the page would say
+      // "Valid number." and the E.164 error at once.
+      showError("");
       checkNumber(true);
       number.focus();
     });

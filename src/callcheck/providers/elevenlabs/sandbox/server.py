@@ -12,6 +12,8 @@ import uvicorn
 from callcheck.providers.elevenlabs.sandbox.app import create_sandbox_app
 from callcheck.providers.elevenlabs.sandbox.config import SandboxConfig
 
+SANDBOX_THREAD = "callcheck-sandbox"  # the thread it serves from (`serve --sandbox` leaves its log lines out)
+
 
 class SandboxServer:
     """A sandbox served by uvicorn on loopback in a background thread.
@@ -43,10 +45,12 @@ class SandboxServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self._socket = sock
-        config = uvicorn.Config(self.app, log_level="warning", ws="none", lifespan="on", access_log=False)
+        # No log_config, no log_level, no access_log=False: each of them re-configures the process-wide uvicorn
+        # loggers, which silenced the app's own uvicorn lines (its startup, its access log) under `serve --sandbox`.
+        config = uvicorn.Config(self.app, log_config=None, log_level=None, ws="none", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="callcheck-sandbox", daemon=True
+            target=self._server.run, kwargs={"sockets": [sock]}, name=SANDBOX_THREAD, daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + timeout
