@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"ok": True, "version": __version__}
 
     from callcheck.api import calls, doctor, history, runs, webhooks
+    from callcheck.api import metrics as metrics_api
+    from callcheck.api import monitors as monitors_api
+    from callcheck.web import monitors as monitor_pages
     from callcheck.web import pages
     from callcheck.web import runs as run_pages
 
@@ -76,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(pages.router)
     app.include_router(run_pages.router)
+    app.include_router(monitors_api.router)
+    app.include_router(metrics_api.router)
+    app.include_router(monitor_pages.router)
     app.mount("/static", pages.static_files(), name="static")
 
     @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)

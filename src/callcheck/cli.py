@@ -247,6 +247,15 @@ def _register_suite_commands() -> None:
 _register_suite_commands()
 
 
+def _register_monitor_commands() -> None:
+    from callcheck.monitor_cli import register
+
+    register(app)
+
+
+_register_monitor_commands()
+
+
 def main() -> None:
     """Entry point of the `callcheck` script."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

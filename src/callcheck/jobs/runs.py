@@ -57,6 +57,26 @@ async def start_run(
     only: list[str] | None = None,
 ) -> RunRow:
     """Validate a suite and the agent, store the run and start its workflow."""
+    run = await prepare_run(
+        services, suite_text, source_name, concurrency=concurrency, rate_per_min=rate_per_min, only=only
+    )
+    with SetWorkflowID(run_workflow_id(run.id)):
+        await DBOS.start_workflow_async(run_suite, run.id)
+    return run
+
+
+async def prepare_run(
+    services: Services,
+    suite_text: str,
+    source_name: str,
+    *,
+    concurrency: int = 1,
+    rate_per_min: float | None = None,
+    only: list[str] | None = None,
+    **links: Any,
+) -> RunRow:
+    """Validate a suite and the agent and store the run, not started yet (a monitor starts it as its own child
+    workflow; `links` are its monitor_id and monitor_slot)."""
     suite, planned = plan(suite_text, source_name, only)
     client = services.client()
     agent = await client.get_agent(services.settings.elevenlabs_agent_id or "")
@@ -76,9 +96,8 @@ async def start_run(
         rate_per_min=rate_per_min,
         simulated=services.simulated,
         owner=services.tracker.executor_id if services.tracker else None,
+        **links,
     )
-    with SetWorkflowID(run_workflow_id(run.id)):
-        await DBOS.start_workflow_async(run_suite, run.id)
     return run
 
 

@@ -161,6 +161,9 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.runs = RunStore(engine)
+        from callcheck.store.monitors import MonitorStore  # imported here: it builds on this module's helpers
+
+        self.monitors = MonitorStore(engine)
 
     # -- contexts ---------------------------------------------------------------------------------------------
 
@@ -444,6 +447,8 @@ class RunRow:
     exit_code: int | None
     error: str | None
     owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
+    monitor_id: str | None = None  # the monitor this run ran for (jobs/monitors.py)
+    monitor_slot: int | None = None  # the slot of the monitor's schedule (unix seconds)
 
 
 def _run(row: sa.Row[Any]) -> RunRow:
