@@ -78,7 +78,7 @@ def add(
         list[str] | None, typer.Option("--alert-slack", help="Slack incoming-webhook URL (repeatable).")
     ] = None,
     alert_email: Annotated[
-        list[str] | None, typer.Option("--alert-email", help="Email address, sent through CALLCHECK_SMTP_* (repeatable).")
+        list[str] | None, typer.Option("--alert-email", help="Email address, sent over CALLCHECK_SMTP_* (repeatable).")
     ] = None,
     after: Annotated[int, typer.Option(help="Alert after this many failing runs in a row.", min=1, max=100)] = 1,
     concurrency: Annotated[int, typer.Option(help="Most calls of a run active at once.", min=1, max=50)] = 1,
