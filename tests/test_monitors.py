@@ -70,7 +70,9 @@ def monitor_settings(sandbox: SandboxServer, tmp_path: Path, smtp: SmtpReceiver 
         "public_url": "http://callcheck.example",
     }
     if smtp is not None:
-        values.update(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from="callcheck@example.com", smtp_starttls=False)
+        values.update(
+            smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from="callcheck@example.com", smtp_starttls=False
+        )
     values.update(extra)
     return settings_for(sandbox, tmp_path, **values)
 
@@ -150,7 +152,7 @@ async def test_a_failing_line_alerts_once_per_channel_and_recovers_once(
     assert recovery[1]["failing_scenarios"] == []
     assert [m["Subject"] for m in smtp.messages] == ["[callcheck] pizza is failing", "[callcheck] pizza has recovered"]
     # ... and nothing more while it keeps passing.
-    count = len((await finished_runs(api, "pizza")))
+    count = len(await finished_runs(api, "pizza"))
     await wait_until(lambda: _runs_at_least(api, "pizza", count + 1), "another finished run")
     assert len(receiver.posts("/hook")) == 2 and len(smtp.messages) == 2
     assert len(receiver.posts("/slack/T000/B000/secretpart")) == 2
@@ -251,7 +253,9 @@ async def _skipped(services: Any, name: str, count: int) -> bool:
     return bool(monitor.skipped_slots >= count)
 
 
-async def test_paused_monitors_do_not_run_but_run_now_does(sandbox: SandboxServer, tmp_path: Path, client_for: Any) -> None:
+async def test_paused_monitors_do_not_run_but_run_now_does(
+    sandbox: SandboxServer, tmp_path: Path, client_for: Any
+) -> None:
     api = await client_for(monitor_settings(sandbox, tmp_path))
     created = await api.post("/api/monitors", json={"suite": PASSING, "name": "quiet", "every": "1h", "paused": True})
     assert created.status_code == 201 and created.json()["badge"] == "paused" and created.json()["next_run_at"] is None
@@ -279,7 +283,10 @@ async def test_monitor_api_refuses_bad_input_with_clear_errors(
         ({"suite": PASSING, "cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "Unknown time zone"),
         ({"suite": PASSING, "every": "1m", "name": "has space"}, "monitor name"),
         ({"suite": PASSING, "every": "1m", "alerts": [{"kind": "pager", "target": "x"}]}, "Unknown alert channel"),
-        ({"suite": PASSING, "every": "1m", "alerts": [{"kind": "webhook", "target": "ftp://x"}]}, "http:// or https://"),
+        (
+            {"suite": PASSING, "every": "1m", "alerts": [{"kind": "webhook", "target": "ftp://x"}]},
+            "http:// or https://",
+        ),
         ({"suite": PASSING, "every": "1m", "alerts": [{"kind": "email", "target": "nobody"}]}, "not an email"),
         ({"suite": PASSING, "every": "1m", "after": 0}, "after must be"),
         ({"suite": {"scenarios": []}, "every": "1m"}, "problem"),
@@ -344,7 +351,11 @@ async def test_metrics_parse_and_badges_tell_the_status(
     }
     assert delivered[("webhook", "delivered")] == 1
 
-    for name, word, colour in (("red", "failing", "#e05d44"), ("green", "passing", "#4c1"), ("sleepy", "paused", "#9f9f9f")):
+    for name, word, colour in (
+        ("red", "failing", "#e05d44"),
+        ("green", "passing", "#4c1"),
+        ("sleepy", "paused", "#9f9f9f"),
+    ):
         badge = await api.get(f"/badge/monitors/{name}.svg")
         assert badge.status_code == 200 and badge.headers["content-type"] == "image/svg+xml"
         assert f">{word}</text>" in badge.text and colour in badge.text and f">{name}</text>" in badge.text

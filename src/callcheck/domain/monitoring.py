@@ -250,7 +250,12 @@ def calls_per_day_sentence(schedule: Schedule, calls_per_run: int, now: float) -
     """`This schedule places up to 96 calls a day (96 runs of 1 call).`"""
     runs = schedule.runs_per_day(now)
     total = runs * calls_per_run
-    shown_runs = f"{runs:g}" if runs == int(runs) else f"about {runs:.1f}"
+    shown_runs = f"{int(runs):,}" if runs == int(runs) else f"about {runs:.1f}"
     shown_total = f"{math.ceil(total):,}" if total != int(total) else f"{int(total):,}"
     call_word = "call" if calls_per_run == 1 else "calls"
-    return f"This schedule places up to {shown_total} calls a day ({shown_runs} runs of {calls_per_run} {call_word})."
+    total_word = "call" if shown_total == "1" else "calls"
+    run_word = "run" if shown_runs == "1" else "runs"
+    return (
+        f"This schedule places up to {shown_total} {total_word} a day "
+        f"({shown_runs} {run_word} of {calls_per_run} {call_word})."
+    )
