@@ -201,7 +201,7 @@ def test_figures_trends_and_comparisons() -> None:
     figures = figures_of(REPORT["scenarios"][0]["runs"])
     assert figures["pass_rate"] == 0.5 and figures["first_answer_p50_s"] == 3.0
     assert figures["cost"] == pytest.approx(0.3) and figures["duration_p50_s"] == 40.0
-    runs = [
+    runs: list[dict[str, Any]] = [
         {"id": "a", "created_at": "2026-12-01T10:00:00+00:00", "state": "completed", "exit_code": 1, "report": REPORT},
         {"id": "b", "created_at": "2026-12-01T10:10:00+00:00", "state": "running", "exit_code": None, "report": None},
     ]
