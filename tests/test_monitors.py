@@ -234,6 +234,15 @@ async def test_a_slot_runs_once_and_is_skipped_while_the_previous_run_runs(
     run = await wait_until(lambda: services.store.monitors.run_for_slot(monitor.id, slot), "the slot's run")
     # Claiming the same slot again (a second process, a re-run step) finds the same run.
     assert (await claim(services, monitor.id, slot, False))["run_id"] == run.id
+    # Two claims of a new slot at the same moment (two servers on one database): one run, found by both.
+    other = await services.store.monitors.create(
+        name="other", suite_text=json.dumps(slow), source_name="t", suite_name="slow", calls_per_run=1,
+        every_s=10, cron=None, timezone="UTC", concurrency=1, alert_after=1, channels=[], paused=True,
+    )  # fmt: skip
+    both = await asyncio.gather(claim(services, other.id, slot, True), claim(services, other.id, slot, True))
+    assert both[0]["run_id"] == both[1]["run_id"] is not None
+    [only] = await services.store.monitors.runs_of(other.id)
+    await services.store.runs.request_cancel(only.id)
     # The next slot comes while that run still runs: skipped, not queued.
     await scheduler.tick(now + 10)
     await wait_until(
