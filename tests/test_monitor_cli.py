@@ -75,9 +75,20 @@ def test_add_list_show_pause_resume_run_remove(env: dict[str, str], tmp_path: Pa
     assert code == 0 and "SECRETPART" not in out
     assert "alerts: slack https://hooks.slack.com/…, email ops@example.com (after 2 failing run(s))" in out
 
+    # The line moved to another number: the suite changes, the monitor (and its history) stays.
+    (tmp_path / "moved.yaml").write_text(SUITE.replace("+15550100001", "+15550100007"))
+    code, out, err = invoke(env, "monitor", "update", "fast", "--suite", str(tmp_path / "moved.yaml"), "--every", "1h")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "monitor fast: suite 'pizza-line', every 1h",
+        "This schedule places up to 72 calls a day (24 runs of 3 calls).",
+    ]
+    code, _, err = invoke(env, "monitor", "update", "fast", "--every", "1s")
+    assert code == 2 and "at least 10 s" in err
+    assert invoke(env, "monitor", "update", "fast")[0] == 2
     assert invoke(env, "monitor", "pause", "fast")[1] == "monitor fast: paused\n"
     assert json.loads(invoke(env, "monitor", "show", "fast", "--json")[1])["badge"] == "paused"
-    assert invoke(env, "monitor", "resume", "fast")[1] == "monitor fast: resumed (every 15m)\n"
+    assert invoke(env, "monitor", "resume", "fast")[1] == "monitor fast: resumed (every 1h)\n"
     code, out, _ = invoke(env, "monitor", "run", "fast")
     assert code == 0 and "run requested" in out
     assert json.loads(invoke(env, "monitor", "show", "fast", "--json")[1])["run_requested"] is True

@@ -124,6 +124,54 @@ def add(
         typer.echo("A running `callcheck serve` on this database runs it (no restart needed).")
 
 
+@monitor_app.command("update")
+def update(
+    name: Annotated[str, typer.Argument(help="The monitor.")],
+    suite_file: Annotated[Path | None, typer.Option("--suite", help="A new suite (YAML or JSON).")] = None,
+    every: Annotated[str | None, typer.Option(help="A new period: 90s, 15m, 2h.")] = None,
+    cron: Annotated[str | None, typer.Option(help="A new cron schedule.")] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="Time zone of the cron schedule.")] = None,
+    alert_webhook: Annotated[list[str] | None, typer.Option("--alert-webhook", help="Replaces the alerts.")] = None,
+    alert_slack: Annotated[list[str] | None, typer.Option("--alert-slack", help="Replaces the alerts.")] = None,
+    alert_email: Annotated[list[str] | None, typer.Option("--alert-email", help="Replaces the alerts.")] = None,
+    no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Remove every alert channel.")] = False,
+    after: Annotated[int | None, typer.Option(help="Alert after this many failing runs.", min=1, max=100)] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Most calls of a run at once.", min=1, max=50)] = None,
+) -> None:
+    """Change a monitor: its suite (e.g. the line's new number), schedule, alerts or threshold."""
+    from callcheck.domain.monitoring import calls_per_day_sentence
+    from callcheck.jobs.monitors import change_monitor
+
+    changes: dict[str, Any] = {}
+    if suite_file is not None:
+        try:
+            changes["suite"] = suite_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            typer.echo(f"cannot read {suite_file}: {exc}", err=True)
+            raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    if every is not None or cron is not None:
+        changes.update(every=every, cron=cron)
+    if tz is not None:
+        changes["timezone"] = tz
+    alerts = (
+        [{"kind": "webhook", "target": u} for u in alert_webhook or []]
+        + [{"kind": "slack", "target": u} for u in alert_slack or []]
+        + [{"kind": "email", "target": a} for a in alert_email or []]
+    )
+    if alerts or no_alerts:
+        changes["alerts"] = alerts
+    if after is not None:
+        changes["after"] = after
+    if concurrency is not None:
+        changes["concurrency"] = concurrency
+    if not changes:
+        typer.echo("nothing to change (see `callcheck monitor update --help`)", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    monitor = _run(lambda services: change_monitor(services.store.monitors, name, changes))
+    typer.echo(f"monitor {monitor.name}: suite {monitor.suite_name!r}, {monitor.schedule.describe()}")
+    typer.echo(calls_per_day_sentence(monitor.schedule, monitor.calls_per_run, time.time()))
+
+
 def _print_list(views: list[dict[str, Any]]) -> None:
     if not views:
         typer.echo("no monitors (add one with `callcheck monitor add suite.yaml --every 15m`)")
