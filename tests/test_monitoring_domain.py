@@ -66,6 +66,9 @@ def test_cron_slots_follow_the_expression_in_its_time_zone_and_late_ones_are_ski
     assert business_hours.due(int(MONDAY_NOON), night) == (MONDAY_NOON + 8 * 3600 + 1800, True)
     # 26 slots a weekday, 5 days out of 7.
     assert business_hours.runs_per_day(MONDAY_NOON) == pytest.approx(26 * 5 / 7)
+    assert schedule_from(None, "* * * * *", None).runs_per_day(MONDAY_NOON) == 1440
+    assert schedule_from(None, "0 9 1,15 * *", None).runs_per_day(MONDAY_NOON) == pytest.approx(2 / 30.44)
+    assert schedule_from(None, "0 */6 * 1-6 *", None).runs_per_day(MONDAY_NOON) == 2
     paris = schedule_from(None, "0 9 * * *", "Europe/Paris")
     assert datetime.fromtimestamp(paris.next_slot(MONDAY_NOON), UTC).hour == 8  # 09:00 in Paris is 08:00 UTC
     assert paris.describe() == 'cron "0 9 * * *" (Europe/Paris)'
