@@ -392,3 +392,27 @@ async def test_trends_and_compare_read_the_monitors_runs(
     assert [(s["name"], s["a_status"], s["b_status"]) for s in result["flipped"]] == [("order", "fail", "pass")]
     pass_rate = next(f for f in result["figures"] if f["name"] == "pass_rate")
     assert (pass_rate["a"], pass_rate["b"], pass_rate["delta"]) == (0.0, 1.0, 1.0)
+
+
+async def test_cron_slots_fire_on_their_match_and_late_ones_are_skipped(
+    sandbox: SandboxServer, tmp_path: Path, client_for: Any
+) -> None:
+    api = await client_for(monitor_settings(sandbox, tmp_path, monitor_tick_s=60))  # this test drives the ticks
+    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    created = await api.post("/api/monitors", json={"suite": PASSING, "name": "cron", "cron": "*/5 * * * *"})
+    assert created.status_code == 201 and created.json()["calls_per_day"] == 288
+    monitor = await services.store.monitors.get("cron")
+    scheduler = MonitorScheduler(services)
+    now = time.time()
+    assert await scheduler.tick(now) == []  # a new cron monitor waits for its next match
+    upcoming = monitor.schedule.next_slot(now)
+    assert upcoming % 300 == 0
+    assert await scheduler.tick(upcoming + 1) == [f"monitor-{monitor.id}-{upcoming}"]
+    run = await wait_until(lambda: services.store.monitors.run_for_slot(monitor.id, upcoming), "the cron slot's run")
+    await wait_until(lambda: _status(api, "cron", "passing"), "the cron run passed")
+    # The newest match found 150 s late (no server was running then): skipped, not run; the ones before it are
+    # not made up for.
+    assert await scheduler.tick(upcoming + 900 + 150) == []
+    fresh = await services.store.monitors.get("cron")
+    assert fresh.skipped_slots == 1 and fresh.last_slot == upcoming + 900
+    assert [r.id for r in await services.store.monitors.runs_of(monitor.id)] == [run.id]
