@@ -14,9 +14,11 @@ from pathlib import Path
 
 import httpx
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callcheck.domain.destinations import DialRules
+from callcheck.domain.limits import CallLimits
 from callcheck.errors import ConfigurationError
 
 # A generated key has 64; one set by hand should not be guessable either.
@@ -31,6 +33,7 @@ MAX_HTTP_TIMEOUT_S = 600.0
 MIN_POLL_S, MAX_POLL_S = 0.05, 3600.0
 MAX_CALL_TIMEOUT_S = 86_400.0
 MAX_SANDBOX_TIME_SCALE = 100.0
+MAX_CALL_LIMIT = 10_000_000  # a call limit above this is a typo, not a budget
 
 # The three names the seed requires before a call can be placed, in the seed's order.
 REQUIRED_CALL_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID", "ELEVENLABS_AGENT_PHONE_NUMBER_ID")
@@ -231,6 +234,61 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CALLCHECK_SMTP_SSL", "smtp_ssl"),
         description="Connect to the SMTP server over TLS from the start (port 465) instead of STARTTLS.",
     )
+    allowed_countries: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_ALLOWED_COUNTRIES", "allowed_countries"),
+        description="Calling codes that may be called, e.g. `1,44`; `*` for every country, `none` for none but "
+        "CALLCHECK_ALLOWED_NUMBERS. Default: the country of the agent's own phone number. Premium-rate, shared-cost "
+        "and international-network numbers stay refused (docs/limits.md).",
+    )
+    allowed_numbers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_ALLOWED_NUMBERS", "allowed_numbers"),
+        description="E.164 numbers and prefixes that may be called whatever their country, e.g. "
+        "`+1415555,+442071234567`; a premium-rate or network number is allowed only when named here in full.",
+    )
+    max_calls_per_number_per_day: int = Field(
+        default=100,
+        ge=0,
+        le=MAX_CALL_LIMIT,
+        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_NUMBER_PER_DAY", "max_calls_per_number_per_day"),
+        description="Most calls placed to one number in any 24 hours (0: no limit).",
+    )
+    max_calls_per_minute: int = Field(
+        default=60,
+        ge=0,
+        le=MAX_CALL_LIMIT,
+        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_MINUTE", "max_calls_per_minute"),
+        description="Most calls placed in any 60 seconds, all numbers together (0: no limit).",
+    )
+    max_calls_per_day: int = Field(
+        default=1000,
+        ge=0,
+        le=MAX_CALL_LIMIT,
+        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_DAY", "max_calls_per_day"),
+        description="Most calls placed in any 24 hours, all numbers together (0: no limit).",
+    )
+    max_calls_per_run: int = Field(
+        default=1000,
+        ge=0,
+        le=MAX_CALL_LIMIT,
+        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_RUN", "max_calls_per_run"),
+        description="Most calls one suite run may plan (its scenarios times their repeats; 0: no limit).",
+    )
+    max_suite_bytes: int = Field(
+        default=1_000_000,
+        ge=0,
+        le=MAX_BODY_BYTES,
+        validation_alias=AliasChoices("CALLCHECK_MAX_SUITE_BYTES", "max_suite_bytes"),
+        description="Largest suite accepted, in bytes (0: no limit).",
+    )
+    max_suite_scenarios: int = Field(
+        default=1000,
+        ge=0,
+        le=MAX_CALL_LIMIT,
+        validation_alias=AliasChoices("CALLCHECK_MAX_SUITE_SCENARIOS", "max_suite_scenarios"),
+        description="Most scenarios a suite may have (0: no limit).",
+    )
 
     @field_validator("elevenlabs_api_base", mode="before")
     @classmethod
@@ -264,6 +322,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("allowed_countries", "allowed_numbers")
+    @classmethod
+    def _dial_rules_parse(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.field_name == "allowed_countries":
+            DialRules.parse(value, None)
+        else:
+            DialRules.parse(None, value)
+        return value
+
     @model_validator(mode="after")
     def _polls_back_off_upwards(self) -> Settings:
         if self.poll_max_s < self.poll_initial_s:
@@ -278,6 +345,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'callcheck.db'}"
+
+    def dial_rules(self) -> DialRules:
+        """Who may be called: CALLCHECK_ALLOWED_COUNTRIES and CALLCHECK_ALLOWED_NUMBERS, parsed."""
+        return DialRules.parse(self.allowed_countries, self.allowed_numbers)
+
+    def call_limits(self) -> CallLimits:
+        """The call budgets (0: no limit), counted in the database."""
+        return CallLimits(
+            per_number_per_day=self.max_calls_per_number_per_day,
+            per_minute=self.max_calls_per_minute,
+            per_day=self.max_calls_per_day,
+        )
 
     def missing_call_settings(self) -> list[str]:
         """Names (never values) of the seed's required settings that are unset or blank."""

@@ -112,6 +112,7 @@ def add(
             after=after,
             concurrency=concurrency,
             paused=paused,
+            settings=services.settings,
         )
 
     monitor = _run(work)
@@ -167,7 +168,7 @@ def update(
     if not changes:
         typer.echo("nothing to change (see `callcheck monitor update --help`)", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
-    monitor = _run(lambda services: change_monitor(services.store.monitors, name, changes))
+    monitor = _run(lambda services: change_monitor(services.store.monitors, name, changes, services.settings))
     typer.echo(f"monitor {monitor.name}: suite {monitor.suite_name!r}, {monitor.schedule.describe()}")
     typer.echo(calls_per_day_sentence(monitor.schedule, monitor.calls_per_run, time.time()))
 

@@ -66,7 +66,12 @@ async def running_services(settings: Settings, executor_id: str | None = None) -
         engine = db.create_engine(url)
         stack.push_async_callback(engine.dispose)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=effective.http_timeout_s))
-        services = Services(settings=effective, store=Store(engine), http=http, simulated=effective.sandbox)
+        services = Services(
+            settings=effective,
+            store=Store(engine, limits=effective.call_limits()),
+            http=http,
+            simulated=effective.sandbox,
+        )
         from callcheck.api.metrics import count_upstream_errors
 
         count_upstream_errors(services)

@@ -120,6 +120,7 @@ async def create(request: Request, services: ServicesDep) -> JSONResponse:
         after=body.get("after", 1),
         concurrency=body.get("concurrency", 1),
         paused=paused,
+        settings=services.settings,
     )
     return JSONResponse(monitor_view(monitor), status_code=201)
 
@@ -147,7 +148,7 @@ async def get_one(name: str, services: ServicesDep) -> dict[str, Any]:
 async def patch(name: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Change the suite, schedule, alerts, threshold or pause; a running server uses the change at its next slot."""
     body = await json_object(request)
-    monitor = await change_monitor(services.store.monitors, name, body)
+    monitor = await change_monitor(services.store.monitors, name, body, services.settings)
     return monitor_view(monitor)
 
 

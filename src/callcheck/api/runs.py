@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from callcheck.api.body import json_object
 from callcheck.api.deps import ServicesDep
-from callcheck.api.schemas import ERRORS, json_body
+from callcheck.api.schemas import DIALING_ERRORS, ERRORS, ErrorBody, json_body
 from callcheck.domain.pacing import MAX_RATE_PER_MIN, MIN_RATE_PER_MIN
 from callcheck.errors import Conflict, NotFound
 from callcheck.jobs.runs import cancel_run, start_run
@@ -65,7 +65,12 @@ async def run_view(services: Services, run: RunRow) -> dict[str, Any]:
     status_code=202,
     summary="Start a suite run",
     openapi_extra=json_body(None, description="A suite, as in docs/suites.md (the YAML file's content, as JSON)."),
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        **DIALING_ERRORS,
+        500: {"model": ErrorBody, "description": "Missing required environment variables, or the agent is not set up."},
+        502: {"model": ErrorBody, "description": "ElevenLabs answered with an error or could not be reached."},
+    },
 )
 async def create_run(
     request: Request,

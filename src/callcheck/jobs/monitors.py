@@ -26,6 +26,7 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 from sqlalchemy.exc import IntegrityError
 
+from callcheck.config import Settings
 from callcheck.domain.alerts import alert_message
 from callcheck.domain.monitoring import (
     AlertKind,
@@ -115,9 +116,10 @@ def _checked_concurrency(value: Any) -> int:
     return value
 
 
-def _suite_fields(suite_text: str, source_name: str) -> dict[str, Any]:
-    """The stored fields of a suite (raises SuiteError with every problem)."""
-    suite, planned = plan(suite_text, source_name, None)
+def _suite_fields(suite_text: str, source_name: str, settings: Settings | None) -> dict[str, Any]:
+    """The stored fields of a suite (raises SuiteError with every problem; with `settings`, also when it is over the
+    run size limits, which each of its runs would be)."""
+    suite, planned = plan(suite_text, source_name, None, settings=settings)
     return {
         "suite_text": suite_text,
         "source_name": source_name,
@@ -150,10 +152,11 @@ async def create_monitor(
     after: int = 1,
     concurrency: int = 1,
     paused: bool = False,
+    settings: Settings | None = None,
 ) -> MonitorRow:
     """Check and store a monitor; a running server starts its schedule on its next tick."""
     schedule = schedule_from(every, cron, timezone)
-    fields = _suite_fields(suite_text, source_name)
+    fields = _suite_fields(suite_text, source_name, settings)
     return await store.create(
         name=check_name(name if name is not None else name_from(fields["suite_name"])),
         **fields,
@@ -173,7 +176,9 @@ async def get_monitor(store: MonitorStore, name: str) -> MonitorRow:
     return monitor
 
 
-async def change_monitor(store: MonitorStore, name: str, changes: dict[str, Any]) -> MonitorRow:
+async def change_monitor(
+    store: MonitorStore, name: str, changes: dict[str, Any], settings: Settings | None = None
+) -> MonitorRow:
     """Apply a PATCH: suite (text), every / cron / timezone, alerts, after, concurrency, paused, name."""
     monitor = await get_monitor(store, name)
     known = {"suite", "every", "cron", "timezone", "alerts", "after", "concurrency", "paused", "name"}
@@ -190,7 +195,7 @@ async def change_monitor(store: MonitorStore, name: str, changes: dict[str, Any]
             text = json.dumps(text, ensure_ascii=False)
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("suite must be the suite as YAML or JSON text, or as a JSON object.")
-        values.update(_suite_fields(text, "request body"))
+        values.update(_suite_fields(text, "request body", settings))
     if {"every", "cron", "timezone"} & set(changes):
         every = changes.get("every") if ("every" in changes or "cron" in changes) else monitor.every_s
         cron = changes.get("cron") if ("every" in changes or "cron" in changes) else monitor.cron

@@ -16,9 +16,11 @@ DBOS keeps one instance per process (its design, not ours): a process runs one T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -319,9 +321,16 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
 
     def write() -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(audio)
-        partial.replace(path)
+        # A temp name of its own: two deliveries of one call's audio at once must not write the same file.
+        fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{call_id}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(audio)
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
 
     await asyncio.to_thread(write)
     await services.store.update_call(call_id, ("recording", f"{len(audio)} bytes"), recording_path=str(path))
