@@ -290,6 +290,8 @@ async def test_monitor_api_refuses_bad_input_with_clear_errors(
         ({"suite": PASSING, "every": "1m", "cron": "* * * * *"}, "not both"),
         ({"suite": PASSING, "cron": "61 * * * *"}, "Cannot read the cron expression"),
         ({"suite": PASSING, "cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "Unknown time zone"),
+        ({"suite": PASSING, "cron": "0 9 * * *", "timezone": "x" * 5000}, "Unknown time zone"),
+        ({"suite": PASSING, "cron": "0 9 31 2 *"}, "never matches"),
         ({"suite": PASSING, "every": "1m", "name": "has space"}, "monitor name"),
         ({"suite": PASSING, "every": "1m", "alerts": [{"kind": "pager", "target": "x"}]}, "Unknown alert channel"),
         (

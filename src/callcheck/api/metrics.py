@@ -24,6 +24,7 @@ from callcheck.services import Services
 router = APIRouter()
 
 UPSTREAM_ERRORS = "upstream_errors"
+TEXT = {"type": "string"}
 VERDICT_CACHE = "verdict_cache"
 BADGE_COLOURS = {"passing": "#4c1", "failing": "#e05d44", "paused": "#9f9f9f", "pending": "#dfb317"}
 
@@ -155,7 +156,15 @@ async def metric_families(services: Services) -> list[Metric]:
     ]
 
 
-@router.get("/metrics", include_in_schema=True, tags=["meta"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["meta"],
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
 async def metrics(services: ServicesDep) -> Response:
     """Calls by state, verdicts, monitor status, upstream errors, webhook and alert counts, queue depth."""
     registry = CollectorRegistry(auto_describe=False)
@@ -190,7 +199,14 @@ def badge_svg(label: str, message: str, colour: str) -> str:
     )
 
 
-@router.api_route("/badge/monitors/{name}.svg", methods=["GET", "HEAD"], tags=["monitors"], summary="Status badge")
+@router.api_route(
+    "/badge/monitors/{name}.svg",
+    methods=["GET", "HEAD"],
+    tags=["monitors"],
+    summary="Status badge",
+    response_class=Response,
+    responses={200: {"description": "An SVG badge.", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
+)
 async def badge(name: str, services: ServicesDep) -> Response:
     """passing / failing / paused (or pending before the first run), shields-style, never cached."""
     monitor = await services.store.monitors.get(name)

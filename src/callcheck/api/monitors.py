@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from callcheck.api.body import json_object
 from callcheck.api.deps import ServicesDep
-from callcheck.api.schemas import ERRORS, json_body
+from callcheck.api.schemas import ERRORS, ErrorBody, json_body
 from callcheck.domain.trends import compare_reports, trends_of
 from callcheck.errors import InvalidInput, NotFound
 from callcheck.jobs.monitors import (
@@ -26,6 +26,10 @@ from callcheck.store.repo import RunRow
 
 router = APIRouter(tags=["monitors"])
 
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "The name is taken, or a run of the monitor is still running."}
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such run."}}
 RECENT_RUNS = 20
 TREND_RUNS = 200
 
@@ -87,7 +91,7 @@ async def monitor_detail(services: Services, name: str) -> dict[str, Any]:
         '"name", "alerts": [{"kind": "webhook|slack|email", "target": "..."}], "after": 1, "concurrency": 1, '
         '"paused": false}',
     ),
-    responses=ERRORS,
+    responses={**ERRORS, **CONFLICT},
 )
 async def create(request: Request, services: ServicesDep) -> JSONResponse:
     """A suite plus a schedule; a running server runs it. Answers 201 with the monitor."""
@@ -143,7 +147,7 @@ async def get_one(name: str, services: ServicesDep) -> dict[str, Any]:
     openapi_extra=json_body(
         None, description="Any of suite, every, cron, timezone, alerts, after, concurrency, paused, name."
     ),
-    responses=ERRORS,
+    responses={**ERRORS, **CONFLICT},
 )
 async def patch(name: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Change the suite, schedule, alerts, threshold or pause; a running server uses the change at its next slot."""
@@ -160,7 +164,7 @@ async def delete(name: str, services: ServicesDep) -> dict[str, Any]:
     return {"deleted": name}
 
 
-@router.post("/api/monitors/{name}/run", status_code=202, summary="Run a monitor now", responses=ERRORS)
+@router.post("/api/monitors/{name}/run", status_code=202, summary="Run a monitor now", responses={**ERRORS, **CONFLICT})
 async def run_now(name: str, services: ServicesDep) -> dict[str, Any]:
     """A running server starts the run on its next tick (409 while a run of the monitor is under way)."""
     return monitor_view(await request_run(services.store.monitors, name))
@@ -187,7 +191,7 @@ async def trends(
     }
 
 
-@router.get("/api/compare", summary="What changed between two runs", responses=ERRORS)
+@router.get("/api/compare", summary="What changed between two runs", responses={**ERRORS, **NOT_FOUND})
 async def compare(
     services: ServicesDep,
     a: Annotated[str, Query(description="The earlier run's id.")],

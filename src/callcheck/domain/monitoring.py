@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from callcheck.errors import InvalidInput
 
@@ -29,6 +29,8 @@ CRON_GRACE_S = 120
 MAX_ALERT_AFTER = 100
 MAX_NAME_CHARS = 100
 MAX_CHANNELS = 20
+MAX_ZONE_CHARS = 64
+MATCH_CHECK_FROM = 1_767_225_600  # 2026-01-01: a year to find a cron expression's matches in
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _EVERY = re.compile(r"^\s*(\d+)\s*(s|sec|secs|m|min|mins|h|hr|hrs)?\s*$", re.IGNORECASE)
@@ -147,9 +149,13 @@ def schedule_from(every: str | int | None, cron: str | None, timezone: str | Non
         raise InvalidInput("Give a schedule: either every (e.g. 15m) or cron (e.g. */30 8-20 * * 1-5), not both.")
     zone = (timezone or "UTC").strip() or "UTC"
     try:
+        if len(zone) > MAX_ZONE_CHARS:
+            raise ValueError(zone)
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"Unknown time zone {zone!r}: use an IANA name such as Europe/Paris.") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InvalidInput(
+            f"Unknown time zone {zone[:MAX_ZONE_CHARS]!r}: use an IANA name such as Europe/Paris."
+        ) from None
     if every is not None and every != "":
         if isinstance(every, bool):
             raise InvalidInput("The period must be a duration such as 15m.")
@@ -162,7 +168,14 @@ def schedule_from(every: str | int | None, cron: str | None, timezone: str | Non
             f"Cannot read the cron expression {cron!r}: use five fields (minute hour day month weekday), "
             'e.g. "*/30 8-20 * * 1-5".'
         )
-    return Schedule(cron=expression, timezone=zone)
+    schedule = Schedule(cron=expression, timezone=zone)
+    try:
+        # A valid expression can still never match (`0 9 31 2 *`): croniter gives up looking, and so do we.
+        schedule.next_slot(MATCH_CHECK_FROM)
+        schedule.latest_slot(MATCH_CHECK_FROM)
+    except CroniterBadDateError:
+        raise InvalidInput(f"The cron expression {cron!r} never matches a date.") from None
+    return schedule
 
 
 def check_name(name: str) -> str:
