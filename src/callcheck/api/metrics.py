@@ -199,9 +199,9 @@ def badge_svg(label: str, message: str, colour: str) -> str:
     )
 
 
-@router.api_route(
+@router.head("/badge/monitors/{name}.svg", include_in_schema=False)  # status pages probe with HEAD
+@router.get(
     "/badge/monitors/{name}.svg",
-    methods=["GET", "HEAD"],
     tags=["monitors"],
     summary="Status badge",
     response_class=Response,
