@@ -68,3 +68,27 @@ schema = schemathesis.openapi.from_dict(
 )
 def test_every_operation_answers_within_its_description(served: str, case: schemathesis.Case) -> None:
     case.call_and_validate(base_url=served, checks=CHECKS, timeout=30)
+
+
+class Workflows(schema.as_state_machine()):  # type: ignore[misc]  # schemathesis builds the class at run time
+    """Sequences that follow the description's links: place a call then read it, start a run then read or cancel it."""
+
+    base_url = ""
+
+    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+        return {"base_url": self.base_url, "timeout": 30}
+
+    def validate_response(self, response: object, case: schemathesis.Case, **kwargs: object) -> None:
+        case.validate_response(response, checks=CHECKS)  # type: ignore[arg-type]
+
+
+def test_linked_operations_answer_within_their_description(served: str) -> None:
+    Workflows.base_url = served
+    Workflows.run(
+        settings=settings(
+            max_examples=10,
+            stateful_step_count=4,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

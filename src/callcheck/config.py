@@ -7,6 +7,7 @@ docs/configuration.md, so the documentation cannot drift from the code.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -20,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callcheck.domain.destinations import DialRules
 from callcheck.domain.limits import CallLimits
 from callcheck.errors import ConfigurationError
+from callcheck.store.files import private_dir
 
 # A generated key has 64; one set by hand should not be guessable either.
 MIN_SECRET_KEY_CHARS = 32
@@ -112,14 +114,20 @@ class Settings(BaseSettings):
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_INITIAL_S", "poll_initial_s"),
-        description="First delay in seconds between two polls of a conversation (doubles up to poll_max_s).",
+        description=(
+            "Seconds between two sweeps of the batched poller at first (one conversations list for every call "
+            "followed, full fetches only of those that changed); doubles while nothing changes, up to poll_max_s."
+        ),
     )
     poll_max_s: float = Field(
         default=30.0,
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_MAX_S", "poll_max_s"),
-        description="Longest delay in seconds between two polls of a conversation.",
+        description=(
+            "Longest time in seconds between two sweeps of the batched poller (and between two fetches of a followed "
+            "call the list does not show)."
+        ),
     )
     call_timeout_s: float = Field(
         default=1800.0,
@@ -290,6 +298,19 @@ class Settings(BaseSettings):
         description="Most scenarios a suite may have (0: no limit).",
     )
 
+    allowed_hosts: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_ALLOWED_HOSTS", "allowed_hosts"),
+        description="Comma-separated host names this server answers to, besides the loopback names, IP addresses "
+        "and the host of CALLCHECK_PUBLIC_URL (`*` for any); other Host headers get 421. Closes DNS rebinding.",
+    )
+    trusted_proxies: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_TRUSTED_PROXIES", "trusted_proxies"),
+        description="Comma-separated IP addresses or CIDR networks of reverse proxies whose X-Forwarded-Proto, "
+        "X-Forwarded-For and X-Forwarded-Host headers are believed. Default: none.",
+    )
+
     @field_validator("elevenlabs_api_base", mode="before")
     @classmethod
     def _blank_api_base_is_the_default(cls, value: object) -> object:
@@ -321,6 +342,32 @@ class Settings(BaseSettings):
                 "generated"
             )
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str | None) -> str | None:
+        for item in _listed(value):
+            try:
+                ipaddress.ip_network(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+        return value
+
+    def allowed_host_names(self) -> list[str]:
+        """The host names of CALLCHECK_ALLOWED_HOSTS and of CALLCHECK_PUBLIC_URL, lower case."""
+        names = [name.lower().rstrip(".") for name in _listed(self.allowed_hosts)]
+        if self.public_url:
+            try:
+                public_host = httpx.URL(self.public_url.strip()).host
+            except httpx.InvalidURL:
+                public_host = ""
+            if public_host:
+                names.append(public_host.lower())
+        return names
+
+    def trusted_proxy_list(self) -> list[str]:
+        """CALLCHECK_TRUSTED_PROXIES as a list of addresses and networks."""
+        return _listed(self.trusted_proxies)
 
     @field_validator("allowed_countries", "allowed_numbers")
     @classmethod
@@ -393,7 +440,7 @@ class Settings(BaseSettings):
     def _kept_secret(self, path: Path) -> str:
         """The key in `path`, generated there first when absent (blocking file I/O; OSError when it cannot be)."""
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
             fd, aside = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")  # mode 0600
             try:
                 with os.fdopen(fd, "w") as fh:
@@ -408,6 +455,11 @@ class Settings(BaseSettings):
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)  # readable only by its owner, whoever loosened it
         return path.read_text().strip()
+
+
+def _listed(value: str | None) -> list[str]:
+    """The non-blank items of a comma-separated setting."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
 def _env_names() -> dict[str, str]:

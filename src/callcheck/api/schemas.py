@@ -126,6 +126,31 @@ def _describe_what_every_route_may_answer(
         responses.setdefault("416", _error("The Range asked for is outside the recording."))
 
 
+# What a created call or run leads to (OpenAPI links: what a client, or a stateful fuzzer, does next with its id).
+LINKS = {
+    ("/api/call", "post", "200"): ("call_id", ["/api/calls/{call_id}", "/api/calls/{call_id}/audio"], ["get"]),
+    ("/api/runs", "post", "202"): ("run_id", ["/api/runs/{run_id}"], ["get", "delete"]),
+}
+
+
+def _link_created_to_their_routes(paths: dict[str, Any]) -> None:
+    for (path, method, status), (parameter, targets, methods) in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        links = response.setdefault("links", {})
+        for target in targets:
+            for target_method in methods:
+                if target_method not in paths.get(target, {}):
+                    continue
+                pointer = target.replace("~", "~0").replace("/", "~1")
+                name = f"{target_method.upper()} {target}".replace("/", "_").replace("{", "").replace("}", "")
+                links[name] = {
+                    "operationRef": f"#/paths/{pointer}/{target_method}",
+                    "parameters": {parameter: "$response.body#/id"},
+                }
+
+
 def install_openapi(app: FastAPI) -> None:
     """Describe the API as it behaves: request validation answers 400 `{"error": ...}`, never FastAPI's 422."""
 
@@ -142,6 +167,7 @@ def install_openapi(app: FastAPI) -> None:
                         responses.pop("422")
                         responses.setdefault("400", _error("A parameter is invalid."))
                     _describe_what_every_route_may_answer(path, method, operation, responses)
+            _link_created_to_their_routes(schema.get("paths", {}))
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)

@@ -38,6 +38,7 @@ class CallRequest:
     override: dict[str, Any] | None = None
     timeout_s: float | None = None
     run_item_id: int | None = None  # the suite run's planned call this places, marked in the same transaction
+    token_name: str | None = None  # the API token that asked for it (a run's calls: the run's)
 
 
 async def record_call(services: Services, request: CallRequest, state: CallState) -> CallRow:
@@ -73,6 +74,7 @@ async def record_call(services: Services, request: CallRequest, state: CallState
         request_payload=payload,
         idempotency_key=request.idempotency_key,
         timeout_s=request.timeout_s,
+        token_name=request.token_name,
     )
 
 
@@ -140,7 +142,8 @@ async def place_call(services: Services, request: CallRequest) -> tuple[CallRow,
     try:
         raw = await dial(services, call)
     finally:
-        # Followed whatever happened: a call left DIALING by a lost answer is reconciled by the tracker.
+        # Followed whatever happened: a call left DIALING by a lost answer is reconciled by the tracker. Its
+        # workflow starts after the answer: nothing but the two writes and the dial is on the request's path.
         if services.tracker is not None:
-            await services.tracker.follow(call.id)
+            services.tracker.follow_soon(call.id)
     return call, raw

@@ -94,10 +94,17 @@ async def start_run(
     concurrency: int = 1,
     rate_per_min: float | None = None,
     only: list[str] | None = None,
+    token_name: str | None = None,
 ) -> RunRow:
     """Validate a suite, its numbers and the agent, store the run and start its workflow."""
     run = await prepare_run(
-        services, suite_text, source_name, concurrency=concurrency, rate_per_min=rate_per_min, only=only
+        services,
+        suite_text,
+        source_name,
+        concurrency=concurrency,
+        rate_per_min=rate_per_min,
+        only=only,
+        token_name=token_name,
     )
     with SetWorkflowID(run_workflow_id(run.id)):
         await DBOS.start_workflow_async(run_suite, run.id)
@@ -112,6 +119,7 @@ async def prepare_run(
     concurrency: int = 1,
     rate_per_min: float | None = None,
     only: list[str] | None = None,
+    token_name: str | None = None,
     **links: Any,
 ) -> RunRow:
     """Validate a suite, its numbers and the agent and store the run, not started yet (a monitor starts it as its
@@ -140,6 +148,7 @@ async def prepare_run(
         rate_per_min=rate_per_min,
         simulated=services.simulated,
         owner=services.tracker.executor_id if services.tracker else None,
+        token_name=token_name,
         **links,
     )
     return run
@@ -253,6 +262,7 @@ async def _place(services: Services, run: RunRow, item_id: int, planned: Planned
         override=override,
         timeout_s=planned.timeout_s,
         run_item_id=item_id,
+        token_name=run.token_name,
     )
     call = await record_call(services, request, CallState.DIALING)
     if dropped:
@@ -332,6 +342,7 @@ async def finish(services: Services, run_id: str) -> int:
         run_id=run.id,
         concurrency=run.concurrency,
         rate_per_min=run.rate_per_min,
+        token_name=run.token_name,
     )
     exit_code = EXIT_COULD_NOT_RUN if failed else report.exit_code
     await runs.update_run(

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from callcheck.errors import ConfigurationError
+from callcheck.store.files import private_dir, private_sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,13 +43,19 @@ def is_sqlite(url: str) -> bool:
 
 def _prepare_sqlite_file(url: sa.URL) -> None:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database).expanduser()
+        if not path.parent.exists():
+            private_dir(path.parent)  # only a directory callcheck makes: never loosen or tighten someone else's
+        private_sqlite(path)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (the page, SSE) run beside the one writer; the busy timeout makes writers queue, not fail.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL syncs at checkpoints, not on every commit: a commit survives the process being killed
+    # (kill -9), only a power cut can lose the last ones. Each write is then no longer an fsync.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
