@@ -242,6 +242,9 @@ class Store:
         self.tokens = TokenStore(self.engine)
         # The call budgets create_call enforces (none when not given: tools and tests that build a Store by hand).
         self.limits = limits or CallLimits()
+        from callcheck.store.monitors import MonitorStore  # imported here: it builds on this module's helpers
+
+        self.monitors = MonitorStore(engine)
 
     # -- contexts ---------------------------------------------------------------------------------------------
 
@@ -581,6 +584,8 @@ class RunRow:
     exit_code: int | None
     error: str | None
     owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
+    monitor_id: str | None = None  # the monitor this run ran for (jobs/monitors.py)
+    monitor_slot: int | None = None  # the slot of the monitor's schedule (unix seconds)
     token_name: str | None = None  # the API token that started it
 
 
