@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -9,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from callcheck.app import create_app
 from callcheck.domain.lifecycle import CallState
 from callcheck.jobs.placing import CallRequest, outbound_payload, record_call, seed_override
-from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.repo import Store
@@ -129,3 +132,52 @@ def test_payload_helper_matches_the_seed_shape() -> None:
             "user_id": "cid",
         },
     }
+
+
+class Recorded(logging.Handler):
+    """Keeps the records of a logger (DBOS logs to its own, which need not reach pytest's capture)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("calls", [1, 4])
+async def test_a_server_stopped_mid_call_stops_its_workflows_cleanly_and_resumes_them(
+    stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path, calls: int
+) -> None:
+    """Stopping the app while calls are followed (some polling, some waiting to poll again) ends their workflows
+    without an error: nothing runs on into a DBOS already shut down, and each call is resumed at the next start."""
+    settings = settings_for(stepped_sandbox, tmp_path)
+    dbos_log = logging.getLogger("dbos")
+    recorded = Recorded()
+    dbos_log.addHandler(recorded)
+    try:
+        app = create_app(settings)
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
+                ids = []
+                for _ in range(calls):
+                    body = {"to_number": "+15550100001", "business_description": "d"}
+                    placed = await api.post("/api/call", json=body)
+                    assert placed.status_code == 200, placed.text
+                    ids.append(placed.json()["id"])
+                for call_id in ids:
+                    # Ringing for ever (the clock stands still): the workflows poll on until the app stops.
+                    await wait_for_call(api, call_id, {"ringing"})
+    finally:
+        dbos_log.removeHandler(recorded)
+    errors = [r for r in recorded.records if r.levelno >= logging.ERROR]
+    assert errors == [], [logging.Formatter().format(r) for r in errors]
+
+    clock.advance(60)
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
+            for call_id in ids:
+                call = await wait_for_call(api, call_id, {"completed"}, recording=True)
+                assert [e["state"] for e in call["events"] if e["kind"] == "state"].count("completed") == 1
+    assert len(outbound_calls(stepped_sandbox)) == calls

@@ -22,7 +22,7 @@ from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
 from callcheck.errors import ConfigurationError, UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from callcheck.jobs.placing import CallRequest, dial, record_call
-from callcheck.jobs.tracking import _on_app_loop, follow_call, workflow_id
+from callcheck.jobs.tracking import _on_app_loop, follow_call, track_workflow_task, workflow_id
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
 from callcheck.store.repo import CallRow, RunItem, RunRow, utcnow
@@ -275,6 +275,7 @@ async def _finish_step(run_id: str) -> int:
 @DBOS.workflow(name="callcheck.run_suite")
 async def run_suite(run_id: str) -> int:
     """Place, follow and judge every call of a suite run."""
+    track_workflow_task()  # cancelled at shutdown before DBOS is destroyed (jobs/tracking.py)
     while True:
         step = await _tick_step(run_id)
         for call_id in step["started"]:
