@@ -49,6 +49,9 @@ def free_port() -> int:
 # A `callcheck serve` imports, migrates and launches DBOS before it answers: seconds on an idle machine, but more
 # than a minute was seen on two cores shared by many test processes. The deadline only catches a server that hangs.
 HEALTHY_WITHIN_S = 150.0
+# For one request to a server in another process (httpx's default is 5 s): a request that places a call or checks
+# the set-up waits on the sandbox and the database, slow under load.
+HTTP_TIMEOUT_S = 60.0
 
 
 def wait_healthy(url: str, timeout: float = HEALTHY_WITHIN_S, process: subprocess.Popen[Any] | None = None) -> None:

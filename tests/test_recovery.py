@@ -20,7 +20,7 @@ from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import backend_env, settings_for
-from tests.servers import free_port, outbound_calls, sandbox_env, serve_process, wait_healthy
+from tests.servers import HTTP_TIMEOUT_S, free_port, outbound_calls, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call, wait_for_call_sync
 
 
@@ -46,7 +46,9 @@ def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) 
         try:
             wait_healthy(url, process=first)
             response = httpx.post(
-                f"{url}/api/call", json={"to_number": "+15550110050", "business_description": "A pizza shop."}
+                f"{url}/api/call",
+                json={"to_number": "+15550110050", "business_description": "A pizza shop."},
+                timeout=HTTP_TIMEOUT_S,
             )
             assert response.status_code == 200, response.text
             call_id = response.json()["id"]
