@@ -14,7 +14,8 @@ from asgi_lifespan import LifespanManager
 
 from callcheck.app import create_app
 from callcheck.domain.lifecycle import CallState
-from callcheck.jobs.placing import CallRequest, outbound_payload, record_call, seed_override
+from callcheck.jobs.placing import CallRequest, record_call
+from callcheck.providers.elevenlabs.outbound import outbound_payload, seed_override
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 from callcheck.services import Services
 from callcheck.store import db
@@ -132,6 +133,7 @@ def test_payload_helper_matches_the_seed_shape() -> None:
         "conversation_initiation_client_data": {
             "conversation_config_override": {"agent": {"prompt": {"prompt": "P"}, "first_message": "F"}},
             "user_id": "cid",
+            "dynamic_variables": {"callcheck_call_id": "cid"},
         },
     }
 

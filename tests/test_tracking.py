@@ -48,6 +48,7 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
         "text": "Hi, I'm calling because I'd like to order a pizza.",
         "time_in_call_secs": transcript[0]["time_in_call_secs"],
         "tool_calls": [],
+        "silence": False,
     }
     assert any(t["speaker"] == "business" for t in transcript)
     assert call["analysis"]["call_successful"] == "success"

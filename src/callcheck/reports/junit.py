@@ -52,6 +52,13 @@ def scenario_summary(scenario: ScenarioReport) -> str:
     return f"{text}; {not_run}" if not_run else text
 
 
+def _cost(usd: float | None, credits: float | None) -> str:
+    if usd is None and credits is None:
+        return "unknown"
+    parts = ([f"${usd:.4f}"] if usd is not None else []) + ([f"{credits:g} credits"] if credits is not None else [])
+    return ", ".join(parts)
+
+
 def _figure(value: float | None, missing: str) -> str:
     # The unit goes with a number only: "duration: 22 s", but "duration: unknown".
     return missing if value is None else f"{value:g} s"
@@ -63,6 +70,8 @@ def _system_out(run: RunResult) -> str:
         f"state: {run.state}" + (" (simulated)" if run.simulated else ""),
         f"duration: {_figure(run.duration_s, 'unknown')}",
         f"first response: {_figure(run.first_response_s, 'none')}",
+        f"time to answer: {_figure(run.time_to_answer_s, 'unknown')}",
+        f"cost: {_cost(run.cost_usd, run.cost_credits)}",
     ]
     lines += [f"note: {note}" for note in run.notes]
     lines.append("assertions:")
@@ -121,6 +130,8 @@ def render_junit(report: RunReport) -> str:
     facts = {"business": report.business, "source": report.source, "cancelled": str(report.cancelled).lower()}
     if report.run_id:
         facts["run_id"] = report.run_id
+    if report.token_name:
+        facts["started_by_token"] = report.token_name
     if report.simulated:
         facts["simulated"] = "true"
     for scenario in report.scenarios:

@@ -55,6 +55,7 @@ calls = sa.Table(
     sa.Column("recording_path", sa.Text, nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
     sa.Column("timeout_s", sa.Float, nullable=True),  # a suite scenario's own cap; None: the setting's
+    sa.Column("token_name", sa.String(64), nullable=True),  # the API token that placed it; None: no token in use
     sa.Index("ix_calls_created_at_id", "created_at", "id"),
     sa.Index("ix_calls_state", "state"),
 )
@@ -104,6 +105,7 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     # The DBOS executor id of the `callcheck run` process that owns the run; NULL for runs a server owns.
     sa.Column("owner", sa.Text, nullable=True),
+    sa.Column("token_name", sa.String(64), nullable=True),  # the API token that started it; None: no token in use
     sa.Index("ix_runs_created_at_id", "created_at", "id"),
 )
 
@@ -119,4 +121,17 @@ run_items = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # pending | placed | skipped
     sa.Column("call_id", sa.String(32), nullable=True),
     sa.UniqueConstraint("run_id", "position", name="uq_run_items_run_id_position"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    # Names are never reused (a revoked token keeps its name), so a name in the history means one token.
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # read | call | admin
+    sa.Column("hash", sa.String(64), nullable=False),  # sha256 hex of its secret; the token itself is never kept
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
 )
