@@ -27,6 +27,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# The least a page action or `expect` waits. Deadlines only catch a page that never gets there: on two cores shared
+# by many test processes, a page load or a live update took longer than Playwright's 5 s and a test's 15-20 s.
+SLOW_MACHINE_MS = 60_000
 
 # Mark a browser test module with this: it is a browser test (and e2e), skipped where there is no chromium.
 BROWSER_MARKS = [
@@ -41,6 +44,7 @@ def chromium(playwright_sync: Any) -> Iterator[Any]:
     """A headless Debian chromium driven by Playwright (sync API)."""
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        playwright_sync.expect.set_options(timeout=SLOW_MACHINE_MS)
         yield browser
         browser.close()
 
@@ -63,7 +67,7 @@ def watched_page(browser: Any, init_script: str, timeout_ms: int) -> Iterator[An
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     context.add_init_script(init_script)
     tab = context.new_page()
-    tab.set_default_timeout(timeout_ms)
+    tab.set_default_timeout(max(timeout_ms, SLOW_MACHINE_MS))
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
     try:

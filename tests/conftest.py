@@ -44,6 +44,17 @@ def backend_env() -> dict[str, str]:
     return {"CALLCHECK_DATABASE_URL": fresh_postgres_database()} if BACKEND == "postgres" else {}
 
 
+# An e2e test starts processes (a server, a `callcheck run`, a browser), often two in a row; each start can take
+# over a minute on a loaded machine, so these tests get a longer deadline than pyproject's default.
+E2E_TIMEOUT_S = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("e2e") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def drop_test_databases() -> Iterator[None]:
     """Drop the PostgreSQL databases the tests created."""

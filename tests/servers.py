@@ -46,7 +46,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, timeout: float = 60, process: subprocess.Popen[Any] | None = None) -> None:
+# A `callcheck serve` imports, migrates and launches DBOS before it answers: seconds on an idle machine, but more
+# than a minute was seen on two cores shared by many test processes. The deadline only catches a server that hangs.
+HEALTHY_WITHIN_S = 150.0
+# For one request to a server in another process (httpx's default is 5 s): a request that places a call or checks
+# the set-up waits on the sandbox and the database, slow under load.
+HTTP_TIMEOUT_S = 60.0
+
+
+def wait_healthy(url: str, timeout: float = HEALTHY_WITHIN_S, process: subprocess.Popen[Any] | None = None) -> None:
     """Block until GET {url}/healthz answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

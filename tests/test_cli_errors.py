@@ -124,7 +124,7 @@ def test_serve_on_an_unreachable_database_is_one_line_without_its_password(tmp_p
         env={"CALLCHECK_DATA_DIR": str(tmp_path / "data"), "CALLCHECK_DATABASE_URL": UNREACHABLE_DATABASE},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=150,  # the start (imports, the failed connection) can take over a minute on a loaded machine
     )
     assert result.returncode == EXIT_COULD_NOT_RUN, result.stderr
     assert result.stdout == ""

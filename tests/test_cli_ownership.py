@@ -20,13 +20,13 @@ import pytest
 from pydantic import SecretStr
 
 from callcheck.config import Settings
-from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 from tests.conftest import backend_env
 from tests.servers import outbound_calls, sandbox_env
 
 pytestmark = pytest.mark.e2e  # `callcheck run` subprocesses, one of them killed
 
-SLOW = "+15550110040"  # rings 40 simulated seconds before answering
+SLOW = "+15550110040"  # rings 40 simulated seconds before answering (on a clock that moves only when told)
 FAST = "+15550100001"
 
 
@@ -35,7 +35,10 @@ def dialed(sandbox: SandboxServer, number: str) -> int:
 
 
 async def test_a_killed_run_is_adopted_cancelled_not_continued(tmp_path: Path, client_for: Any) -> None:
-    with SandboxServer(SandboxConfig(time_scale=0.05)) as sandbox:
+    # The sandbox's clock stands still until the test moves it: the killed run's two calls are surely in flight (no
+    # third dialed) when it is killed, however slow the machine; on the real clock that was a 2-second margin.
+    clock = SteppedClock()
+    with SandboxServer(SandboxConfig(time_scale=1.0, clock=clock)) as sandbox:
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(tmp_path),
@@ -65,7 +68,7 @@ async def test_a_killed_run_is_adopted_cancelled_not_continued(tmp_path: Path, c
             stderr=subprocess.PIPE,
         )
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 150  # a `callcheck run` can take a minute to start on a loaded machine
             while dialed(sandbox, SLOW) < 2 and time.monotonic() < deadline and first.poll() is None:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         finally:
@@ -73,17 +76,28 @@ async def test_a_killed_run_is_adopted_cancelled_not_continued(tmp_path: Path, c
             _, problems = await asyncio.to_thread(first.communicate, timeout=30)
         assert dialed(sandbox, SLOW) == 2, problems
 
-        # An unrelated suite, same data directory: it runs its own call and nothing of the killed run's.
+        # An unrelated suite, same data directory: it runs its own call and nothing of the killed run's. Once its
+        # call is dialed the clock moves on: it (and the killed run's calls, upstream) end.
         second = await asyncio.to_thread(
-            subprocess.run,
+            subprocess.Popen,
             [sys.executable, "-m", "callcheck", "run", str(fast)],
             cwd=tmp_path,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=120,
         )
-        assert second.returncode == 0, second.stdout + second.stderr
+        try:
+            deadline = time.monotonic() + 120
+            while dialed(sandbox, FAST) < 1 and time.monotonic() < deadline and second.poll() is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            clock.advance(100)  # past the end of every call placed so far (the slow ones end 65 s after dialing)
+            out, err = await asyncio.to_thread(second.communicate, timeout=120)
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait(timeout=10)
+        assert second.returncode == 0, out + err
         assert dialed(sandbox, FAST) == 1
         assert dialed(sandbox, SLOW) == 2
 

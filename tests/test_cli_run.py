@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from callcheck.providers.elevenlabs.sandbox import SandboxServer
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 from tests.conftest import backend_env
 from tests.fake_openai import FakeOpenAI
 from tests.servers import outbound_calls, sandbox_env
@@ -131,36 +131,42 @@ def test_dry_run_lists_every_call_and_dials_nothing(tmp_path: Path) -> None:
 
 def test_ctrl_c_cancels_and_reports_calls_in_flight(tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
-    # Each call rings 40 simulated seconds (0.8 s): Ctrl-C lands while the first is in flight.
     suite.write_text(
-        "business: A pizza shop.\nnumber: '+15550110040'\nscenarios:\n"
+        "business: A pizza shop.\nnumber: '+15550100001'\nscenarios:\n"
         "  - name: slow\n    goal: order a pizza\n    repeat: 4\n    expect:\n      - final_state: completed\n"
     )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
-        "CALLCHECK_SANDBOX_TIME_SCALE": "0.02",
-        "CALLCHECK_POLL_INITIAL_S": "0.1",
-        "CALLCHECK_POLL_MAX_S": "0.3",
-        **backend_env(),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callcheck", "run", str(suite), "--sandbox", "--json", "r.json", "--junit", "r.xml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if "1 active" in line:
-            break
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    # The sandbox's clock stands still until the cancel is under way: Ctrl-C surely lands while the first call is in
+    # flight (on the real clock that was a 0.8 s ring, which a loaded machine can let pass), then the call ends.
+    clock = SteppedClock()
+    with SandboxServer(SandboxConfig(time_scale=1.0, clock=clock)) as sandbox:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
+            "CALLCHECK_POLL_INITIAL_S": "0.1",
+            "CALLCHECK_POLL_MAX_S": "0.3",
+            **sandbox_env(sandbox),
+            **backend_env(),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "callcheck", "run", str(suite), "--json", "r.json", "--junit", "r.xml"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            seen = read_stderr_until(process, "1 active")
+            process.send_signal(signal.SIGINT)
+            seen += read_stderr_until(process, "cancelling")
+            clock.advance(60)
+            stdout, stderr = process.communicate(timeout=120)
+            stderr = seen + stderr
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=30)
     assert process.returncode == 1, stdout + stderr
     assert "cancelling" in stderr and stdout.startswith("CANCELLED")
     # The one call that ran passed, but the summary does not read as a complete run.
@@ -180,6 +186,22 @@ def test_ctrl_c_cancels_and_reports_calls_in_flight(tmp_path: Path) -> None:
     for name in ("slow#2", "slow#3", "slow#4"):
         element = errors[name]
         assert element is not None and element.get("message") == "run cancelled before this call was placed"
+
+
+def read_stderr_until(process: subprocess.Popen[str], text: str, timeout: float = 150) -> str:
+    """The process's stderr up to the first line containing `text` (a `callcheck run` can take a minute to start on
+    a loaded machine)."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout
+    read = ""
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        read += line
+        if text in line:
+            return read
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"never said {text!r}: {read}")
 
 
 def test_suggest_writes_a_suite_that_runs_dry(tmp_path: Path) -> None:

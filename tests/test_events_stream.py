@@ -15,7 +15,7 @@ import pytest
 
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock, delayed_answer_number
 from tests.conftest import backend_env, settings_for
-from tests.servers import free_port, sandbox_env, serve_process, wait_healthy
+from tests.servers import HTTP_TIMEOUT_S, free_port, sandbox_env, serve_process, wait_healthy
 from tests.waiting import step_through_completed_call, wait_for_call, wait_for_call_sync
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
@@ -218,7 +218,9 @@ def test_sigterm_ends_an_open_stream_cleanly_and_a_reconnect_resumes(tmp_path: P
         try:
             wait_healthy(url, process=first)
             placed = httpx.post(
-                f"{url}/api/call", json={"to_number": delayed_answer_number(50), "business_description": PIZZA}
+                f"{url}/api/call",
+                json={"to_number": delayed_answer_number(50), "business_description": PIZZA},
+                timeout=HTTP_TIMEOUT_S,
             )
             assert placed.status_code == 200, placed.text
             call_id = placed.json()["id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -9,16 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from callcheck.app import create_app
 from callcheck.domain.lifecycle import CallState
 from callcheck.jobs.placing import CallRequest, record_call
 from callcheck.providers.elevenlabs.outbound import outbound_payload, seed_override
-from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import backend_env, settings_for
-from tests.servers import free_port, outbound_calls, sandbox_env, serve_process, wait_healthy
+from tests.servers import HTTP_TIMEOUT_S, free_port, outbound_calls, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call, wait_for_call_sync
 
 
@@ -44,7 +47,9 @@ def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) 
         try:
             wait_healthy(url, process=first)
             response = httpx.post(
-                f"{url}/api/call", json={"to_number": "+15550110050", "business_description": "A pizza shop."}
+                f"{url}/api/call",
+                json={"to_number": "+15550110050", "business_description": "A pizza shop."},
+                timeout=HTTP_TIMEOUT_S,
             )
             assert response.status_code == 200, response.text
             call_id = response.json()["id"]
@@ -131,3 +136,52 @@ def test_payload_helper_matches_the_seed_shape() -> None:
             "dynamic_variables": {"callcheck_call_id": "cid"},
         },
     }
+
+
+class Recorded(logging.Handler):
+    """Keeps the records of a logger (DBOS logs to its own, which need not reach pytest's capture)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("calls", [1, 4])
+async def test_a_server_stopped_mid_call_stops_its_workflows_cleanly_and_resumes_them(
+    stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path, calls: int
+) -> None:
+    """Stopping the app while calls are followed (some polling, some waiting to poll again) ends their workflows
+    without an error: nothing runs on into a DBOS already shut down, and each call is resumed at the next start."""
+    settings = settings_for(stepped_sandbox, tmp_path)
+    dbos_log = logging.getLogger("dbos")
+    recorded = Recorded()
+    dbos_log.addHandler(recorded)
+    try:
+        app = create_app(settings)
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
+                ids = []
+                for _ in range(calls):
+                    body = {"to_number": "+15550100001", "business_description": "d"}
+                    placed = await api.post("/api/call", json=body)
+                    assert placed.status_code == 200, placed.text
+                    ids.append(placed.json()["id"])
+                for call_id in ids:
+                    # Ringing for ever (the clock stands still): the workflows poll on until the app stops.
+                    await wait_for_call(api, call_id, {"ringing"})
+    finally:
+        dbos_log.removeHandler(recorded)
+    errors = [r for r in recorded.records if r.levelno >= logging.ERROR]
+    assert errors == [], [logging.Formatter().format(r) for r in errors]
+
+    clock.advance(60)
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
+            for call_id in ids:
+                call = await wait_for_call(api, call_id, {"completed"}, recording=True)
+                assert [e["state"] for e in call["events"] if e["kind"] == "state"].count("completed") == 1
+    assert len(outbound_calls(stepped_sandbox)) == calls

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from callcheck.providers.elevenlabs.sandbox import SandboxServer
+from callcheck.providers.elevenlabs.sandbox import SandboxServer, SteppedClock
 from tests.conftest import settings_for
 
 MIXED_SUITE: dict[str, Any] = {
@@ -56,6 +56,25 @@ async def wait_run(api: httpx.AsyncClient, run_id: str, timeout: float = 60) -> 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
     return await client_for(settings_for(sandbox, tmp_path))
+
+
+@pytest.fixture
+async def stepped_api(client_for: Any, stepped_sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
+    """On a sandbox whose calls ring until the test moves its clock: a call is surely still in flight when the test
+    acts (on the real clock, a 40-second ring is 0.8 s, which a loaded machine can let pass)."""
+    return await client_for(settings_for(stepped_sandbox, tmp_path))
+
+
+async def wait_item(api: httpx.AsyncClient, run_id: str, state: str, timeout: float = 30) -> None:
+    """Until the run's first call is in `state`."""
+    deadline = time.monotonic() + timeout
+    run: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        run = (await api.get(f"/api/runs/{run_id}")).json()
+        if run["items"][0]["call_state"] == state:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the first call never reached {state}: {run}")
 
 
 async def test_mixed_suite_gives_the_right_verdict_for_each_assertion(api: httpx.AsyncClient) -> None:
@@ -141,21 +160,20 @@ async def test_rate_limit_spaces_the_dials(api: httpx.AsyncClient) -> None:
     assert min(gaps) >= 0.45  # 120 per minute: one every 0.5 s (timestamps are taken just before dialing)
 
 
-async def test_cancel_places_no_new_call_and_reports_calls_in_flight(api: httpx.AsyncClient) -> None:
+async def test_cancel_places_no_new_call_and_reports_calls_in_flight(
+    stepped_api: httpx.AsyncClient, clock: SteppedClock
+) -> None:
+    api = stepped_api
     suite = {
         "business": "A pizza shop.",
-        "number": "+15550110040",  # rings 40 simulated seconds: still in flight when cancelled
+        "number": "+15550100001",
         "scenarios": [{"name": "slow", "goal": "order a pizza", "repeat": 4, "expect": [{"final_state": "completed"}]}],
     }
     created = (await api.post("/api/runs", params={"concurrency": 1}, json=suite)).json()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        run = (await api.get(f"/api/runs/{created['id']}")).json()
-        if run["counts"]["active"] == 1:
-            break
-        await asyncio.sleep(0.05)
+    await wait_item(api, created["id"], "ringing")  # and it rings until the clock moves
     cancelled = await api.delete(f"/api/runs/{created['id']}")
     assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelling"
+    clock.advance(60)  # the call in flight ends
     run = await wait_run(api, created["id"])
     assert run["state"] == "cancelled"
     placed = [i for i in run["items"] if i["call_id"]]
@@ -200,24 +218,22 @@ async def test_unusable_rates_are_400_and_start_nothing(
 
 
 async def test_agent_gone_mid_run_stops_placing_and_fails_the_run(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    stepped_api: httpx.AsyncClient, stepped_sandbox: SandboxServer, clock: SteppedClock
 ) -> None:
+    api, sandbox = stepped_api, stepped_sandbox
     suite = {
         "business": "A pizza shop.",
-        "number": "+15550110040",
+        "number": "+15550100001",
         "scenarios": [{"name": "slow", "goal": "order a pizza", "repeat": 3, "expect": [{"final_state": "completed"}]}],
     }
     created = (await api.post("/api/runs", params={"concurrency": 1}, json=suite)).json()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        # Placed and accepted upstream (not merely dialing), so the agent's removal cannot fail this call.
-        if (await api.get(f"/api/runs/{created['id']}")).json()["items"][0]["call_state"] == "ringing":
-            break
-        await asyncio.sleep(0.02)
+    # Placed and accepted upstream (not merely dialing), so the agent's removal cannot fail this call.
+    await wait_item(api, created["id"], "ringing")
     # The agent is deleted while the first call is in flight: the next calls cannot be placed.
     httpx.delete(
         f"{sandbox.url}/v1/convai/agents/{sandbox.config.agent_id}", headers={"xi-api-key": sandbox.config.api_key}
     )
+    clock.advance(60)  # the call in flight ends
     run = await wait_run(api, created["id"])
     assert run["state"] == "failed" and run["exit_code"] == 2
     assert run["error"].startswith("No more calls were placed: ElevenLabs API error (404)")

@@ -15,7 +15,7 @@ import pytest
 
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import backend_env
-from tests.servers import free_port, sandbox_env, serve_process, wait_healthy
+from tests.servers import HTTP_TIMEOUT_S, free_port, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call_sync
 
 pytestmark = pytest.mark.e2e  # every test here runs `callcheck serve` as a subprocess
@@ -143,16 +143,18 @@ def test_serve_with_sandbox_needs_no_account(tmp_path: Path, how: str) -> None:
     try:
         wait_healthy(url, process=process)
         response = httpx.post(
-            f"{url}/api/call", json={"to_number": "+15550100001", "business_description": "A pizza shop."}
+            f"{url}/api/call",
+            json={"to_number": "+15550100001", "business_description": "A pizza shop."},
+            timeout=HTTP_TIMEOUT_S,
         )
         assert response.status_code == 200, response.text
-        call = wait_for_call_sync(url, response.json()["id"], {"completed"}, recording=True, timeout=30)
+        call = wait_for_call_sync(url, response.json()["id"], {"completed"}, recording=True, timeout=120)
         assert call["state"] == "completed" and call["simulated"] is True
         assert call["recording_url"]
         # Delivered by the in-process sandbox's signed webhooks, verified by our endpoint.
         assert any(e["kind"] == "recording" for e in call["events"])
         # The in-process sandbox is a ready account, webhook included: the set-up check finds nothing to fix.
-        doctor = httpx.get(f"{url}/api/doctor").json()
+        doctor = httpx.get(f"{url}/api/doctor", timeout=HTTP_TIMEOUT_S).json()
         assert doctor["ok"] is True, [c for c in doctor["checks"] if c["status"] != "pass"]
         assert {c["name"]: c["status"] for c in doctor["checks"]}["agent_webhook"] == "pass"
     finally:

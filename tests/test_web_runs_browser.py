@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app, watched_page
+from tests.browsing import ARTIFACTS, BROWSER_MARKS, SLOW_MACHINE_MS, chromium, sandbox_app, watched_page
 from tests.servers import AppServer
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -159,7 +159,7 @@ def test_pasted_suite_starts_a_run_that_can_be_cancelled(server: AppServer, page
 
     # The progress part is replaced every second: a focused call link keeps the focus across a replacement.
     link = page.locator("#run-progress a[href^='/calls/']").first
-    expect(link).to_be_visible(timeout=20_000)
+    expect(link).to_be_visible(timeout=SLOW_MACHINE_MS)
     href = link.get_attribute("href")
     link.focus()
     page.evaluate(
@@ -172,7 +172,7 @@ def test_pasted_suite_starts_a_run_that_can_be_cancelled(server: AppServer, page
     page.get_by_role("button", name="Cancel the run").click()
     expect(page.locator("#run-status")).to_be_focused()
     expect(page.locator("#cancel-status")).to_have_text(re.compile(r"^Cancel requested: no new call will be placed\."))
-    page.wait_for_selector('#run-progress[data-state="cancelled"]', timeout=25_000)
+    page.wait_for_selector('#run-progress[data-state="cancelled"]', timeout=SLOW_MACHINE_MS)
     expect(page.locator("#run-status")).to_have_text(re.compile(r"^Cancelled: "))
     skipped = int(page.locator("#run-counts [data-count=skipped] .figure-value").inner_text())
     assert 1 <= skipped <= 5

@@ -87,7 +87,7 @@ def wait_for_call_sync(
     deadline = time.monotonic() + timeout
     call: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        call = httpx.get(f"{base_url}/api/calls/{call_id}").json()
+        call = httpx.get(f"{base_url}/api/calls/{call_id}", timeout=30).json()
         if _done(call, states, recording):
             return call
         time.sleep(0.05)

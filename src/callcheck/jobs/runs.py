@@ -33,7 +33,7 @@ from callcheck.errors import (
 )
 from callcheck.jobs.destinations import check_destination
 from callcheck.jobs.placing import CallRequest, dial, record_call
-from callcheck.jobs.tracking import _on_app_loop, follow_call, workflow_id
+from callcheck.jobs.tracking import _on_app_loop, follow_call, track_workflow_task, workflow_id
 from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
 from callcheck.providers.elevenlabs.outbound import sent_override
 from callcheck.reports import build_report, run_result
@@ -369,6 +369,7 @@ async def _finish_step(run_id: str) -> int:
 @DBOS.workflow(name="callcheck.run_suite")
 async def run_suite(run_id: str) -> int:
     """Place, follow and judge every call of a suite run."""
+    track_workflow_task()  # cancelled at shutdown before DBOS is destroyed (jobs/tracking.py)
     while True:
         step = await _tick_step(run_id)
         for call_id in step["started"]:

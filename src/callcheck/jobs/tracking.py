@@ -72,6 +72,11 @@ class _Runtime:
     # Step work running on the app's loop: finished (or cancelled) before the database engine is disposed, so no
     # connection is abandoned mid-query at shutdown.
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Workflows running on the app's loop (those started here; DBOS runs the ones it recovers on a loop of its own),
+    # cancelled at shutdown before DBOS is destroyed: see Tracker.running.
+    workflows: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Set when shutdown begins: no new step work starts (_on_app_loop).
+    closing: bool = False
 
 
 _runtime: _Runtime | None = None
@@ -87,6 +92,10 @@ async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
     runtime = _runtime
     if runtime is None:
         raise RuntimeError("the call tracker is not running")
+    if runtime.closing:
+        # Shutting down: the step is cancelled before it starts (DBOS records nothing for a cancelled step, so the
+        # workflow resumes here at the next launch) rather than started against a DBOS about to be destroyed.
+        raise asyncio.CancelledError("callcheck is shutting down")
 
     async def run() -> T:
         task = asyncio.current_task()
@@ -102,6 +111,27 @@ async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
         return await asyncio.ensure_future(run())
     future = asyncio.run_coroutine_threadsafe(run(), runtime.loop)
     return await asyncio.wrap_future(future)
+
+
+def track_workflow_task() -> None:
+    """Called first thing in every workflow: one running on the app's loop is cancelled at shutdown, before DBOS is
+    destroyed (Tracker.running). Without it, such a workflow ran on into the destroyed DBOS at its next step or wait
+    and failed with a traceback ("cannot schedule new futures after shutdown", "System database accessed before DBOS
+    was launched") for every call in flight."""
+    runtime = _runtime
+    task = asyncio.current_task()
+    if runtime is None or task is None or asyncio.get_running_loop() is not runtime.loop:
+        return
+    runtime.workflows.add(task)
+    task.add_done_callback(runtime.workflows.discard)
+
+
+class _DeliberateCancellations(logging.Filter):
+    """Drops DBOS's warning for each workflow and step that shutdown cancels on purpose (they resume at the next
+    launch; Tracker.running says so once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Asyncio task cancelled for workflow or step")
 
 
 # -- what the steps do (plain async functions, testable without DBOS) --------------------------------------------
@@ -552,6 +582,7 @@ async def _recording_step(call_id: str) -> bool:
 @DBOS.workflow(name="callcheck.follow_call")
 async def follow_call(call_id: str) -> str:
     """Follow one call from placing to its final state and recording."""
+    track_workflow_task()
     deadline, run_id, placed = await _ensure_placed_step(call_id)
     state = CallState(placed)
     if not state.terminal:
@@ -638,19 +669,44 @@ class Tracker:
             await asyncio.gather(*self._background, return_exceptions=True)
             # Waiting workflows stop waiting (nothing recorded; DBOS resumes them at the next launch).
             self.follower.close()
+            await self._stop_workflows(_runtime)
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
             # DBOS made its (now shut down) executor this loop's default one; give the loop a working one back so
             # asyncio.to_thread keeps working for whatever shuts down after us.
             asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="callcheck"))
-            # Step work still running on our loop gets a moment to finish (each is one request and a few writes),
-            # so no database connection is abandoned mid-query; what remains is cancelled. Steps are safe to run
-            # again, and DBOS re-runs any whose result it did not record at the next launch.
-            if _runtime.tasks:
-                _, unfinished = await asyncio.wait(list(_runtime.tasks), timeout=SHUTDOWN_GRACE_S)
+            _runtime = None
+
+    @staticmethod
+    async def _stop_workflows(runtime: _Runtime) -> None:
+        """Stop every workflow while DBOS still runs, in this order (a race otherwise: workflows on this loop ran on
+        into the destroyed DBOS and failed with a traceback, intermittently, whenever calls were in flight):
+
+        1. no new step work starts (`closing`: a step about to start is cancelled instead);
+        2. step work already running gets a moment to finish (each is one request and a few writes), so no database
+           connection is abandoned mid-query; what remains is cancelled;
+        3. the workflows on this loop, now between steps or waiting to poll again, are cancelled.
+
+        Cancelled, a workflow records nothing: DBOS resumes it at the next launch from its last finished step (steps
+        are safe to run again). The workflows DBOS recovered run on its own loop, which DBOS.destroy stops; they
+        too start no step after step 1.
+        """
+        runtime.closing = True
+        quiet = _DeliberateCancellations()
+        logging.getLogger("dbos").addFilter(quiet)
+        try:
+            if runtime.tasks:
+                _, unfinished = await asyncio.wait(list(runtime.tasks), timeout=SHUTDOWN_GRACE_S)
                 for task in unfinished:
                     task.cancel()
                 await asyncio.gather(*unfinished, return_exceptions=True)
-            _runtime = None
+            workflows = list(runtime.workflows)
+            for task in workflows:
+                task.cancel()
+            if workflows:
+                await asyncio.wait(workflows, timeout=SHUTDOWN_GRACE_S)
+                log.info("stopped following %s; they resume at the next start", counted(len(workflows), "workflow"))
+        finally:
+            logging.getLogger("dbos").removeFilter(quiet)
 
     async def _adopt_stopped_runs(self) -> None:
         """Stop the runs of `callcheck run` processes of this host that are gone (killed): cancel them at once, so
