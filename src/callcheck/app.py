@@ -73,7 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"ok": True, "version": __version__}
 
     from callcheck.api import calls, doctor, history, runs, tokens, webhooks
+    from callcheck.api import metrics as metrics_api
+    from callcheck.api import monitors as monitors_api
     from callcheck.web import login, pages
+    from callcheck.web import monitors as monitor_pages
     from callcheck.web import runs as run_pages
 
     app.include_router(calls.router)
@@ -83,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(pages.router)
     app.include_router(run_pages.router)
+    app.include_router(monitors_api.router)
+    app.include_router(metrics_api.router)
+    app.include_router(monitor_pages.router)
     app.include_router(login.router)
     app.include_router(tokens.router)
     app.mount("/static", pages.static_files(), name="static")

@@ -400,6 +400,15 @@ def _register_suite_commands() -> None:
 _register_suite_commands()
 
 
+def _register_monitor_commands() -> None:
+    from callcheck.monitor_cli import register
+
+    register(app)
+
+
+_register_monitor_commands()
+
+
 def _register_token_commands() -> None:
     from callcheck.token_cli import register
 

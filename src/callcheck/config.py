@@ -114,14 +114,20 @@ class Settings(BaseSettings):
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_INITIAL_S", "poll_initial_s"),
-        description="First delay in seconds between two polls of a conversation (doubles up to poll_max_s).",
+        description=(
+            "Seconds between two sweeps of the batched poller at first (one conversations list for every call "
+            "followed, full fetches only of those that changed); doubles while nothing changes, up to poll_max_s."
+        ),
     )
     poll_max_s: float = Field(
         default=30.0,
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_MAX_S", "poll_max_s"),
-        description="Longest delay in seconds between two polls of a conversation.",
+        description=(
+            "Longest time in seconds between two sweeps of the batched poller (and between two fetches of a followed "
+            "call the list does not show)."
+        ),
     )
     call_timeout_s: float = Field(
         default=1800.0,
@@ -170,6 +176,71 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("CALLCHECK_JUDGE_MODEL", "judge_model"),
         description="Model name the judge API is asked to use, e.g. gpt-4o-mini.",
+    )
+    # -- monitors (docs/monitoring.md) --
+    monitor_tick_s: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=60.0,
+        validation_alias=AliasChoices("CALLCHECK_MONITOR_TICK_S", "monitor_tick_s"),
+        description="How often, in seconds, a server looks for monitor slots that are due (and for changed monitors).",
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_ALERT_WEBHOOK_SECRET", "alert_webhook_secret"),
+        description="HMAC-SHA256 secret that signs monitor alerts sent to generic webhooks "
+        "(X-Callcheck-Signature); unset: alerts are sent unsigned. Never stored or logged.",
+    )
+    alert_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        validation_alias=AliasChoices("CALLCHECK_ALERT_ATTEMPTS", "alert_attempts"),
+        description="How many times an alert is tried on a channel before it is recorded as failed.",
+    )
+    alert_backoff_s: float = Field(
+        default=10.0,
+        ge=0.1,
+        le=3600.0,
+        validation_alias=AliasChoices("CALLCHECK_ALERT_BACKOFF_S", "alert_backoff_s"),
+        description="Wait in seconds before an alert's second attempt; it doubles before each further one.",
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_SMTP_HOST", "smtp_host"),
+        description="SMTP server that sends email alerts; without it (or CALLCHECK_SMTP_FROM) email alerts fail.",
+    )
+    smtp_port: int = Field(
+        default=587,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("CALLCHECK_SMTP_PORT", "smtp_port"),
+        description="Port of the SMTP server.",
+    )
+    smtp_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_SMTP_USERNAME", "smtp_username"),
+        description="User name to log in to the SMTP server with (none: no login).",
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_SMTP_PASSWORD", "smtp_password"),
+        description="Password of the SMTP login. Never stored or logged.",
+    )
+    smtp_from: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CALLCHECK_SMTP_FROM", "smtp_from"),
+        description="Sender address of email alerts, e.g. callcheck@example.com.",
+    )
+    smtp_starttls: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("CALLCHECK_SMTP_STARTTLS", "smtp_starttls"),
+        description="Upgrade the SMTP connection with STARTTLS before logging in and sending.",
+    )
+    smtp_ssl: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("CALLCHECK_SMTP_SSL", "smtp_ssl"),
+        description="Connect to the SMTP server over TLS from the start (port 465) instead of STARTTLS.",
     )
     allowed_countries: str | None = Field(
         default=None,

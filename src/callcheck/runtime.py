@@ -76,10 +76,16 @@ async def running_services(settings: Settings, executor_id: str | None = None) -
             http=http,
             simulated=effective.sandbox,
         )
+        from callcheck.api.metrics import count_upstream_errors
+
+        count_upstream_errors(services)
         if effective.workers:
+            from callcheck.jobs.monitors import MonitorScheduler  # imported first: its workflows exist at launch
             from callcheck.jobs.tracking import Tracker
 
             tracker = Tracker(services, executor_id)
             await stack.enter_async_context(tracker.running())
             services.tracker = tracker
+            if executor_id is None:  # a server runs the monitors' schedules; a `callcheck run` process does not
+                await stack.enter_async_context(MonitorScheduler(services).running())
         yield services

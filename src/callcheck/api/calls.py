@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 
 from callcheck.api.body import json_object, optional_text
-from callcheck.api.deps import SESSION_KEY, ContextDep, ServicesDep, context_id_of, token_name_of
+from callcheck.api.deps import SESSION_KEY, ServicesDep, context_id_of, get_context, token_name_of
 from callcheck.api.errors import error_response
 from callcheck.api.schemas import (
     DIALING_ERRORS,
@@ -87,18 +87,22 @@ async def set_context(request: Request, services: ServicesDep) -> dict[str, Any]
 async def initiate_call(
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=255),
 ) -> Any:
     """Phone `to_number` with the AI caller and try to complete `scenario` (the seed's contract, to the letter)."""
     data = await json_object(request)
     # The seed's order: the description, then the number, then the rest; each field's type is checked in its turn.
     description = clean_text(optional_text(data, "business_description"))
+    # The session's stored context is read only when the request leaves something to it (a read less per call).
+    context = None if description else await get_context(request, services)
     description = description or (context.description if context else "")
     if not description:
         raise InvalidInput(MISSING_DESCRIPTION_ERROR)
     number = require_e164(optional_text(data, "to_number"))
-    scenario = normalize_scenario(optional_text(data, "scenario"), context.scenario if context else None)
+    scenario_in = optional_text(data, "scenario")
+    if context is None and not clean_text(scenario_in):
+        context = await get_context(request, services)
+    scenario = normalize_scenario(scenario_in, context.scenario if context else None)
     if idempotency_key:
         replay = await _replay(services, idempotency_key, (number, description, scenario))
         if replay is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import stat
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -22,13 +21,12 @@ from callcheck.api.views import call_detail, call_summary, event_view
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import number_filter
 from callcheck.errors import InvalidInput, NotFound
+from callcheck.jobs.live import LiveMessage, follow_live
 from callcheck.services import Services
-from callcheck.store.repo import CallEvent, CallRow
+from callcheck.store.repo import CallRow
 
 router = APIRouter(prefix="/api/calls", tags=["calls"])
 
-# How often a live stream re-reads the database when nothing woke it (changes from other processes).
-STREAM_POLL_S = 1.0
 # Seconds a stream gets, once the server shuts down, to end its response cleanly (it needs far less): without them
 # sse-starlette cancels it mid-response and uvicorn logs "ASGI callable returned without completing response".
 SHUTDOWN_GRACE_S = 5.0
@@ -68,7 +66,10 @@ async def list_calls(
 @router.get("/{call_id}", summary="Everything about one call")
 async def get_call(call_id: str, services: ServicesDep) -> dict[str, Any]:
     """State, transcript, journey figures, analysis, events and recording link of a call."""
-    return call_detail(await _call_or_404(services, call_id, with_events=True))
+    call = await _call_or_404(services, call_id, with_events=True)
+    if services.tracker is not None and not call.state.terminal:
+        services.tracker.looked_at(call.id)  # a client following it: its news should reach it soon
+    return call_detail(call)
 
 
 @router.get("/{call_id}/audio", summary="The call's recording (MP3)", response_class=FileResponse)
@@ -127,51 +128,12 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
     return int(value)
 
 
-# The detail of a `transcript` event counts the turns stored with it (jobs/tracking.py writes `counted(n, "turn")`):
-# what lets a resumed stream know which turns its client already has.
-_TURNS = re.compile(r"(\d+) turns?\b")
-
-
-def told_turns(event: CallEvent) -> int | None:
-    """How many turns the transcript had when this `transcript` event was written; None when its detail does not say."""
-    found = _TURNS.match(event.detail or "")
-    return int(found.group(1)) if found else None
-
-
-def _message(call: CallRow, event: CallEvent, turns_sent: int) -> tuple[ServerSentEvent | None, int]:
-    """The SSE message telling of a stored event (None for kinds the stream does not tell), and the turns sent."""
-    if event.kind == "state":
-        return ServerSentEvent(json.dumps(event_view(event)), event="state", id=str(event.id)), turns_sent
-    if event.kind == "transcript":
-        transcript = call.transcript or []
-        told = told_turns(event)
-        told = len(transcript) if told is None else told
-        start = min(turns_sent, told)
-        data = {"turns": transcript[start:told], "from": start}
-        return ServerSentEvent(json.dumps(data), event="transcript", id=str(event.id)), told
-    if event.kind == "recording":
-        data = {"recording_url": f"/api/calls/{call.id}/audio"}
-        return ServerSentEvent(json.dumps(data), event="recording", id=str(event.id)), turns_sent
-    return None, turns_sent
-
-
-async def _turns_before(services: Services, call_id: str, after: int) -> int:
-    """How many turns a client resuming after event `after` has already been sent."""
-    told = [e for e in await services.store.events_after(call_id, 0) if e.kind == "transcript" and e.id <= after]
-    return (told_turns(told[-1]) or 0) if told else 0
-
-
-async def _wait_for_news(services: Services, call_id: str, shutdown: anyio.Event) -> None:
-    """Until the call's topic is published, STREAM_POLL_S passes or the server starts shutting down."""
-    async with anyio.create_task_group() as group:
-
-        async def on_shutdown() -> None:
-            await shutdown.wait()
-            group.cancel_scope.cancel()
-
-        group.start_soon(on_shutdown)
-        await services.notifier.wait(call_id, STREAM_POLL_S)
-        group.cancel_scope.cancel()
+def _sse(message: LiveMessage) -> ServerSentEvent:
+    """A live message as Server-Sent Events put it: `end` carries the call as GET /api/calls/{id} returns it."""
+    if message.event == "end" and message.call is not None:
+        return ServerSentEvent(json.dumps(call_detail(message.call)), event="end")
+    data = event_view(message.stored) if message.stored is not None else message.data
+    return ServerSentEvent(json.dumps(data), event=message.event, id=str(message.id))
 
 
 async def call_stream(
@@ -182,49 +144,15 @@ async def call_stream(
     after: int = 0,
     shutdown: anyio.Event | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """State changes, transcript arrivals and the recording of a call as they happen, then `end` with the call.
-
-    Each message but `end` carries the id of the stored event it tells of, and only events after `after` are told.
-    When `shutdown` is set the stream ends cleanly, unfinished: the client reconnects and resumes from its last id.
-    """
-    last = after
-    turns_sent = await _turns_before(services, call_id, after) if after else 0
+    """The call's live messages (jobs/live.py) as Server-Sent Events; when `shutdown` is set the stream ends cleanly,
+    unfinished, with a comment: the client reconnects and resumes from its last id."""
     shutdown = shutdown or anyio.Event()
-    while not shutdown.is_set():
-        # Events first, then the call: the call is at least as new as every event told from it.
-        events = await services.store.events_after(call_id, last)
-        call = await services.store.get_call(call_id)
-        if call is None:
+    async for message in follow_live(services, call_id, after=after, shutdown=shutdown, gone=request.is_disconnected):
+        yield _sse(message)
+        if message.event == "end":
             return
-        for event in events:
-            last = event.id
-            message, turns_sent = _message(call, event, turns_sent)
-            if message is not None:
-                yield message
-        if call.state.terminal and (call.recording_path or call.ended_at is None or _settled(call)):
-            final = await services.store.get_call(call_id, with_events=True)
-            if final is None:
-                return
-            if not final.events or final.events[-1].id <= last:
-                yield ServerSentEvent(json.dumps(call_detail(final)), event="end")
-                return
-            continue  # events written since the read above (the recording's, say) are told before `end`
-        if await request.is_disconnected():
-            return
-        await _wait_for_news(services, call_id, shutdown)
-    yield ServerSentEvent(comment="callcheck is shutting down; reconnect to resume", retry=RECONNECT_MS)
-
-
-def _settled(call: CallRow) -> bool:
-    """A terminal call whose recording will not come any more (none expected, or a few seconds passed)."""
-    if call.state in (CallState.BUSY, CallState.NO_ANSWER, CallState.CANCELLED, CallState.TIMED_OUT):
-        return True
-    facts = call.facts or {}
-    if not facts.get("has_audio"):
-        return True
-    from callcheck.store.repo import utcnow
-
-    return call.ended_at is not None and (utcnow() - call.ended_at).total_seconds() > 10
+    if shutdown.is_set():
+        yield ServerSentEvent(comment="callcheck is shutting down; reconnect to resume", retry=RECONNECT_MS)
 
 
 @router.get("/{call_id}/events", summary="Live events of a call (Server-Sent Events)")

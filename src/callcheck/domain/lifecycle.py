@@ -25,6 +25,11 @@ class CallState(StrEnum):
         """True for a state that never changes again."""
         return self in TERMINAL_STATES
 
+    @property
+    def may_have_recording(self) -> bool:
+        """True for a final state whose call may have a recording to fetch: the one place that decides it."""
+        return self in RECORDED_STATES
+
 
 TERMINAL_STATES = frozenset(
     {
@@ -36,6 +41,10 @@ TERMINAL_STATES = frozenset(
         CallState.CANCELLED,
     }
 )
+
+# Final states of calls that may have been answered, so ElevenLabs may hold a recording. A timed-out call is one we
+# stopped following, not one known to be unanswered: its recording is looked for once, like a finished call's.
+RECORDED_STATES = frozenset({CallState.COMPLETED, CallState.FAILED, CallState.TIMED_OUT})
 
 # The order a call moves forward in; a live call may skip states (a fast call is seen first as done) but never
 # goes back.

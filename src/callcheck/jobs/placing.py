@@ -142,7 +142,8 @@ async def place_call(services: Services, request: CallRequest) -> tuple[CallRow,
     try:
         raw = await dial(services, call)
     finally:
-        # Followed whatever happened: a call left DIALING by a lost answer is reconciled by the tracker.
+        # Followed whatever happened: a call left DIALING by a lost answer is reconciled by the tracker. Its
+        # workflow starts after the answer: nothing but the two writes and the dial is on the request's path.
         if services.tracker is not None:
-            await services.tracker.follow(call.id)
+            services.tracker.follow_soon(call.id)
     return call, raw

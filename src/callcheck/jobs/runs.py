@@ -97,6 +97,33 @@ async def start_run(
     token_name: str | None = None,
 ) -> RunRow:
     """Validate a suite, its numbers and the agent, store the run and start its workflow."""
+    run = await prepare_run(
+        services,
+        suite_text,
+        source_name,
+        concurrency=concurrency,
+        rate_per_min=rate_per_min,
+        only=only,
+        token_name=token_name,
+    )
+    with SetWorkflowID(run_workflow_id(run.id)):
+        await DBOS.start_workflow_async(run_suite, run.id)
+    return run
+
+
+async def prepare_run(
+    services: Services,
+    suite_text: str,
+    source_name: str,
+    *,
+    concurrency: int = 1,
+    rate_per_min: float | None = None,
+    only: list[str] | None = None,
+    token_name: str | None = None,
+    **links: Any,
+) -> RunRow:
+    """Validate a suite, its numbers and the agent and store the run, not started yet (a monitor starts it as its
+    own child workflow; `links` are its monitor_id and monitor_slot)."""
     # Parsed in a worker thread: a large suite takes seconds of pure-Python YAML parsing, never the event loop's.
     suite, planned = await anyio.to_thread.run_sync(
         functools.partial(plan, suite_text, source_name, only, settings=services.settings)
@@ -122,9 +149,8 @@ async def start_run(
         simulated=services.simulated,
         owner=services.tracker.executor_id if services.tracker else None,
         token_name=token_name,
+        **links,
     )
-    with SetWorkflowID(run_workflow_id(run.id)):
-        await DBOS.start_workflow_async(run_suite, run.id)
     return run
 
 

@@ -3,8 +3,12 @@
 One call = one DBOS workflow whose id is derived from the call id: starting it twice is harmless, and a workflow
 interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, its finished steps not re-run.
 
-    ensure placed ─► poll (or be woken by a webhook) with backoff ─► terminal? ─► fetch the recording
-                          └──── overall cap reached ─► timed_out
+    ensure placed (and the deadline) ─► wait for the end ─► final? ─► fetch the recording
+                                              └──── deadline reached ─► timed_out
+
+Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. It ends when a
+webhook or the batched poller (jobs/following.py: one conversations list per sweep for every call followed, full
+fetches only for those that changed) sees the call final, or at the deadline.
 
 Why the bridge below: DBOS runs workflows it *recovers* on its own background event loop, while our database engine
 and HTTP client belong to the app's loop. Every step therefore hands its work to the app's loop, so the same
@@ -25,7 +29,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +39,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from callcheck.domain.evidence import Turn, journey_for
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import UpstreamError, UpstreamHTTPError
+from callcheck.jobs.following import Follower
 from callcheck.jobs.placing import NO_ID_FOUND, dial
 from callcheck.providers.elevenlabs.agent_profile import OVERRIDES_REFUSED
 from callcheck.providers.elevenlabs.snapshot import ConversationSnapshot, WebhookEvent, decode_webhook, snapshot_of
@@ -50,8 +55,7 @@ log = logging.getLogger("callcheck.tracking")
 T = TypeVar("T")
 
 # Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
-WORKFLOW_VERSION = "callcheck-follow-1"
-WAKE_TOPIC = "wake"
+WORKFLOW_VERSION = "callcheck-follow-2"
 SHUTDOWN_GRACE_S = 5.0
 
 # After a call_initiation_failure webhook the conversation is read before the call ends, so the call keeps the same
@@ -377,7 +381,7 @@ async def fetch_recording(services: Services, call_id: str) -> bool:
         exists: bool = await asyncio.to_thread(os.path.exists, call.recording_path)
         if exists:
             return True
-    if call.state in (CallState.BUSY, CallState.NO_ANSWER, CallState.CANCELLED):
+    if not call.state.may_have_recording:
         return False
     if not await _has_audio(services, call):
         return False
@@ -469,34 +473,70 @@ async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
     """Apply webhook events that arrived before this call's conversation id was known."""
     if not call.conversation_id:
         return
-    for payload in await services.store.unmatched_webhooks(call.conversation_id):
+    payloads = await services.store.unmatched_webhooks(call.conversation_id)
+    if not payloads:
+        return  # the usual case: nothing to apply, nothing to write
+    for payload in payloads:
         if isinstance(payload, dict):
             await apply_webhook(services, decode_webhook(payload))
     await services.store.match_webhooks(call.conversation_id, call.id)
 
 
+async def refresh(services: Services, call_id: str) -> CallState | None:
+    """Fetch a placed call's conversation and apply it (the batched poller saw it change); its state afterwards, or
+    None when ElevenLabs could not be read (the poller then tries again)."""
+    call = await services.store.get_call(call_id)
+    if call is None:
+        return None
+    if call.state.terminal or not call.conversation_id:
+        return call.state
+    try:
+        conversation = await services.client().get_conversation(call.conversation_id)
+    except UpstreamError as exc:
+        log.warning("call %s not fetched: %s", call_id, exc.message)
+        return None
+    return await apply_conversation(services, call, snapshot_of(conversation))
+
+
+async def apply_kept_webhooks(services: Services, call_id: str) -> None:
+    """Apply the webhooks that arrived for a call before its conversation id was known."""
+    call = await services.store.get_call(call_id)
+    if call is not None:
+        await apply_stored_webhooks(services, call)
+
+
 # -- the workflow ------------------------------------------------------------------------------------------------
+#
+# A durable record is written when the call's state matters to the workflow, not on every poll: the placing (with
+# the deadline), the end (or the timeout), the recording. While the call lasts the workflow waits in one step that
+# costs nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
 
 
-@DBOS.step(name="callcheck.clock")
-async def _clock_step() -> float:
-    return time.time()
+def _tracker(services: Services) -> Tracker:
+    tracker = services.tracker
+    if tracker is None:
+        raise RuntimeError("the call tracker is not running")
+    return tracker
 
 
 @DBOS.step(name="callcheck.ensure_placed", retries_allowed=False)
-async def _ensure_placed_step(call_id: str) -> str:
-    return await _on_app_loop(lambda s: ensure_placed(s, call_id))
+async def _ensure_placed_step(call_id: str) -> tuple[float, str | None, str]:
+    """(the call's deadline as unix time, its run's id, its state once placed). The deadline is checkpointed with
+    the placing, so a resumed workflow keeps the cap it started with, even if the settings changed since."""
 
-
-@DBOS.step(name="callcheck.poll")
-async def _poll_step(call_id: str) -> str:
-    async def work(services: Services) -> str:
+    async def place(services: Services) -> tuple[float, str | None, str]:
+        state = await ensure_placed(services, call_id)
         call = await services.store.get_call(call_id)
-        if call is not None:
-            await apply_stored_webhooks(services, call)
-        return await poll_once(services, call_id)
+        cap = call.timeout_s if call is not None and call.timeout_s else services.settings.call_timeout_s
+        return time.time() + cap, call.run_id if call is not None else None, state
 
-    return await _on_app_loop(work)
+    return await _on_app_loop(place)
+
+
+@DBOS.step(name="callcheck.wait_for_end", retries_allowed=False)
+async def _wait_step(call_id: str, deadline: float) -> str:
+    # Interrupted (a shutdown, a crash), nothing is recorded: the resumed workflow waits again, to the same deadline.
+    return await _on_app_loop(lambda s: _tracker(s).follower.wait_for_end(call_id, deadline))
 
 
 @DBOS.step(name="callcheck.time_out")
@@ -509,36 +549,24 @@ async def _recording_step(call_id: str) -> bool:
     return await _on_app_loop(lambda s: fetch_recording(s, call_id))
 
 
-@DBOS.step(name="callcheck.limits")
-async def _limits_step(call_id: str) -> tuple[float, float, float]:
-    # Checkpointed, so a resumed workflow keeps the cap it started with even if the settings changed.
-    async def read(services: Services) -> tuple[float, float, float]:
-        call = await services.store.get_call(call_id)
-        s = services.settings
-        cap = call.timeout_s if call is not None and call.timeout_s else s.call_timeout_s
-        return s.poll_initial_s, s.poll_max_s, cap
-
-    return await _on_app_loop(read)
-
-
 @DBOS.workflow(name="callcheck.follow_call")
 async def follow_call(call_id: str) -> str:
     """Follow one call from placing to its final state and recording."""
-    started = await _clock_step()
-    initial, longest, cap = await _limits_step(call_id)
-    state = CallState(await _ensure_placed_step(call_id))
-    delay = initial
-    while not state.terminal:
-        state = CallState(await _poll_step(call_id))
-        if state.terminal:
-            break
-        if await _clock_step() - started > cap:
-            state = CallState(await _time_out_step(call_id))
-            break
-        # A webhook for this call sends a wake-up; otherwise poll again after the backoff delay.
-        await DBOS.recv_async(topic=WAKE_TOPIC, timeout_seconds=delay)
-        delay = min(delay * 2, longest)
-    if state in (CallState.COMPLETED, CallState.FAILED, CallState.TIMED_OUT):
+    deadline, run_id, placed = await _ensure_placed_step(call_id)
+    state = CallState(placed)
+    if not state.terminal:
+        ended = await _wait_step(call_id, deadline)
+        # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
+        state = CallState(ended) if ended else CallState(await _time_out_step(call_id))
+    if run_id is not None:
+        from callcheck.jobs.runs import RUN_TOPIC, run_workflow_id
+
+        # Its run places the next call now rather than at its next tick (a recorded send: once, even when resumed).
+        try:
+            await DBOS.send_async(run_workflow_id(run_id), "call ended", topic=RUN_TOPIC)
+        except Exception as exc:  # a run without a workflow cannot be woken; it ticks on its own anyway
+            log.debug("could not wake run %s: %s", run_id, exc)
+    if state.may_have_recording:
         await _recording_step(call_id)
     return state.value
 
@@ -554,6 +582,10 @@ class Tracker:
         self.services = services
         # None: a server (DBOS executor "local"); else a `callcheck run` process's own id (jobs/ownership.py).
         self.executor_id = executor_id
+        self.follower = Follower(services, refresh=refresh, poll=poll_once, found=apply_kept_webhooks)
+        # Calls placed by a request, whose workflows are started after the answer went out (follow_soon).
+        self._to_start: asyncio.Queue[str] = asyncio.Queue()
+        self._background: list[asyncio.Task[None]] = []
 
     def _dbos_config(self) -> dict[str, Any]:
         url = self.services.settings.resolved_database_url()
@@ -584,6 +616,11 @@ class Tracker:
         DBOS(config=self._dbos_config())  # type: ignore[arg-type]
         try:
             await asyncio.to_thread(DBOS.launch)
+            # The two owned background tasks: the batched poller, and the starter of workflows for placed calls.
+            self._background = [
+                asyncio.create_task(self.follower.run(), name="callcheck-poller"),
+                asyncio.create_task(self._start_followed(), name="callcheck-starter"),
+            ]
             await self._adopt_stopped_runs()
             if self.executor_id is None:
                 # A server resumes its own work; a `callcheck run` process has only the run it is about to start.
@@ -596,6 +633,11 @@ class Tracker:
                         await DBOS.start_workflow_async(run_suite, run.id)
             yield self
         finally:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            # Waiting workflows stop waiting (nothing recorded; DBOS resumes them at the next launch).
+            self.follower.close()
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
             # DBOS made its (now shut down) executor this loop's default one; give the loop a working one back so
             # asyncio.to_thread keeps working for whatever shuts down after us.
@@ -668,9 +710,32 @@ class Tracker:
         with SetWorkflowID(workflow_id(call_id)):
             await DBOS.start_workflow_async(follow_call, call_id)
 
+    def follow_soon(self, call_id: str) -> None:
+        """Start following a call shortly, off the caller's critical path (a request placing a call answers first).
+
+        Safe across a crash before the start: a server starts a workflow for every unfinished call at launch.
+        """
+        self._to_start.put_nowait(call_id)
+
+    async def _start_followed(self) -> None:
+        while True:
+            call_id = await self._to_start.get()
+            try:
+                await self.follow(call_id)
+            except Exception:  # one call's start failing must not stop the others'; the next launch retries it
+                log.exception("could not start following call %s", call_id)
+
     async def wake(self, call_id: str) -> None:
-        """Tell a call's workflow that something arrived for it (a webhook)."""
-        try:
-            await DBOS.send_async(workflow_id(call_id), "webhook", topic=WAKE_TOPIC)
-        except Exception as exc:  # a finished or unknown workflow cannot be woken; nothing is lost
-            log.debug("could not wake call %s: %s", call_id, exc)
+        """Tell a call's workflow that something arrived for it (a webhook): it goes on at once if the call ended.
+
+        A workflow waiting in another process is not reached from here: its own poller sees the end at its next sweep.
+        """
+        await self.follower.wake(call_id)
+
+    def watching(self, call_id: str) -> AbstractContextManager[None]:
+        """While inside, the call is polled often (someone watches it live)."""
+        return self.follower.watching(call_id)
+
+    def looked_at(self, call_id: str) -> None:
+        """Someone read a live call: poll it often for a few seconds."""
+        self.follower.looked_at(call_id)

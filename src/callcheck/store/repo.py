@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -88,6 +91,7 @@ class CallEvent:
     kind: str
     state: str | None
     detail: str | None
+    turns: int | None = None  # `transcript` events: the transcript's length when it was written
 
 
 @dataclass
@@ -130,6 +134,25 @@ def _call(row: sa.Row[Any]) -> CallRow:
     for key in ("created_at", "updated_at", "ended_at"):
         data[key] = _aware(data[key])
     return CallRow(**data)
+
+
+def _call_from_values(values: dict[str, Any]) -> CallRow:
+    """The CallRow of a call just inserted with these values (columns not given are empty)."""
+    data: dict[str, Any] = dict.fromkeys(calls.columns.keys())
+    data["simulated"] = False
+    data.update(values)
+    data["state"] = CallState(data["state"])
+    return CallRow(**data)
+
+
+@dataclass
+class FollowedCall:
+    """What the batched poller needs of a followed call (a few columns, not the transcript)."""
+
+    id: str
+    state: CallState
+    conversation_id: str | None
+    created_at: datetime
 
 
 ID_BATCH = 500  # ids per IN (...) list: well under every database's bound-parameter limit
@@ -182,15 +205,46 @@ def page_of(rows: list[K], limit: int) -> tuple[list[K], str | None]:
     return rows, None
 
 
+class _OneWriterAtATime:
+    """An engine whose write transactions (`begin()`) are taken one at a time in this process; reads unchanged.
+
+    SQLite has one writer per file. Left to its busy timeout, many concurrent writers poll for the lock with sleeps,
+    and under load some starve past the timeout ("database is locked", a 500): measured with 50 clients placing
+    calls at once. Queued on a lock instead, they take turns in order and none fails.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._lock = asyncio.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self._lock, self._engine.begin() as conn:
+            yield conn
+
+
+def serialized_writes(engine: AsyncEngine) -> AsyncEngine:
+    """The engine, with write transactions one at a time when it is SQLite's (see _OneWriterAtATime)."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return cast(AsyncEngine, _OneWriterAtATime(engine))
+
+
 class Store:
     """callcheck's database."""
 
     def __init__(self, engine: AsyncEngine, limits: CallLimits | None = None) -> None:
-        self.engine = engine
-        self.runs = RunStore(engine)
-        self.tokens = TokenStore(engine)
+        self.engine = serialized_writes(engine)
+        self.runs = RunStore(self.engine)
+        self.tokens = TokenStore(self.engine)
         # The call budgets create_call enforces (none when not given: tools and tests that build a Store by hand).
         self.limits = limits or CallLimits()
+        from callcheck.store.monitors import MonitorStore  # imported here: it builds on this module's helpers
+
+        self.monitors = MonitorStore(engine)
 
     # -- contexts ---------------------------------------------------------------------------------------------
 
@@ -259,9 +313,8 @@ class Store:
             if values.get("idempotency_key"):
                 raise DuplicateKey(values["idempotency_key"]) from exc
             raise
-        call = await self.get_call(values["id"])
-        assert call is not None
-        return call
+        # Built from what was written, not read back: placing a call stays one round trip before the dial.
+        return _call_from_values(values)
 
     async def _within_budget(self, conn: AsyncConnection, window: Window, number: str, now: datetime) -> None:
         """LimitReached when the calls in `window` (the one just inserted included) are over its limit."""
@@ -353,6 +406,19 @@ class Store:
             )
             return [_call(r) for r in rows.all()]
 
+    async def followed_calls(self, call_ids: list[str]) -> list[FollowedCall]:
+        """State and conversation id of these calls (those that exist), in batches whatever their number."""
+        found: list[FollowedCall] = []
+        columns = (calls.c.id, calls.c.state, calls.c.conversation_id, calls.c.created_at)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(call_ids), ID_BATCH):
+                rows = await conn.execute(sa.select(*columns).where(calls.c.id.in_(call_ids[start : start + ID_BATCH])))
+                found.extend(
+                    FollowedCall(r.id, CallState(r.state), r.conversation_id, _aware(r.created_at) or r.created_at)
+                    for r in rows.all()
+                )
+        return found
+
     async def update_call(self, call_id: str, event: tuple[str, str | None] | None = None, **values: Any) -> None:
         """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
         transaction when given: a reader never sees the change without the event that tells of it."""
@@ -360,10 +426,14 @@ class Store:
         check_lengths(calls, values)
         now = utcnow()
         values["updated_at"] = now
+        # A transcript event counts the turns written with it, as data: a resuming live stream reads it.
+        transcript = values.get("transcript")
+        told_turns = event is not None and event[0] == "transcript" and isinstance(transcript, list)
+        turns = len(transcript) if told_turns and isinstance(transcript, list) else None
         async with self.engine.begin() as conn:
             await conn.execute(sa.update(calls).where(calls.c.id == call_id).values(**values))
             if event is not None:
-                await self._event(conn, call_id, event[0], None, event[1], now)
+                await self._event(conn, call_id, event[0], None, event[1], now, turns)
 
     async def move_call(self, call_id: str, new: CallState, detail: str | None = None, **values: Any) -> bool:
         """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed.
@@ -371,16 +441,17 @@ class Store:
         The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
         """
         check_lengths(calls, values)
+        sources = [s.value for s in CallState if can_move(s, new)]
+        if not sources:
+            return False
+        now = utcnow()
+        if new.terminal:
+            values["ended_at"] = now
         async with self.engine.begin() as conn:
-            current = (await conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id))).scalar()
-            if current is None or not can_move(CallState(current), new):
-                return False
-            now = utcnow()
-            if new.terminal:
-                values["ended_at"] = now
+            # One conditional statement (no read first): the lifecycle's allowed sources are the WHERE clause.
             result = await conn.execute(
                 sa.update(calls)
-                .where(calls.c.id == call_id, calls.c.state == current)
+                .where(calls.c.id == call_id, calls.c.state.in_(sources))
                 .values(state=new.value, updated_at=now, **values)
             )
             if result.rowcount != 1:
@@ -406,8 +477,11 @@ class Store:
         state: str | None,
         detail: str | None,
         at: datetime,
+        turns: int | None = None,
     ) -> None:
-        await conn.execute(sa.insert(call_events).values(call_id=call_id, at=at, kind=kind, state=state, detail=detail))
+        await conn.execute(
+            sa.insert(call_events).values(call_id=call_id, at=at, kind=kind, state=state, detail=detail, turns=turns)
+        )
 
     async def _events(self, conn: AsyncConnection, call_id: str, after: int) -> list[CallEvent]:
         rows = await conn.execute(
@@ -415,7 +489,7 @@ class Store:
             .where(call_events.c.call_id == call_id, call_events.c.id > after)
             .order_by(call_events.c.id)
         )
-        return [CallEvent(r.id, _aware(r.at) or r.at, r.kind, r.state, r.detail) for r in rows.all()]
+        return [CallEvent(r.id, _aware(r.at) or r.at, r.kind, r.state, r.detail, r.turns) for r in rows.all()]
 
     # -- webhooks ---------------------------------------------------------------------------------------------
 
@@ -448,7 +522,7 @@ class Store:
 
     async def unmatched_webhooks(self, conversation_id: str) -> list[dict[str, Any]]:
         """Webhook payloads that arrived for this conversation before its call was known, oldest first."""
-        async with self.engine.begin() as conn:
+        async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
                     sa.select(webhook_events.c.id, webhook_events.c.payload)
@@ -510,6 +584,8 @@ class RunRow:
     exit_code: int | None
     error: str | None
     owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
+    monitor_id: str | None = None  # the monitor this run ran for (jobs/monitors.py)
+    monitor_slot: int | None = None  # the slot of the monitor's schedule (unix seconds)
     token_name: str | None = None  # the API token that started it
 
 

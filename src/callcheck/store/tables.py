@@ -69,6 +69,9 @@ call_events = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # state | transcript | recording | note
     sa.Column("state", sa.String(16), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
+    # For `transcript` events: how many turns the transcript had when the event was written (the live stream sends a
+    # resuming client only the turns after it).
+    sa.Column("turns", sa.Integer, nullable=True),
 )
 
 webhook_events = sa.Table(
@@ -107,6 +110,10 @@ runs = sa.Table(
     sa.Column("owner", sa.Text, nullable=True),
     sa.Column("token_name", sa.String(64), nullable=True),  # the API token that started it; None: no token in use
     sa.Index("ix_runs_created_at_id", "created_at", "id"),
+    # A monitor's run, and the slot of its schedule it ran for (unix seconds): one run per slot, whoever fires it.
+    sa.Column("monitor_id", sa.String(32), nullable=True),
+    sa.Column("monitor_slot", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("monitor_id", "monitor_slot", name="uq_runs_monitor_id"),
 )
 
 run_items = sa.Table(
@@ -121,6 +128,56 @@ run_items = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # pending | placed | skipped
     sa.Column("call_id", sa.String(32), nullable=True),
     sa.UniqueConstraint("run_id", "position", name="uq_run_items_run_id_position"),
+)
+
+monitors = sa.Table(
+    "monitors",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("suite_text", sa.Text, nullable=False),
+    sa.Column("source_name", sa.Text, nullable=False),
+    sa.Column("suite_name", sa.Text, nullable=False),
+    sa.Column("calls_per_run", sa.Integer, nullable=False),
+    sa.Column("every_s", sa.Integer, nullable=True),  # either a fixed period...
+    sa.Column("cron", sa.String(200), nullable=True),  # ...or a cron expression, in `timezone`
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("alert_after", sa.Integer, nullable=False),  # consecutive failing runs before the alert
+    sa.Column("channels", sa.JSON, nullable=False),  # [{"kind": "webhook|slack|email", "target": "..."}]
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | passing | failing
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    sa.Column("status_changed_at", Timestamp, nullable=True),
+    sa.Column("last_slot", sa.BigInteger, nullable=True),  # the newest slot claimed (ran, skipped or missed)
+    sa.Column("run_requested_at", sa.BigInteger, nullable=True),  # `monitor run NAME`: run at once
+    sa.Column("last_run_id", sa.String(32), nullable=True),  # the newest run whose outcome was applied
+    sa.Column("skipped_slots", sa.Integer, nullable=False),
+)
+
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "monitor_id", sa.String(32), sa.ForeignKey("monitors.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # alert | recovery | test
+    sa.Column("status", sa.String(16), nullable=False),  # the monitor's new status
+    sa.Column("channel", sa.String(16), nullable=False),  # webhook | slack | email
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", Timestamp, nullable=True),
+    # One delivery per run and channel: an outcome applied twice (a step re-run after a crash) alerts once.
+    sa.UniqueConstraint("run_id", "channel", "target", name="uq_alert_deliveries_run_id"),
 )
 
 tokens = sa.Table(
