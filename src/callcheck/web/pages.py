@@ -499,6 +499,11 @@ SANDBOX_NUMBERS = [
     ("+15550100500", "ElevenLabs error (HTTP 500)"),
     ("+15550100429", "ElevenLabs busy (HTTP 429, too many calls)"),
     ("+15550100200", "ElevenLabs refuses (200 with success: false)"),
+    ("+15550100010", "completes; its webhook leaves the transcript out"),
+    ("+15550100011", "accepted, then the conversation is never found"),
+    ("+15550100012", "completes; accepted without a conversation id"),
+    ("+15550100013", "ends at once: a per-call override refused"),
+    ("+15550100014", "IVR where the keypad press fails"),
     ("+15550110030", "answers after 30 s of ringing (+1555011DDDD: after DDDD s)"),
 ]
 
