@@ -96,6 +96,7 @@ class CallRow:
     idempotency_key: str | None
     timeout_s: float | None = None
     events: list[CallEvent] = field(default_factory=list)
+    placed_by: str | None = None  # the executor that dialed it (PostgreSQL; jobs/executors.py)
 
 
 def _call(row: sa.Row[Any]) -> CallRow:

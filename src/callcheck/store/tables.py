@@ -55,6 +55,9 @@ calls = sa.Table(
     sa.Column("recording_path", sa.Text, nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
     sa.Column("timeout_s", sa.Float, nullable=True),  # a suite scenario's own cap; None: the setting's
+    # The executor (process) that recorded and dialed the call, on PostgreSQL (jobs/executors.py): while it lives,
+    # a call it left DIALING is its own dial in flight, not an orphan.
+    sa.Column("placed_by", sa.String(128), nullable=True),
     sa.Index("ix_calls_created_at_id", "created_at", "id"),
     sa.Index("ix_calls_state", "state"),
 )
@@ -122,4 +125,24 @@ run_items = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # pending | placed | skipped
     sa.Column("call_id", sa.String(32), nullable=True),
     sa.UniqueConstraint("run_id", "position", name="uq_run_items_run_id_position"),
+)
+
+# The processes that run durable work on this database (PostgreSQL; jobs/executors.py): one row per process life,
+# kept alive by its heartbeat. A row whose lease ran out is claimed by exactly one live process, which takes its
+# workflows over.
+executors = sa.Table(
+    "executors",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),  # the DBOS executor id
+    sa.Column("role", sa.String(16), nullable=False),  # server | worker | run
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    # Unix seconds by the database's clock (processes on several machines agree on it).
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # alive | released | adopting | adopted
+    sa.Column("adopted_by", sa.String(128), nullable=True),
+    sa.Column("adopted_at", Timestamp, nullable=True),
+    sa.Index("ix_executors_state", "state"),
 )
