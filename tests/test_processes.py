@@ -26,7 +26,7 @@ from tests.conftest import fresh_postgres_database
 from tests.gate import Gate
 from tests.servers import OUTBOUND, free_port, outbound_calls, sandbox_env, wait_healthy
 
-pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 CONCURRENCY = 2
 # Each call answers after 30 simulated seconds (about 1.5 s real at this time scale), then talks: long enough for
@@ -165,8 +165,8 @@ def test_survivor_server_finishes_a_run_whose_server_was_killed(
         env_a = _env(slow_sandbox, gate.url, database, tmp_path / "a")
         env_b = _env(slow_sandbox, gate.url, database, tmp_path / "b")
         with _serve(tmp_path / "a", env_a, port_a) as a, _serve(tmp_path / "b", env_b, port_b) as b:
-            wait_healthy(url_a, process=a)
-            wait_healthy(url_b, process=b)
+            wait_healthy(url_a, timeout=240, process=a)
+            wait_healthy(url_b, timeout=240, process=b)
             run_id = _start_run(url_a)
             _wait("the gate holding A's request", rule.held.is_set)
             _kill(a)
@@ -190,8 +190,8 @@ def test_worker_finishes_a_run_whose_server_was_killed_with_calls_in_progress(
         _process(tmp_path / "w", _env(slow_sandbox, slow_sandbox.url, database, tmp_path / "w"), "worker") as worker,
         _serve(tmp_path / "c", _env(slow_sandbox, slow_sandbox.url, database, tmp_path / "c"), port_c, "--no-workers"),
     ):
-        wait_healthy(url_a, process=a)
-        wait_healthy(url_c)
+        wait_healthy(url_a, timeout=240, process=a)
+        wait_healthy(url_c, timeout=240)
         run_id = _start_run(url_a)
 
         def calls_in_progress() -> bool:
