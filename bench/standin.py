@@ -122,6 +122,8 @@ class StandIn:
             index += 1
             if query.get("user_id") and conversation["user_id"] != query["user_id"]:
                 continue
+            if query.get("agent_id") and conversation["agent_id"] != query["agent_id"]:
+                continue
             if conversation["start_time_unix_secs"] <= after:
                 break  # newest first: everything further is older still
             rows.append(

@@ -109,14 +109,20 @@ class Settings(BaseSettings):
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_INITIAL_S", "poll_initial_s"),
-        description="First delay in seconds between two polls of a conversation (doubles up to poll_max_s).",
+        description=(
+            "Seconds between two sweeps of the batched poller at first (one conversations list for every call "
+            "followed, full fetches only of those that changed); doubles while nothing changes, up to poll_max_s."
+        ),
     )
     poll_max_s: float = Field(
         default=30.0,
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
         validation_alias=AliasChoices("CALLCHECK_POLL_MAX_S", "poll_max_s"),
-        description="Longest delay in seconds between two polls of a conversation.",
+        description=(
+            "Longest time in seconds between two sweeps of the batched poller (and between two fetches of a followed "
+            "call the list does not show)."
+        ),
     )
     call_timeout_s: float = Field(
         default=1800.0,

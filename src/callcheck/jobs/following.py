@@ -7,14 +7,15 @@ waits: it registers here and is resolved by whoever sees the call end first —
 - the batched poller, the fallback: every sweep lists the agent's recent conversations (a page per 100 calls,
   contract §4.2), compares each followed call's summary (status, message count, outcome) with the last one seen and
   fetches in full only those that changed. The pace is the sweep's, not the number of calls': it starts at
-  `poll_initial_s` and doubles while nothing changes, up to `poll_max_s`;
+  `poll_initial_s` and doubles while nothing changes, up to `poll_max_s`, and never asks for more than one list
+  page per `poll_initial_s` on average (with 1,000 calls, ten pages, sweeps are at least ten such periods apart);
 - the deadline: the workflow's wait ends at the call's cap, and the call times out.
 
 A call someone watches (its page or events stream open) is fetched on its own every WATCH_POLL_S, so what happens
 reaches the watcher within a couple of seconds even without webhooks; calls nobody watches are only swept.
 
 Nothing here is durable, on purpose: the calls' states are in the database and the waits are re-entered by their
-workflows when DBOS resumes them, and the first sweep after a start fetches every followed call once.
+workflows when DBOS resumes them, and the first sweep after a start fetches every followed call that moved.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from contextlib import contextmanager, suppress
 
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import UpstreamError
-from callcheck.providers.elevenlabs.listing import ConversationMark, marks_of, next_cursor, recent_query
+from callcheck.providers.elevenlabs.listing import ConversationMark, marks_of, next_cursor, recent_query, untouched
 from callcheck.services import Services
 from callcheck.store.repo import FollowedCall
 
@@ -144,9 +145,13 @@ class Follower:
                 next_sweep = min(next_sweep, now + interval)
             known = len(self._waiting)
             if now >= next_sweep:
+                pages = self.stats["pages"]
                 changed = await self._guarded(self.sweep())
                 interval = settings.poll_initial_s if changed else min(interval * 2, settings.poll_max_s)
-                next_sweep = time.monotonic() + interval
+                # At most one list page per poll_initial_s on average: with more calls than a page holds, sweeps
+                # space out, so the requests a minute stay the same whatever the number of calls followed.
+                pages = self.stats["pages"] - pages
+                next_sweep = time.monotonic() + max(interval, pages * settings.poll_initial_s)
             wait = next_sweep - time.monotonic()
             if self._watchers:
                 await self._guarded(self._poll_watched())
@@ -208,6 +213,14 @@ class Follower:
                     continue
                 self._unlisted[conversation_id] = now
             elif self._marks.get(conversation_id) == mark:
+                continue
+            elif (
+                conversation_id not in self._marks
+                and untouched(mark)
+                and by_conversation[conversation_id].state == CallState.RINGING
+            ):
+                # A call just placed, still ringing: the list says all a fetch would.
+                self._marks[conversation_id] = mark
                 continue
             due.append((conversation_id, mark))
         # Forget what is not followed any more.

@@ -3,8 +3,8 @@
 One call = one DBOS workflow whose id is derived from the call id: starting it twice is harmless, and a workflow
 interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, its finished steps not re-run.
 
-    deadline ─► ensure placed ─► wait for the end ─► final? ─► fetch the recording
-                                       └──── deadline reached ─► timed_out
+    ensure placed (and the deadline) ─► wait for the end ─► final? ─► fetch the recording
+                                              └──── deadline reached ─► timed_out
 
 Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. It ends when a
 webhook or the batched poller (jobs/following.py: one conversations list per sweep for every call followed, full
@@ -385,7 +385,10 @@ async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
     """Apply webhook events that arrived before this call's conversation id was known."""
     if not call.conversation_id:
         return
-    for payload in await services.store.unmatched_webhooks(call.conversation_id):
+    payloads = await services.store.unmatched_webhooks(call.conversation_id)
+    if not payloads:
+        return  # the usual case: nothing to apply, nothing to write
+    for payload in payloads:
         if isinstance(payload, dict):
             await apply_webhook(services, payload)
     await services.store.match_webhooks(call.conversation_id, call.id)
@@ -416,9 +419,9 @@ async def apply_kept_webhooks(services: Services, call_id: str) -> None:
 
 # -- the workflow ------------------------------------------------------------------------------------------------
 #
-# A durable record is written when the call's state matters to the workflow, not on every poll: the deadline, the
-# placing, the end (or the timeout), the recording. While the call lasts the workflow waits in one step that costs
-# nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
+# A durable record is written when the call's state matters to the workflow, not on every poll: the placing (with
+# the deadline), the end (or the timeout), the recording. While the call lasts the workflow waits in one step that
+# costs nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
 
 
 def _tracker(services: Services) -> Tracker:
@@ -428,20 +431,18 @@ def _tracker(services: Services) -> Tracker:
     return tracker
 
 
-@DBOS.step(name="callcheck.deadline")
-async def _deadline_step(call_id: str) -> float:
-    # Checkpointed, so a resumed workflow keeps the cap it started with (even if the settings changed since).
-    async def read(services: Services) -> float:
+@DBOS.step(name="callcheck.ensure_placed", retries_allowed=False)
+async def _ensure_placed_step(call_id: str) -> tuple[float, str | None, str]:
+    """(the call's deadline as unix time, its run's id, its state once placed). The deadline is checkpointed with
+    the placing, so a resumed workflow keeps the cap it started with, even if the settings changed since."""
+
+    async def place(services: Services) -> tuple[float, str | None, str]:
+        state = await ensure_placed(services, call_id)
         call = await services.store.get_call(call_id)
         cap = call.timeout_s if call is not None and call.timeout_s else services.settings.call_timeout_s
-        return time.time() + cap
+        return time.time() + cap, call.run_id if call is not None else None, state
 
-    return await _on_app_loop(read)
-
-
-@DBOS.step(name="callcheck.ensure_placed", retries_allowed=False)
-async def _ensure_placed_step(call_id: str) -> str:
-    return await _on_app_loop(lambda s: ensure_placed(s, call_id))
+    return await _on_app_loop(place)
 
 
 @DBOS.step(name="callcheck.wait_for_end", retries_allowed=False)
@@ -463,12 +464,20 @@ async def _recording_step(call_id: str) -> bool:
 @DBOS.workflow(name="callcheck.follow_call")
 async def follow_call(call_id: str) -> str:
     """Follow one call from placing to its final state and recording."""
-    deadline = await _deadline_step(call_id)
-    state = CallState(await _ensure_placed_step(call_id))
+    deadline, run_id, placed = await _ensure_placed_step(call_id)
+    state = CallState(placed)
     if not state.terminal:
         ended = await _wait_step(call_id, deadline)
         # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
         state = CallState(ended) if ended else CallState(await _time_out_step(call_id))
+    if run_id is not None:
+        from callcheck.jobs.runs import RUN_TOPIC, run_workflow_id
+
+        # Its run places the next call now rather than at its next tick (a recorded send: once, even when resumed).
+        try:
+            await DBOS.send_async(run_workflow_id(run_id), "call ended", topic=RUN_TOPIC)
+        except Exception as exc:  # a run without a workflow cannot be woken; it ticks on its own anyway
+            log.debug("could not wake run %s: %s", run_id, exc)
     if state.may_have_recording:
         await _recording_step(call_id)
     return state.value

@@ -22,6 +22,12 @@ class ConversationMark:
     call_successful: str | None
 
 
+def untouched(mark: ConversationMark) -> bool:
+    """True for a conversation that has not started yet (still ringing, nothing said): fetching it tells nothing
+    a freshly placed call does not already know."""
+    return mark.status == "initiated" and not mark.message_count
+
+
 def recent_query(agent_id: str, started_after_unix: int, cursor: str | None) -> dict[str, Any]:
     """Query parameters of one page of the agent's conversations started after `started_after_unix`."""
     query: dict[str, Any] = {
