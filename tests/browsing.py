@@ -28,9 +28,10 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
-# Mark a browser test module with this: it is a browser test, and it is skipped where there is no chromium.
+# Mark a browser test module with this: it is a browser test (and e2e), skipped where there is no chromium.
 BROWSER_MARKS = [
     pytest.mark.browser,
+    pytest.mark.e2e,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
 ]
 

@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 
 from callcheck.app import create_app
 from callcheck.config import Settings
-from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 
 # Fixtures shared by several test files, registered once here instead of imported (and shadowed) in each.
 pytest_plugins = ["tests.fake_openai"]
@@ -72,6 +72,20 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def sandbox() -> Iterator[SandboxServer]:
     """A running sandbox (fast simulated time), polled by callcheck (no webhooks)."""
     with SandboxServer(SandboxConfig(time_scale=0.02)) as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    """The clock of `stepped_sandbox`: it stands still until the test moves it."""
+    return SteppedClock()
+
+
+@pytest.fixture
+def stepped_sandbox(clock: SteppedClock) -> Iterator[SandboxServer]:
+    """A sandbox whose calls move only when the test advances `clock` (simulated seconds), polled by callcheck:
+    for tests that must see a call in a given state, which on the real clock only a lucky poll would catch."""
+    with SandboxServer(SandboxConfig(time_scale=1.0, clock=clock)) as server:
         yield server
 
 

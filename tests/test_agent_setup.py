@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from callcheck.agent_setup import find_workspace_webhook, run_setup, setup_agent, webhook_url_for
 from callcheck.cli import app as cli_app
-from callcheck.domain.agent_profile import (
+from callcheck.domain.evidence import (
+    CRITERION_GOAL_ACHIEVED,
+    DATA_CONFIRMATION_NUMBER,
+    DATA_REACHED_HUMAN,
+    DATA_TRANSFERRED,
+)
+from callcheck.errors import NotFound, UpstreamHTTPError
+from callcheck.providers.elevenlabs.agent_profile import (
     SETUP_TOOLS,
     WebhookPlan,
     explain_refused_override,
@@ -24,13 +31,6 @@ from callcheck.domain.agent_profile import (
     new_agent_body,
     plan_agent_setup,
 )
-from callcheck.domain.evidence import (
-    CRITERION_GOAL_ACHIEVED,
-    DATA_CONFIRMATION_NUMBER,
-    DATA_REACHED_HUMAN,
-    DATA_TRANSFERRED,
-)
-from callcheck.errors import NotFound, UpstreamHTTPError
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.providers.elevenlabs.sandbox import NUMBER_COMPLETED, SandboxConfig, SandboxServer
 from tests.conftest import settings_for
@@ -105,7 +105,9 @@ def test_plan_for_a_bare_agent_adds_everything_and_only_that() -> None:
     assert flags == {
         "agent": {"prompt": {"prompt": True}, "first_message": True, "language": True},
         "tts": {"voice_id": True, "speed": True},
+        "conversation": {"max_duration_seconds": True},  # callcheck caps every call with it
     }
+    assert "allow the per-call override of conversation.max_duration_seconds" in plan.changes
     tools = plan.patch["conversation_config"]["agent"]["prompt"]["built_in_tools"]
     assert set(tools) == set(SETUP_TOOLS)
     assert tools["play_keypad_touch_tone"]["params"] == {"system_tool_type": "play_keypad_touch_tone"}
@@ -118,7 +120,7 @@ def test_plan_for_a_bare_agent_adds_everything_and_only_that() -> None:
     }
     assert "allow the per-call override of agent.prompt.prompt" in plan.changes
     assert "add the built-in tool play_keypad_touch_tone (press keys in IVR menus, DTMF)" in plan.changes
-    assert len(plan.changes) == 5 + 4 + 1 + 3
+    assert len(plan.changes) == 6 + 4 + 1 + 3
 
 
 def test_plan_applied_leaves_nothing_to_do() -> None:
@@ -185,7 +187,8 @@ def test_refused_override_is_explained() -> None:
     )
     explained = explain_refused_override(error)
     assert explained.message.startswith("ElevenLabs API error (400): Override for field 'agent.prompt.prompt'")
-    assert "does not allow callcheck to override agent.prompt.prompt" in explained.message
+    assert "The agent does not allow per-call overrides; run `callcheck agent setup`" in explained.message
+    assert "(callcheck sends agent.prompt.prompt)" in explained.message
     assert "`callcheck agent setup`" in explained.message
     assert explained.status == 400
     other = UpstreamHTTPError(400, "to_number must be a phone number in E.164 format.")
@@ -416,7 +419,7 @@ def test_cli_setup_errors(monkeypatch: pytest.MonkeyPatch, bare_sandbox: Sandbox
 
 
 def test_allowed_overrides_lists_every_enabled_leaf() -> None:
-    from callcheck.domain.agent_profile import allowed_overrides
+    from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
 
     agent = {
         "platform_settings": {

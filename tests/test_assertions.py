@@ -28,7 +28,6 @@ from callcheck.domain.assertions import (
     verdict_for,
 )
 from callcheck.domain.evidence import (
-    KEYPAD_TOOL,
     Analysis,
     CallFacts,
     CriterionResult,
@@ -44,7 +43,7 @@ TURNS = [
         speaker="caller",
         text="",
         time_in_call_secs=4.0,
-        tool_calls=[ToolCall(name=KEYPAD_TOOL, params={"dtmf_tones": "2"}, result={"status": "success"})],
+        tool_calls=[ToolCall(name="keypad", kind="keypad", keys="2", status="succeeded")],
     ),
     Turn(speaker="caller", text="Hi, I'd like a pizza for pickup.", time_in_call_secs=6.0),
     Turn(speaker="business", text="Sure. Your order number 4821 is confirmed for 6pm.", time_in_call_secs=20.0),
@@ -211,7 +210,7 @@ def test_keypad_sent() -> None:
         Turn(
             speaker="caller",
             time_in_call_secs=4,
-            tool_calls=[ToolCall(name=KEYPAD_TOOL, params={"dtmf_tones": "2"}, is_error=True)],
+            tool_calls=[ToolCall(name="keypad", kind="keypad", keys="2", status="failed")],
         ),
         Turn(speaker="business", text="Sorry?", time_in_call_secs=5),
     ]
@@ -344,7 +343,7 @@ def test_parse_assertion_rejects_non_final_states_and_unknown_kinds() -> None:
         ("max_turns", True, "must be a whole number of turns of at least 1, not true"),
         ("max_duration_s", None, "must be a number of seconds above 0, not empty"),
         ("outcome", False, "outcome must be one of success, failure, unknown, not false"),
-        ("keypad_sent", 12, 'must be quoted keypad digits (0-9, *, #), e.g. "2", not 12'),
+        ("keypad_sent", 12, 'must be quoted keypad digits (0-9, *, #; w and W are pauses), e.g. "2", not 12'),
         ("judge", True, "must be a non-empty text, not true"),
         ("transcript_contains", ["a"], "must be a text or {speaker, text}, not a list"),
     ],

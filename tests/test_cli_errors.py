@@ -115,6 +115,7 @@ def test_sandbox_time_scale_must_be_positive_and_bounded(scale: str) -> None:
     assert "Invalid value for '--time-scale': must be more than 0 and at most 100" in usage_error(lines)
 
 
+@pytest.mark.e2e
 def test_serve_on_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path) -> None:
     # A real process, as a user starts it: no uvicorn startup traceback, and the documented exit code.
     result = subprocess.run(
@@ -226,6 +227,7 @@ def test_report_checks_make_missing_directories_and_leave_no_file_behind(tmp_pat
     assert target.parent.is_dir() and not target.exists()
 
 
+@pytest.mark.e2e
 def test_a_report_that_fails_to_write_at_the_end_leaves_the_others_and_the_summary(tmp_path: Path) -> None:
     # /dev/full opens fine (so the early check passes) but every write to it fails: ENOSPC, at the end of the run.
     (tmp_path / "suite.yaml").write_text(SUITE)

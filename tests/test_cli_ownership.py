@@ -16,12 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from callcheck.config import Settings
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import backend_env
 from tests.servers import outbound_calls, sandbox_env
+
+pytestmark = pytest.mark.e2e  # `callcheck run` subprocesses, one of them killed
 
 SLOW = "+15550110040"  # rings 40 simulated seconds before answering
 FAST = "+15550100001"

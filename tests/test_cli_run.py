@@ -12,11 +12,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
+import pytest
 
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import backend_env
 from tests.fake_openai import FakeOpenAI
 from tests.servers import outbound_calls, sandbox_env
+
+pytestmark = pytest.mark.e2e  # every test here runs `callcheck` as a subprocess
 
 SUITE = """\
 business: We are Pizza Palace, a pizza restaurant that takes orders and handles delivery.

@@ -94,6 +94,7 @@ async def test_all_green(sandbox: SandboxServer, tmp_path: Path) -> None:
         "api_key",
         "agent",
         "agent_overrides",
+        "agent_max_duration",
         "agent_tools",
         "agent_optional_tools",
         "agent_analysis",
@@ -116,6 +117,7 @@ async def test_missing_settings_are_named_and_the_rest_skipped(tmp_path: Path) -
             "api_key",
             "agent",
             "agent_overrides",
+            "agent_max_duration",
             "agent_tools",
             "agent_optional_tools",
             "agent_analysis",
@@ -138,6 +140,7 @@ async def test_wrong_api_key(sandbox: SandboxServer, tmp_path: Path) -> None:
         {
             "agent",
             "agent_overrides",
+            "agent_max_duration",
             "agent_tools",
             "agent_optional_tools",
             "agent_analysis",
@@ -173,7 +176,9 @@ async def test_unreachable_api(tmp_path: Path) -> None:
 async def test_unknown_agent(sandbox: SandboxServer, tmp_path: Path) -> None:
     report = await diagnose(migrate(good_settings(sandbox, tmp_path, elevenlabs_agent_id="agent_nope")))
     assert_only_failures(
-        report, {"agent"}, {"agent_overrides", "agent_tools", "agent_optional_tools", "agent_analysis"}
+        report,
+        {"agent"},
+        {"agent_overrides", "agent_max_duration", "agent_tools", "agent_optional_tools", "agent_analysis"},
     )
     check = by_name(report)["agent"]
     assert "agent_nope" in check.message
@@ -183,11 +188,11 @@ async def test_unknown_agent(sandbox: SandboxServer, tmp_path: Path) -> None:
 async def test_bare_agent_then_setup_makes_it_green(bare_sandbox: SandboxServer, tmp_path: Path) -> None:
     settings = migrate(good_settings(bare_sandbox, tmp_path))
     report = await diagnose(settings)
-    assert_only_failures(report, {"agent_overrides", "agent_tools", "agent_analysis"})
+    assert_only_failures(report, {"agent_overrides", "agent_max_duration", "agent_tools", "agent_analysis"})
     checks = by_name(report)
     assert checks["agent_optional_tools"].status == "warn"
     assert "voicemail_detection" in checks["agent_optional_tools"].message
-    for name in ("agent_overrides", "agent_tools", "agent_analysis"):
+    for name in ("agent_overrides", "agent_max_duration", "agent_tools", "agent_analysis"):
         assert "callcheck agent setup" in checks[name].fix
     assert "agent.prompt.prompt" in checks["agent_overrides"].message
     assert "tts.speed" in checks["agent_overrides"].message
@@ -329,7 +334,7 @@ async def test_api_doctor_reports_failures_with_200(
     body = (await api.get("/api/doctor")).json()
     assert body["ok"] is False
     failed = {c["name"] for c in body["checks"] if c["status"] == "fail"}
-    assert failed == {"agent_overrides", "agent_tools", "agent_analysis", "webhook_secret"}
+    assert failed == {"agent_overrides", "agent_max_duration", "agent_tools", "agent_analysis", "webhook_secret"}
 
 
 def env_for(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, tmp_path: Path) -> None:
@@ -367,6 +372,7 @@ def test_cli_doctor_exit_codes(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
     assert statuses_["phone_number"] == "fail" and statuses_["phone_number_outbound"] == "skip"
 
 
+@pytest.mark.e2e
 def test_sandbox_command_prints_the_env_and_serves(tmp_path: Path) -> None:
     port = free_port()
     callcheck = Path(sys.executable).parent / "callcheck"

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, delayed_answer_number
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock, delayed_answer_number
 from tests.conftest import backend_env, settings_for
 from tests.servers import free_port, sandbox_env, serve_process, wait_healthy
-from tests.waiting import wait_for_call, wait_for_call_sync
+from tests.waiting import step_through_completed_call, wait_for_call, wait_for_call_sync
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
 # The stored event kinds the stream tells of; each of these messages carries its stored event's id.
@@ -102,8 +102,12 @@ def told_ids(call: dict[str, Any]) -> list[str]:
 
 
 async def test_every_stored_event_is_told_with_its_id_and_end_is_the_whole_call(
-    api: httpx.AsyncClient, finished: dict[str, Any]
+    client_for: Any, stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path
 ) -> None:
+    # Stepped through every state, so the call is stored with a transcript in three parts (on the real clock a poll
+    # may catch it only once the call is over, the whole transcript at once).
+    api = await client_for(settings_for(stepped_sandbox, tmp_path))
+    finished = await step_through_completed_call(api, await place(api, "+15550100001"), clock)
     messages = await read_stream(api, finished["id"])
     assert [m.event for m in messages].count("end") == 1 and messages[-1].event == "end"
     body = messages[:-1]
@@ -115,7 +119,7 @@ async def test_every_stored_event_is_told_with_its_id_and_end_is_the_whole_call(
     assert [m.data["state"] for m in body if m.event == "state"][-1] == "completed"
     # The transcript arrives in pieces that add up to the whole, each saying where its turns go.
     pieces = [m.data for m in body if m.event == "transcript"]
-    assert len(pieces) >= 2
+    assert [(p["from"], len(p["turns"])) for p in pieces] == [(0, 1), (1, 2), (3, 3)]
     assert [t for piece in pieces for t in piece["turns"]] == finished["transcript"]
     assert [p["from"] for p in pieces] == [sum(len(p["turns"]) for p in pieces[:i]) for i in range(len(pieces))]
     assert [m.data for m in body if m.event == "recording"] == [{"recording_url": finished["recording_url"]}]
@@ -196,6 +200,7 @@ def read_until(lines: Iterable[str], stop: Any) -> list[Message]:
     return messages
 
 
+@pytest.mark.e2e
 def test_sigterm_ends_an_open_stream_cleanly_and_a_reconnect_resumes(tmp_path: Path) -> None:
     # The line rings for 50 simulated seconds (5 s real): the stream is open and mid-call when the server stops.
     with SandboxServer(SandboxConfig(time_scale=0.1)) as sandbox:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from callcheck.domain.lifecycle import CallState
-from callcheck.jobs.placing import CallRequest, outbound_payload, record_call, seed_override
+from callcheck.jobs.placing import CallRequest, record_call
+from callcheck.providers.elevenlabs.outbound import outbound_payload, seed_override
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from callcheck.services import Services
 from callcheck.store import db
@@ -32,6 +33,7 @@ def env_for(sandbox: SandboxServer, data_dir: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.e2e
 def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) -> None:
     # Rings for 50 simulated seconds (2.5 s real; under the 60 s ring timeout): time to kill the server meanwhile.
     with SandboxServer(SandboxConfig(time_scale=0.05)) as sandbox:
@@ -126,5 +128,6 @@ def test_payload_helper_matches_the_seed_shape() -> None:
         "conversation_initiation_client_data": {
             "conversation_config_override": {"agent": {"prompt": {"prompt": "P"}, "first_message": "F"}},
             "user_id": "cid",
+            "dynamic_variables": {"callcheck_call_id": "cid"},
         },
     }

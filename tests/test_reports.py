@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from callcheck.domain.assertions import CallEvidence, offline_verdict
-from callcheck.domain.evidence import KEYPAD_TOOL, Analysis, CallFacts, ToolCall, Turn
+from callcheck.domain.evidence import Analysis, CallFacts, ToolCall, Turn
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import Suite, load_suite
 from callcheck.reports import (
@@ -289,7 +289,7 @@ def test_json_carries_the_full_transcript_and_the_run_settings() -> None:
             speaker="caller",
             text=None,
             time_in_call_secs=3,
-            tool_calls=[ToolCall(name=KEYPAD_TOOL, params={"dtmf_tones": "2"}, result={"status": "success"})],
+            tool_calls=[ToolCall(name="keypad", kind="keypad", keys="2", status="succeeded")],
         ),
         Turn(speaker="business", text=long_text, time_in_call_secs=5),
     ]
@@ -309,7 +309,7 @@ def test_json_carries_the_full_transcript_and_the_run_settings() -> None:
     run = data["scenarios"][0]["runs"][0]
     assert [t["speaker"] for t in run["transcript"]] == ["business", "caller", "business"]
     assert run["transcript"][1]["text"] is None
-    assert run["transcript"][1]["tool_calls"][0]["params"] == {"dtmf_tones": "2"}
+    assert run["transcript"][1]["tool_calls"][0]["keys"] == "2"
     assert run["transcript"][2]["text"] == long_text  # untruncated
     assert len(run["transcript_excerpt"]) == 2 and run["transcript_excerpt"][1]["text"] != long_text
     assert run["analysis"]["summary"] == "Hours given."

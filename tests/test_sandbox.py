@@ -30,10 +30,15 @@ from callcheck.providers.elevenlabs.sandbox import (
     NUMBER_HTTP_500,
     NUMBER_IVR,
     NUMBER_IVR_DEAD_END,
+    NUMBER_KEYPAD_FAILS,
     NUMBER_NO_ANSWER,
+    NUMBER_NO_CONVERSATION_ID,
+    NUMBER_NO_TRANSCRIPT_WEBHOOK,
     NUMBER_NOT_SUCCESS,
     NUMBER_NOT_UNDERSTOOD,
+    NUMBER_REFUSES_OVERRIDES,
     NUMBER_TRANSFERRED,
+    NUMBER_VANISHES,
     NUMBER_VOICEMAIL,
     SandboxConfig,
     SandboxServer,
@@ -377,6 +382,25 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "confirmation": False,
         "tools": ["play_keypad_touch_tone", "play_keypad_touch_tone", "end_call"],
     },
+    NUMBER_NO_TRANSCRIPT_WEBHOOK: {
+        "status": "done",
+        "call_result": "answered",
+        "success": "success",
+        "human": False,
+        "transferred": False,
+        "confirmation": True,
+        "tools": ["end_call"],
+    },
+    NUMBER_KEYPAD_FAILS: {
+        "status": "done",
+        "call_result": "answered",
+        "success": "failure",
+        "human": False,
+        "transferred": False,
+        "confirmation": False,
+        "tools": ["play_keypad_touch_tone", "end_call"],
+    },
+    NUMBER_REFUSES_OVERRIDES: {"status": "failed", "call_result": "failed", "tools": []},
     NUMBER_BUSY: {"status": "failed", "call_result": "busy", "tools": []},
     NUMBER_NO_ANSWER: {"status": "failed", "call_result": "no_answer", "tools": []},
 }
@@ -410,8 +434,10 @@ def test_magic_number_outcomes(shared: httpx.Client, number: str) -> None:
     turns = conversation["transcript"]
     assert turns[0]["role"] == "agent" and turns[0]["message"]
     assert [t["time_in_call_secs"] for t in turns] == sorted(t["time_in_call_secs"] for t in turns)
-    last_call = turns[-1]["tool_calls"][0]
+    # As in a real record: the calling item, then a separate item with the result, matched by request_id.
+    last_call = turns[-2]["tool_calls"][0]
     last_result = turns[-1]["tool_results"][0]
+    assert turns[-2]["tool_results"] == [] and turns[-1]["tool_calls"] == []
     assert last_call["request_id"] == last_result["request_id"]
     if expected["tools"][-1] == "end_call":
         assert last_result["result"]["result_type"] == "end_call_success"
@@ -423,13 +449,15 @@ def test_ivr_presses_2_with_the_keypad_tool(shared: httpx.Client) -> None:
     assert "press 2 for orders" in menu["message"]
     press = next(t for t in conversation["transcript"] if t["tool_calls"])
     assert json.loads(press["tool_calls"][0]["params_as_json"])["dtmf_tones"] == "2"
-    assert press["tool_results"][0]["result"] == {
+    result = next(t for t in conversation["transcript"] if t["tool_results"])["tool_results"][0]
+    assert result["request_id"] == press["tool_calls"][0]["request_id"]
+    assert result["result"] == {
         "result_type": "play_dtmf_success",
         "status": "success",
         "dtmf_tones": "2",
-        "reason": press["tool_results"][0]["result"]["reason"],
+        "reason": result["result"]["reason"],
     }
-    assert press["tool_results"][0]["is_error"] is False
+    assert result["is_error"] is False
 
 
 def test_delayed_answer_rings_for_the_given_time(shared: httpx.Client) -> None:
@@ -466,7 +494,15 @@ def test_not_success_number_answers_200_with_success_false(sandbox: httpx.Client
 
 
 def test_every_magic_number_is_tested() -> None:
-    covered = {*EXPECTED, NUMBER_HTTP_500, NUMBER_HTTP_429, NUMBER_NOT_SUCCESS}
+    # The null-id and vanishing numbers are tested in test_sdk_oracle.py (they have no plain final record here).
+    covered = {
+        *EXPECTED,
+        NUMBER_HTTP_500,
+        NUMBER_HTTP_429,
+        NUMBER_NOT_SUCCESS,
+        NUMBER_NO_CONVERSATION_ID,
+        NUMBER_VANISHES,
+    }
     assert set(MAGIC_NUMBERS) <= covered
 
 
@@ -797,3 +833,25 @@ def test_no_webhook_url_sends_nothing_and_two_sandboxes_share_nothing(
     assert httpx.get(f"{first.url}/_sandbox/webhooks").json() == []
     assert b.get("/v1/convai/conversations").json()["conversations"] == []
     assert httpx.get(f"{second.url}/_sandbox/requests").json()[0]["path"] == "/v1/convai/conversations"
+
+
+def test_the_business_follows_the_scenario_and_the_persona(shared: httpx.Client) -> None:
+    from callcheck.domain.suite import Persona, caller_config
+
+    caller = caller_config("A pizza shop.", "book a table for two", Persona(name="Lucía Pérez", language="es"))
+    override = {"agent": {"prompt": {"prompt": caller.prompt}, "first_message": caller.first_message, "language": "es"}}
+    spanish = wait_final(
+        shared,
+        place(shared, NUMBER_COMPLETED, conversation_initiation_client_data={"conversation_config_override": override}),
+    )
+    said = [(t["role"], t["message"]) for t in spanish["transcript"] if t["message"]]
+    assert ("agent", "A nombre de Lucía Pérez.") in said
+    assert any(role == "user" and "Gracias, Lucía" in text for role, text in said)
+
+    english = {"agent": {"prompt": {"prompt": caller_config("A pizza shop.", "book a table for two").prompt}}}
+    plain = wait_final(
+        shared,
+        place(shared, NUMBER_COMPLETED, conversation_initiation_client_data={"conversation_config_override": english}),
+    )
+    business = [t["message"] for t in plain["transcript"] if t["role"] == "user"]
+    assert "Sure, I can help you book a table for two." in business[0]

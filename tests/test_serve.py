@@ -18,6 +18,8 @@ from tests.conftest import backend_env
 from tests.servers import free_port, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call_sync
 
+pytestmark = pytest.mark.e2e  # every test here runs `callcheck serve` as a subprocess
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, SandboxServer, Path]]:

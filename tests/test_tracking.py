@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.sandbox import SandboxServer, SteppedClock
 from tests.conftest import settings_for
-from tests.waiting import wait_for_call
+from tests.servers import AppServer
+from tests.waiting import COMPLETED_CALL_STOPS, wait_for_call
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
 
@@ -44,6 +48,7 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
         "text": "Hi, I'm calling because I'd like to order a pizza.",
         "time_in_call_secs": transcript[0]["time_in_call_secs"],
         "tool_calls": [],
+        "silence": False,
     }
     assert any(t["speaker"] == "business" for t in transcript)
     assert call["analysis"]["call_successful"] == "success"
@@ -140,36 +145,76 @@ async def test_unknown_call_and_missing_audio_are_404(api: httpx.AsyncClient) ->
     assert audio.status_code == 404 and audio.json()["error"].startswith("This call has no recording")
 
 
-async def test_events_stream_shows_transitions_live(api: httpx.AsyncClient) -> None:
-    call_id = await place(api, "+15550100001")
+async def test_events_stream_shows_transitions_live(
+    stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path
+) -> None:
+    # The call moves on only when the stream has told the step before: every state and every piece of the
+    # transcript is seen live, before the call ends, however slow the machine (a call on the real clock may be
+    # polled once in progress, or never, and skip states). Over real HTTP: the in-process transport would hand
+    # over the response only once it is complete.
+    with AppServer(settings_for(stepped_sandbox, tmp_path)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+            events = await follow_live(api, await place(api, "+15550100001"), clock)
+    kinds = [k for k, _ in events]
+    states = [d["state"] for k, d in events if k == "state"]
+    assert states == ["dialing", "ringing", "in_progress", "processing", "completed"]
+    assert kinds[-1] == "end" and events[-1][1]["state"] == "completed"
+    # The transcript arrived in pieces while the call was in progress, not only at the end.
+    transcript_events = [d for k, d in events if k == "transcript"]
+    assert [(d["from"], len(d["turns"])) for d in transcript_events] == [(0, 1), (1, 2), (3, 3)]
+    assert [t for d in transcript_events for t in d["turns"]] == events[-1][1]["transcript"]
+
+
+async def follow_live(api: httpx.AsyncClient, call_id: str, clock: SteppedClock) -> list[tuple[str, Any]]:
+    """The events stream of a completed call, the clock moved to each next stop once the stream told the last."""
     events: list[tuple[str, Any]] = []
     async with api.stream("GET", f"/api/calls/{call_id}/events") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        kind = None
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                kind = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and kind:
-                import json
+        messages = sse_messages(response.aiter_lines())
 
-                events.append((kind, json.loads(line.split(":", 1)[1])))
-                if kind == "end":
-                    break
-    kinds = [k for k, _ in events]
-    states = [d["state"] for k, d in events if k == "state"]
-    assert states[0] == "dialing" and states[-1] == "completed"
-    assert "in_progress" in states
-    assert kinds[-1] == "end" and events[-1][1]["state"] == "completed"
-    # The transcript arrives in pieces while the call is in progress, not only at the end.
-    transcript_events = [d for k, d in events if k == "transcript"]
-    assert len(transcript_events) >= 2
-    assert sum(len(d["turns"]) for d in transcript_events) == len(events[-1][1]["transcript"])
+        async def read_until(done: Any) -> None:
+            async with asyncio.timeout(30):
+                async for kind, data in messages:
+                    events.append((kind, data))
+                    if done():
+                        return
+            raise AssertionError(f"the stream ended early: {events}")
+
+        def told(state: str, turns: int) -> Any:
+            def done() -> bool:
+                states = [d["state"] for k, d in events if k == "state"]
+                pieces = [d for k, d in events if k == "transcript"]
+                return bool(states) and states[-1] == state and sum(len(d["turns"]) for d in pieces) == turns
+
+            return done
+
+        await read_until(told("ringing", 0))
+        elapsed = 0.0
+        for at, state, turns in COMPLETED_CALL_STOPS:
+            clock.advance(at - elapsed)
+            elapsed = at
+            await read_until(told(state, turns))
+        clock.advance(30.0 - elapsed)
+        await read_until(lambda: events[-1][0] == "end")
+    return events
 
 
-async def test_timed_out_call(client_for: Any, tmp_path: Path) -> None:
-    # A line that rings for 9999 simulated seconds never ends within the cap.
-    with SandboxServer(SandboxConfig(time_scale=0.02)) as slow:
-        api = await client_for(settings_for(slow, tmp_path, call_timeout_s=0.5))
-        call = await wait_for_call(api, await place(api, "+15550119999"))
+async def sse_messages(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, Any]]:
+    """(event, data) of each SSE message with data, as the lines arrive."""
+    kind = "message"
+    async for line in lines:
+        if line.startswith("event:"):
+            kind = line.split(":", 1)[1].strip()
+        elif line.startswith("data:"):
+            yield kind, json.loads(line.split(":", 1)[1])
+        elif line == "":
+            kind = "message"
+
+
+async def test_timed_out_call(client_for: Any, stepped_sandbox: SandboxServer, tmp_path: Path) -> None:
+    # The sandbox's clock never moves: the line rings for ever (on the real clock it would give up after its
+    # ringing timeout, which a slow poll can see before the cap), and only the cap ends the call.
+    api = await client_for(settings_for(stepped_sandbox, tmp_path, call_timeout_s=0.5))
+    call = await wait_for_call(api, await place(api, "+15550100001"))
     assert call["state"] == "timed_out"
     assert call["events"][-1]["detail"].startswith("not finished after")

@@ -18,6 +18,7 @@ FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.e2e,
     pytest.mark.skipif(not os.path.exists(FIREFOX), reason="needs Debian's firefox-esr"),
     # marionette_driver's port probe (raise_for_port) leaves its sockets to the garbage collector; the leak is in
     # the driver, not in callcheck, so only this module tolerates it.

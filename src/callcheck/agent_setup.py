@@ -1,7 +1,7 @@
 """`callcheck agent setup`: create or update the caller agent so it is ready for callcheck, and say what changed.
 
-The decisions are pure (`domain.agent_profile`); this module only reads the agent, sends the one PATCH (or create)
-it needs, and reports. A second run reads an agent that needs nothing and sends nothing.
+The decisions are pure (`providers.elevenlabs.agent_profile`); this module only reads the agent, sends the one
+PATCH (or create) it needs, and reports. A second run reads an agent that needs nothing and sends nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from callcheck.config import Settings
-from callcheck.domain.agent_profile import (
+from callcheck.errors import NotFound, UpstreamHTTPError
+from callcheck.providers.elevenlabs.agent_profile import (
     DEFAULT_AGENT_NAME,
     SetupPlan,
     WebhookPlan,
@@ -20,7 +21,6 @@ from callcheck.domain.agent_profile import (
     new_agent_body,
     plan_agent_setup,
 )
-from callcheck.errors import NotFound, UpstreamHTTPError
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 
 WEBHOOK_ROUTE = "/api/webhooks/elevenlabs"

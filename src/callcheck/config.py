@@ -131,6 +131,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CALLCHECK_CALL_TIMEOUT_S", "call_timeout_s"),
         description="How long a call is followed before it is marked timed_out.",
     )
+    conversation_not_found_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=MAX_CALL_TIMEOUT_S,
+        validation_alias=AliasChoices("CALLCHECK_CONVERSATION_NOT_FOUND_S", "conversation_not_found_s"),
+        description="How long after ElevenLabs accepted a call its conversation may stay unknown (404 on every "
+        "read) before the call fails as 'conversation not found upstream'.",
+    )
     sandbox: bool = Field(
         default=False,
         validation_alias=AliasChoices("CALLCHECK_SANDBOX", "sandbox"),

@@ -18,18 +18,19 @@ from pydantic import BaseModel
 
 from callcheck.agent_setup import webhook_url_for
 from callcheck.config import Settings
-from callcheck.domain.agent_profile import (
+from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
+from callcheck.providers.elevenlabs.agent_profile import (
     RECOMMENDED_TOOLS,
     REQUIRED_TOOLS,
     WEBHOOK_EVENTS,
-    agent_webhooks,
+    effective_webhooks,
+    max_duration_allowed,
     missing_criteria,
     missing_data_items,
     missing_overrides,
     missing_tools,
     webhook_manual_step,
 )
-from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.text import counted
 
@@ -170,7 +171,14 @@ async def run_doctor(settings: Settings, http: httpx.AsyncClient, *, public_url:
 async def _agent_checks(
     checks: list[Check], client: ElevenLabsClient | None, settings: Settings, key_ok: bool
 ) -> dict[str, Any] | None:
-    names: tuple[str, ...] = ("agent", "agent_overrides", "agent_tools", "agent_optional_tools", "agent_analysis")
+    names: tuple[str, ...] = (
+        "agent",
+        "agent_overrides",
+        "agent_max_duration",
+        "agent_tools",
+        "agent_optional_tools",
+        "agent_analysis",
+    )
     agent_id = (settings.elevenlabs_agent_id or "").strip()
     reason = None
     if not agent_id:
@@ -203,7 +211,7 @@ async def _agent_checks(
         return None
 
     checks.append(_pass("agent", f"Agent {agent_id} ({agent.get('name') or 'unnamed'}) exists."))
-    refused = missing_overrides(agent)
+    refused = [name for name in missing_overrides(agent) if name != "conversation.max_duration_seconds"]
     if refused:
         checks.append(
             _fail(
@@ -216,6 +224,23 @@ async def _agent_checks(
         )
     else:
         checks.append(_pass("agent_overrides", "The agent allows every per-call override callcheck sends."))
+    if max_duration_allowed(agent):
+        checks.append(
+            _pass(
+                "agent_max_duration",
+                "The agent lets callcheck cap each call's length (conversation.max_duration_seconds).",
+            )
+        )
+    else:
+        checks.append(
+            _fail(
+                "agent_max_duration",
+                "The agent does not allow the per-call override conversation.max_duration_seconds, which callcheck "
+                "sends with every call so that no call runs past its timeout (there is no hang-up endpoint); "
+                "ElevenLabs refuses such calls.",
+                SETUP,
+            )
+        )
     lacking = missing_tools(agent, REQUIRED_TOOLS)
     if lacking:
         checks.append(
@@ -334,18 +359,23 @@ async def _webhook_checks(
     if agent is None:
         checks.append(_skip("agent_webhook", "the agent could not be read."))
         return
-    hooks = agent_webhooks(agent)
+    try:
+        workspace_settings = await client.get_convai_settings() if client is not None else None
+    except (UpstreamHTTPError, UpstreamUnreachable):
+        workspace_settings = None
+    hooks, level = effective_webhooks(agent, workspace_settings)
+    where = "The workspace" if level == "workspace" else "The agent"
     raw_events = hooks.get("events")
     events: list[Any] = raw_events if isinstance(raw_events, list) else []
     lacking = [e for e in WEBHOOK_EVENTS if e not in events]
     hook_id = hooks.get("post_call_webhook_id")
     if lacking:
         checks.append(
-            _fail("agent_webhook", "The agent does not send the post-call events " + ", ".join(lacking) + ".", SETUP)
+            _fail("agent_webhook", f"{where} does not send the post-call events " + ", ".join(lacking) + ".", SETUP)
         )
         return
     if not isinstance(hook_id, str) or not hook_id:
-        checks.append(_fail("agent_webhook", "The agent has no post-call webhook id.", webhook_manual_step(url)))
+        checks.append(_fail("agent_webhook", f"{where} has no post-call webhook id.", webhook_manual_step(url)))
         return
     try:
         workspace = await client.list_workspace_webhooks() if client is not None else None
@@ -355,7 +385,7 @@ async def _webhook_checks(
         checks.append(
             _warn(
                 "agent_webhook",
-                f"The agent sends post-call webhooks to workspace webhook {hook_id}; callcheck could not list the "
+                f"{where} sends post-call webhooks to workspace webhook {hook_id}; callcheck could not list the "
                 f"workspace's webhooks to confirm it points at {url}.",
                 f"In ElevenLabs (Settings > Webhooks), check that webhook {hook_id} has the URL {url}.",
             )
@@ -364,14 +394,12 @@ async def _webhook_checks(
     hook = next((h for h in workspace if h.get("webhook_id") == hook_id), None)
     target = hook.get("webhook_url") if hook else None
     if hook is None:
-        checks.append(
-            _fail("agent_webhook", f"The agent's webhook {hook_id} does not exist.", webhook_manual_step(url))
-        )
+        checks.append(_fail("agent_webhook", f"{where}'s webhook {hook_id} does not exist.", webhook_manual_step(url)))
     elif not isinstance(target, str) or target.rstrip("/") != url.rstrip("/"):
         checks.append(
             _fail(
                 "agent_webhook",
-                f"The agent's webhook {hook_id} points at {target}, not {url}.",
+                f"{where}'s webhook {hook_id} points at {target}, not {url}.",
                 webhook_manual_step(url),
             )
         )
@@ -379,12 +407,12 @@ async def _webhook_checks(
         checks.append(
             _fail(
                 "agent_webhook",
-                f"The agent's webhook {hook_id} is disabled in ElevenLabs.",
+                f"{where}'s webhook {hook_id} is disabled in ElevenLabs.",
                 "Re-enable it in ElevenLabs (Settings > Webhooks); auto-disabled webhooks had repeated failures.",
             )
         )
     else:
-        checks.append(_pass("agent_webhook", f"The agent sends post-call webhooks to {url}."))
+        checks.append(_pass("agent_webhook", f"{where} sends post-call webhooks to {url} ({level} setting)."))
 
 
 def _database_check(settings: Settings) -> Check:

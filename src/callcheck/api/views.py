@@ -40,6 +40,7 @@ def call_summary(call: CallRow) -> dict[str, Any]:
 
 def call_detail(call: CallRow) -> dict[str, Any]:
     """Everything known about a call."""
+    facts = call.facts or {}
     return {
         **call_summary(call),
         "updated_at": call.updated_at.isoformat(),
@@ -53,6 +54,16 @@ def call_detail(call: CallRow) -> dict[str, Any]:
         "journey": call.journey,
         "analysis": call.analysis,
         "metadata": call.facts,
+        # The figures users ask for first, from the metadata: cost in credits and money, the ringing time, and
+        # what ElevenLabs reported as going wrong.
+        "cost": {"credits": facts.get("cost"), "usd": facts.get("cost_usd")},
+        "time_to_answer_s": (call.journey or {}).get("time_to_answer_s"),
+        "upstream_error": (
+            {"code": facts.get("error_code"), "reason": facts.get("error_reason")}
+            if facts.get("error_code") is not None or facts.get("error_reason")
+            else None
+        ),
+        "warnings": facts.get("warnings") or [],
         "events": [event_view(e) for e in call.events],
         "recording_url": f"/api/calls/{call.id}/audio" if call.recording_path else None,
     }

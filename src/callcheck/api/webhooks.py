@@ -13,6 +13,7 @@ from callcheck.api.schemas import ERRORS, ErrorBody, json_body
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import InvalidInput
 from callcheck.jobs.tracking import apply_webhook, attach_conversation
+from callcheck.providers.elevenlabs.snapshot import decode_webhook
 from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, verify
 from callcheck.services import Services
 from callcheck.store.repo import CallRow
@@ -31,20 +32,17 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
     body = await request.body()
     secret = services.settings.elevenlabs_webhook_secret
     verify(secret.get_secret_value() if secret else None, request.headers.get(SIGNATURE_HEADER), body)
-    event = parse_json(body, "Webhook body", drop_nul=True)
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+    raw = parse_json(body, "Webhook body", drop_nul=True)
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise InvalidInput("Webhook body must be an object with a type.")
-    raw_data = event.get("data")
-    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-    conversation_id = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
+    event = decode_webhook(raw)
     digest = hashlib.sha256(body).hexdigest()
+    conversation_id = event.conversation_id
     call = await services.store.find_call_by_conversation(conversation_id) if conversation_id else None
     if call is None and conversation_id:
-        call = await _claimed_by_user_id(services, data, conversation_id)
-    # Audio is kept as a file, not twice in the events table.
-    stored = {**event, "data": {k: v for k, v in data.items() if k != "full_audio"}}
+        call = await _claimed_by_user_id(services, event.user_id, conversation_id)
     if not await services.store.record_webhook(
-        digest, event["type"], conversation_id, stored, call.id if call else None
+        digest, event.type, conversation_id, event.stored, call.id if call else None
     ):
         return {"ok": True, "duplicate": True}
     if call is None:
@@ -56,17 +54,16 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
     return {"ok": True, "matched": True, "call_id": call.id}
 
 
-async def _claimed_by_user_id(services: Services, data: dict[str, Any], conversation_id: str) -> CallRow | None:
-    """The call whose dial was sent but whose answer was lost, found by the user_id we tagged it with.
-
-    UNCONFIRMED (contract §5.3, §12): that the webhook's conversation data echoes
-    `conversation_initiation_client_data.user_id`; the documented example carries a `user_id`.
-    """
-    user_id = data.get("user_id")
-    call = await services.store.get_call(user_id) if isinstance(user_id, str) and user_id else None
-    if call is None or call.state != CallState.DIALING or call.conversation_id:
+async def _claimed_by_user_id(services: Services, user_id: str | None, conversation_id: str) -> CallRow | None:
+    """The call whose dial was sent but whose answer was lost (or came without a conversation id), found by the
+    user_id we tagged it with (sent as `data.user_id` in post-call webhooks: confirmed by the docs)."""
+    call = await services.store.get_call(user_id) if user_id else None
+    if call is None or call.conversation_id or call.state not in (CallState.DIALING, CallState.RINGING):
         return None
-    await attach_conversation(
-        services, call.id, conversation_id, "found by its webhook after the answer to the dial was lost"
+    how = (
+        "found by its webhook after the answer to the dial was lost"
+        if call.state == CallState.DIALING
+        else "found by its webhook's call id (the answer had no conversation id)"
     )
+    await attach_conversation(services, call.id, conversation_id, how)
     return await services.store.get_call(call.id)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from callcheck.domain.evidence import Analysis, CallFacts, Journey, Speaker, Turn, journey_for
+from callcheck.domain.evidence import Analysis, CallFacts, Journey, Speaker, Turn, journey_for, keys_of
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState
 from callcheck.text import counted
 
@@ -28,7 +28,7 @@ AnalysisResult = Literal["success", "failure", "unknown"]
 ANALYSIS_RESULTS: tuple[str, ...] = ("success", "failure", "unknown")
 SPEAKERS: tuple[str, ...] = ("caller", "business")
 FINAL_STATES: tuple[str, ...] = tuple(state.value for state in CallState if state in TERMINAL_STATES)
-KEYPAD_PATTERN = re.compile(r"^[0-9*#wW]+$")
+KEYPAD_PATTERN = re.compile(r"^[wW]*[0-9*#][0-9*#wW]*$")  # at least one key; w and W are pauses
 EXCERPT_CHARS = 120
 
 
@@ -331,7 +331,11 @@ def parse_assertion(kind: str, value: Any) -> tuple[Expectation | None, list[Syn
         if isinstance(value, str) and KEYPAD_PATTERN.fullmatch(value):
             built = KeypadSentExpectation(digits=value)
         else:
-            problems = [SyntaxProblem(message=f'must be quoted keypad digits (0-9, *, #), e.g. "2"{not_value(value)}')]
+            problems = [
+                SyntaxProblem(
+                    message=f'must be quoted keypad digits (0-9, *, #; w and W are pauses), e.g. "2"{not_value(value)}'
+                )
+            ]
     elif kind == "data_collected":
         built, problems = _parse_data_collected(value)
     elif kind == "criterion":
@@ -671,8 +675,9 @@ def _transcript(exp: TranscriptExpectation, ev: CallEvidence) -> AssertionResult
         if exp.kind == "transcript_matches"
         else re.compile(re.escape(" ".join(exp.text.split())).replace(r"\ ", r"\s+"), re.IGNORECASE)
     )
+    # Silence ("nothing recognised") is not something said: it never matches, nor counts as a turn searched.
     candidates = [
-        (i, t) for i, t in enumerate(ev.turns) if t.text and (exp.speaker is None or t.speaker == exp.speaker)
+        (i, t) for i, t in enumerate(ev.turns) if t.spoken and (exp.speaker is None or t.speaker == exp.speaker)
     ]
     for index, turn in candidates:
         match = pattern.search(turn.text or "")
@@ -690,7 +695,7 @@ def _max_turns(exp: MaxTurnsExpectation, ev: CallEvidence) -> AssertionResult:
     counts = f"{figures.turns} turns (caller {figures.caller_turns}, business {figures.business_turns})"
     if figures.turns <= exp.turns:
         return _result(exp, "pass", counts)
-    spoken = [(i, t) for i, t in enumerate(ev.turns) if t.text and t.text.strip()]
+    spoken = [(i, t) for i, t in enumerate(ev.turns) if t.spoken]
     index, turn = spoken[exp.turns]
     return _result(exp, "fail", f"{counts}; first over the limit: {describe_turn(index, turn)}", turn_index=index)
 
@@ -699,26 +704,34 @@ def _first_response(exp: MaxFirstResponseExpectation, ev: CallEvidence) -> Asser
     if not ev.turns:
         return _result(exp, "not_evaluated", "transcript = empty", "the call has no transcript")
     for index, turn in enumerate(ev.turns):
-        if turn.speaker == "business" and turn.text and turn.text.strip():
+        if turn.speaker == "business" and turn.spoken:
             status: Status = "pass" if turn.time_in_call_secs <= exp.seconds else "fail"
             return _result(exp, status, describe_turn(index, turn), turn_index=index)
     return _result(exp, "fail", f"the business never spoke in {counted(len(ev.turns), 'turn')}")
 
 
 def _keypad(exp: KeypadSentExpectation, ev: CallEvidence) -> AssertionResult:
-    # A press the tool reported as failed did not reach the line; unreported ones are taken as sent.
-    presses = [p for p in ev.figures.keypad if p.ok is not False]
-    sent = "".join(p.digits for p in presses)
-    if exp.digits in sent:
-        start = sent.index(exp.digits)
+    # Only a press whose result said it was sent counts: a failed one did not reach the line, and one with no result
+    # is unknown, never taken as sent. Pauses (w, W) are not keys: "1w2" sent "12", and the evidence shows "1w2".
+    presses = [p for p in ev.figures.keypad if p.ok is True]
+    wanted = keys_of(exp.digits)
+    sent = "".join(p.keys for p in presses)
+    shown = " ".join(p.digits for p in presses)
+    if wanted and wanted in sent:
+        start = sent.index(wanted)
         offset = 0
         for press in presses:
-            if offset + len(press.digits) > start:
-                return _result(exp, "pass", f"keypad '{sent}'; '{press.digits}' sent at {press.time_in_call_secs:g}s")
-            offset += len(press.digits)
+            if offset + len(press.keys) > start:
+                return _result(exp, "pass", f"keypad '{shown}'; '{press.digits}' sent at {press.time_in_call_secs:g}s")
+            offset += len(press.keys)
     failed = [p.digits for p in ev.figures.keypad if p.ok is False]
-    detail = f"presses that failed: {', '.join(failed)}" if failed else ""
-    return _result(exp, "fail", f"keypad sent '{sent}'" if sent else "no keypad digits sent", detail)
+    unknown = [p.digits for p in ev.figures.keypad if p.ok is None]
+    details = []
+    if failed:
+        details.append(f"presses that failed: {', '.join(failed)}")
+    if unknown:
+        details.append(f"presses with no result (unknown whether sent): {', '.join(unknown)}")
+    return _result(exp, "fail", f"keypad sent '{shown}'" if sent else "no keypad digits sent", "; ".join(details))
 
 
 async def _judge(exp: JudgeExpectation, ev: CallEvidence, judge: Judge | None) -> AssertionResult:
@@ -731,7 +744,7 @@ async def _judge(exp: JudgeExpectation, ev: CallEvidence, judge: Judge | None) -
         )
     if not ev.ended:
         return _result(exp, "not_evaluated", f"call state = {ev.state.value}", "the call has not ended yet")
-    if not ev.connected or not any(t.text for t in ev.turns):
+    if not ev.connected or not any(t.spoken for t in ev.turns):
         return _not_connected(exp, ev)
     answer = await judge.judge(exp.criterion, ev)
     return _result(exp, answer.status, f"judge: {answer.status}", answer.reason)

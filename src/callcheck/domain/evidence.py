@@ -19,27 +19,37 @@ DATA_REACHED_HUMAN = "reached_human"
 DATA_TRANSFERRED = "transferred"
 DATA_CONFIRMATION_NUMBER = "confirmation_number"
 
-# Built-in system tools (contract §6.3) whose calls and results say something about the journey.
-KEYPAD_TOOL = "play_keypad_touch_tone"
-END_CALL_TOOL = "end_call"
-VOICEMAIL_TOOL = "voicemail_detection"  # hangs up, after leaving the agent's voicemail_message if it has one
-TRANSFER_TO_NUMBER_TOOL = "transfer_to_number"
-TRANSFER_TO_AGENT_TOOL = "transfer_to_agent"
-# Tools with which the caller ends the call when they succeed; ElevenLabs then gives the termination_reason
-# "<tool> tool was called." (UNCONFIRMED wording, contract §12.6; the sandbox's too).
-ENDING_TOOLS = frozenset({END_CALL_TOOL, VOICEMAIL_TOOL})
-TRANSFER_TOOLS = frozenset({TRANSFER_TO_NUMBER_TOOL, TRANSFER_TO_AGENT_TOOL})
-# Twilio call results of a call nobody (and no machine) picked up (contract §4.1 phone_call.call_result).
-NOT_CONNECTED = frozenset({"busy", "no_answer", "no-answer", "failed"})
+# What a tool the caller used did, in callcheck's words (the provider maps its own tool names onto these).
+ToolKind = Literal["keypad", "hang_up", "voicemail", "transfer", "other"]
+# Whether the tool's result said it worked; "unknown" when no result was reported (never counted as done).
+ToolStatus = Literal["succeeded", "failed", "unknown"]
+# How a call that connected to nothing ended (callcheck's own words for the line's answer).
+CallResult = Literal["answered", "voicemail", "busy", "no_answer", "failed"]
+NOT_CONNECTED = frozenset({"busy", "no_answer", "failed"})
+# Keypad characters that are pauses, not keys (0.5 s and 1 s): shown in evidence, never matched as digits.
+KEYPAD_PAUSES = "wW"
+
+
+def keys_of(tones: str) -> str:
+    """The keys of a keypad sequence, its pauses left out: `1w2` -> `12`."""
+    return "".join(c for c in tones if c not in KEYPAD_PAUSES)
 
 
 class ToolCall(BaseModel):
-    """A tool the caller used in a turn (a keypad press, hanging up...) and what came of it."""
+    """A tool the caller used in a turn (a keypad press, hanging up...) and what came of it.
+
+    The call and its result may arrive in different transcript items; the provider joins them (by request id)
+    before they reach here, so `status` is the whole story: a call whose result never came is "unknown".
+    """
 
     name: str
+    kind: ToolKind = "other"
     params: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = None
     is_error: bool | None = None
+    status: ToolStatus = "unknown"
+    keys: str | None = None  # a keypad press: what was sent, pauses included (e.g. "1w2")
+    request_id: str | None = None
 
 
 class Turn(BaseModel):
@@ -49,6 +59,13 @@ class Turn(BaseModel):
     text: str | None = None
     time_in_call_secs: float = 0
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    # Nothing was recognised (the provider's placeholder for silence): not speech, not a turn of the conversation.
+    silence: bool = False
+
+    @property
+    def spoken(self) -> bool:
+        """True when something was said in this turn (not silence, not only a tool call)."""
+        return bool(self.text and self.text.strip()) and not self.silence
 
 
 class CriterionResult(BaseModel):
@@ -76,32 +93,58 @@ class Analysis(BaseModel):
 
 
 class CallFacts(BaseModel):
-    """Metadata of the call from ElevenLabs."""
+    """Metadata of the call from the provider (ElevenLabs), in callcheck's words."""
 
-    status: str | None = None  # ElevenLabs' own conversation status
+    status: str | None = None  # the provider's own conversation status, as it said it
     start_time_unix_secs: int | None = None
+    accepted_time_unix_secs: int | None = None  # when the line picked up (the end of ringing)
     duration_secs: float | None = None
-    cost: float | None = None
+    cost: float | None = None  # credits
+    cost_usd: float | None = None  # money, when the provider says it
+    charges: dict[str, float] = Field(default_factory=dict)  # the provider's breakdown (LLM price, call charge...)
     termination_reason: str | None = None
-    call_result: str | None = None  # answered | voicemail | busy | no_answer | failed
+    call_result: str | None = None  # answered | voicemail | busy | no_answer | failed (CallResult)
     call_sid: str | None = None
     user_id: str | None = None
     has_audio: bool = False
+    error_code: int | None = None  # what the provider reported as the call's error
+    error_reason: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    # Read by the provider from its termination reason: who hung up, and whether a voicemail tool ended the call.
+    ended_by: Literal["caller", "business", "unknown"] = "unknown"
+    voicemail_ended: bool = False
+    # The provider refused a per-call override (at dial time, or by ending the conversation at its start).
+    override_refused: bool = False
+
+    @property
+    def time_to_answer_s(self) -> float | None:
+        """Seconds of ringing before the line picked up, when known."""
+        if self.accepted_time_unix_secs is None or self.start_time_unix_secs is None:
+            return None
+        return float(max(0, self.accepted_time_unix_secs - self.start_time_unix_secs))
 
 
 class KeypadPress(BaseModel):
-    """Digits the caller sent on the keypad and whether the tool reported success (None when not reported)."""
+    """What the caller sent on the keypad (pauses `w`/`W` included) and whether the tool reported success (None:
+    no result was reported, so whether it reached the line is unknown)."""
 
     digits: str
     time_in_call_secs: float
     ok: bool | None = None
 
+    @property
+    def keys(self) -> str:
+        """The keys of this press, without its pauses."""
+        return keys_of(self.digits)
+
 
 class Journey(BaseModel):
     """The customer's view of the line, computed from the transcript, analysis and metadata."""
 
-    first_response_s: float | None = None  # time until the business first spoke
-    turns: int = 0  # turns with something said, both sides
+    first_response_s: float | None = None  # time until the business first spoke (silence is not speaking)
+    time_to_answer_s: float | None = None  # ringing time until the line picked up
+    turns: int = 0  # turns with something said, both sides (silences not counted)
+    silences: int = 0  # business turns where nothing was recognised
     business_turns: int = 0
     caller_turns: int = 0
     keypad: list[KeypadPress] = Field(default_factory=list)
@@ -110,12 +153,13 @@ class Journey(BaseModel):
     voicemail: bool = False
     ended_by: Literal["caller", "business", "unknown"] = "unknown"
     duration_secs: float | None = None
-    cost: float | None = None
+    cost: float | None = None  # credits
+    cost_usd: float | None = None
 
     @property
     def keypad_digits(self) -> str:
-        """Every digit sent, in order."""
-        return "".join(press.digits for press in self.keypad)
+        """Every key that was sent and reported as sent, in order (pauses and unconfirmed presses left out)."""
+        return "".join(press.keys for press in self.keypad if press.ok is True)
 
 
 def _as_bool(value: Any) -> bool | None:
@@ -129,38 +173,33 @@ def _as_bool(value: Any) -> bool | None:
 
 
 def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) -> Journey:
-    """The journey figures of a call from its evidence."""
-    spoken = [t for t in turns if t.text and t.text.strip()]
+    """The journey figures of a call from its evidence.
+
+    A tool counts only when its result said it worked: a keypad press, a transfer or a hang-up with no result is
+    not evidence that it happened (the press is listed, its `ok` None).
+    """
+    spoken = [t for t in turns if t.spoken]
     business = [t for t in spoken if t.speaker == "business"]
     keypad: list[KeypadPress] = []
     ended_by: Literal["caller", "business", "unknown"] = "unknown"
-    voicemail = facts.call_result == "voicemail"
+    voicemail = facts.call_result == "voicemail" or facts.voicemail_ended
     transfer_seen = False
     for turn in turns:
         for call in turn.tool_calls:
-            if call.name == KEYPAD_TOOL:
-                ok = None if call.result is None and call.is_error is None else not _tool_failed(call)
-                keypad.append(
-                    KeypadPress(
-                        digits=str(call.params.get("dtmf_tones", "")),
-                        time_in_call_secs=turn.time_in_call_secs,
-                        ok=ok,
-                    )
-                )
+            if call.kind == "keypad":
+                ok = None if call.status == "unknown" else call.status == "succeeded"
+                keypad.append(KeypadPress(digits=call.keys or "", time_in_call_secs=turn.time_in_call_secs, ok=ok))
                 continue
-            if _tool_failed(call):
+            if call.status != "succeeded":
                 continue
-            if call.name == VOICEMAIL_TOOL:
+            if call.kind == "voicemail":
                 voicemail = True
-            elif call.name in TRANSFER_TOOLS:
+            elif call.kind == "transfer":
                 transfer_seen = True
-            if call.name in ENDING_TOOLS and turn.speaker == "caller":
+            if call.kind in ("hang_up", "voicemail") and turn.speaker == "caller":
                 ended_by = "caller"
-    reason = (facts.termination_reason or "").lower()
-    if VOICEMAIL_TOOL in reason:
-        voicemail = True
     if ended_by == "unknown":
-        ended_by = _ended_by_reason(reason)
+        ended_by = facts.ended_by
     # ElevenLabs' analysis is one source; where it says nothing, what the tools did and the metadata say decide.
     # Nobody picked up, or a voicemail did: no human was reached and nothing was transferred. Nothing short of
     # the analysis says whoever answered a connected call was a person.
@@ -174,7 +213,9 @@ def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) 
         transferred = True if transfer_seen else (False if no_one else None)
     return Journey(
         first_response_s=business[0].time_in_call_secs if business else None,
+        time_to_answer_s=facts.time_to_answer_s,
         turns=len(spoken),
+        silences=sum(1 for t in turns if t.silence and t.speaker == "business"),
         business_turns=len(business),
         caller_turns=len(spoken) - len(business),
         keypad=keypad,
@@ -184,22 +225,5 @@ def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) 
         ended_by=ended_by,
         duration_secs=facts.duration_secs,
         cost=facts.cost,
+        cost_usd=facts.cost_usd,
     )
-
-
-def _ended_by_reason(reason: str) -> Literal["caller", "business", "unknown"]:
-    """Who hung up, per a (lower-cased) termination_reason; "unknown" for anything not recognised."""
-    # UNCONFIRMED wording (contract §12.6): ElevenLabs' termination_reason is free text; these phrases are the ones
-    # seen in its docs and the sandbox. Anything else stays "unknown" rather than guessed.
-    if "remote party" in reason or "user ended" in reason or "client disconnected" in reason:
-        return "business"
-    if any(tool in reason for tool in ENDING_TOOLS):
-        return "caller"
-    return "unknown"
-
-
-def _tool_failed(call: ToolCall) -> bool:
-    if call.is_error:
-        return True
-    result = call.result or {}
-    return result.get("status") == "error" or str(result.get("result_type", "")).endswith("_error")

@@ -32,9 +32,11 @@ def transcript_text(evidence: CallEvidence, limit: int = MAX_TRANSCRIPT_CHARS) -
     """The transcript as numbered lines `[3] 12.4s business: text`, with keypad presses and a length cap."""
     lines = []
     for index, turn in enumerate(evidence.turns):
-        said = " ".join((turn.text or "").split())
+        said = "(silence)" if turn.silence else " ".join((turn.text or "").split())
         tools = [
-            f"(pressed {call.params.get('dtmf_tones', '')})" if "keypad" in call.name else f"({call.name})"
+            f"(pressed {call.keys or ''}{'' if call.status == 'succeeded' else ', ' + call.status})"
+            if call.kind == "keypad"
+            else f"({call.name})"
             for call in turn.tool_calls
         ]
         body = " ".join(part for part in [said, *tools] if part)

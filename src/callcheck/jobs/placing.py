@@ -6,15 +6,17 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from callcheck.domain.agent_profile import explain_refused_override
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.prompts import caller_prompt, first_message
-from callcheck.errors import UpstreamHTTPError, UpstreamUnreachable
-from callcheck.providers.elevenlabs.wire import call_sid_of
+from callcheck.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
+from callcheck.providers.elevenlabs.agent_profile import explain_refused_override
+from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override
 from callcheck.services import Services
 from callcheck.store.repo import CallRow, new_id
 
 log = logging.getLogger("callcheck.placing")
+
+NO_ID_FOUND = "found upstream by its call id (the answer had no conversation id)"
 
 
 @dataclass
@@ -37,29 +39,6 @@ class CallRequest:
     run_item_id: int | None = None  # the suite run's planned call this places, marked in the same transaction
 
 
-def seed_override(prompt: str, first: str) -> dict[str, Any]:
-    """The seed's per-call override: the caller prompt and the first message."""
-    return {"agent": {"prompt": {"prompt": prompt}, "first_message": first}}
-
-
-def outbound_payload(
-    agent_id: str, phone_number_id: str, to_number: str, override: dict[str, Any], call_id: str
-) -> dict[str, Any]:
-    """The seed's outbound-call payload, plus our call id as `user_id`.
-
-    `conversation_initiation_client_data.user_id` is a top-level field that needs no override permission and is
-    echoed as the conversation's `user_id` and filterable in the conversations list (contract §2.3, §4.1-4.2;
-    inferred from the schema, UNCONFIRMED on the live service, and what the sandbox implements). It lets a restart
-    find out whether a call whose answer was lost was placed, instead of dialing again.
-    """
-    return {
-        "agent_id": agent_id,
-        "agent_phone_number_id": phone_number_id,
-        "to_number": to_number,
-        "conversation_initiation_client_data": {"conversation_config_override": override, "user_id": call_id},
-    }
-
-
 async def record_call(services: Services, request: CallRequest, state: CallState) -> CallRow:
     """Store a call about to be placed (DIALING) or waiting for a worker (QUEUED). Checks settings first."""
     client_settings = services.settings
@@ -73,6 +52,8 @@ async def record_call(services: Services, request: CallRequest, state: CallState
         request.to_number,
         request.override if request.override is not None else seed_override(prompt, first),
         call_id,
+        # The conversation may not outlast the time callcheck follows it (the call's timeout, else the default).
+        max_duration_s=request.timeout_s or client_settings.call_timeout_s,
     )
     return await services.store.create_call(
         request.run_item_id,
@@ -122,22 +103,33 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
             await services.store.move_call(call.id, CallState.FAILED, exc.message, error=exc.message)
         services.notifier.publish(call.id)
         raise
-    conversation_id = raw.get("conversation_id") if isinstance(raw.get("conversation_id"), str) else None
+    conversation_id, call_sid = placed_ids(raw)
     # The answer may be the first to show that "ElevenLabs" is callcheck's sandbox (one started on its own).
     newly_simulated = services.simulated and not call.simulated
     await services.store.move_call(
         call.id,
         CallState.RINGING,
-        "ElevenLabs accepted the call",
+        "ElevenLabs accepted the call" + ("" if conversation_id else " without a conversation id"),
         upstream_response=raw,
         conversation_id=conversation_id,
-        call_sid=call_sid_of(raw),
+        call_sid=call_sid,
         **({"simulated": True} if newly_simulated else {}),
     )
     if newly_simulated and call.run_id:
         await services.store.runs.update_run(call.run_id, simulated=True)
     services.notifier.publish(call.id)
     log.info("call %s placed (conversation %s)", call.id, conversation_id)
+    if conversation_id is None:
+        # `success: true` with `conversation_id: null` is allowed by the SDK's model: look the call up by our
+        # user_id tag at once (and on every poll after, until it shows), not after the call's timeout.
+        from callcheck.jobs.tracking import find_upstream
+
+        fresh = await services.store.get_call(call.id)
+        if fresh is not None:
+            try:
+                await find_upstream(services, fresh, NO_ID_FOUND)
+            except UpstreamError as exc:
+                log.warning("call %s not looked up yet: %s", call.id, exc.message)
     return raw
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from callcheck.domain.agent_profile import allowed_overrides
 from callcheck.domain.assertions import CallEvidence, verdict_for
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.judge import judge_from_settings
@@ -23,6 +22,8 @@ from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_sui
 from callcheck.errors import ConfigurationError, UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from callcheck.jobs.placing import CallRequest, dial, record_call
 from callcheck.jobs.tracking import _on_app_loop, follow_call, workflow_id
+from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
+from callcheck.providers.elevenlabs.outbound import sent_override
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
 from callcheck.store.repo import CallRow, RunItem, RunRow, utcnow
@@ -191,8 +192,7 @@ def overrides_not_sent(planned: PlannedCall, call: CallRow) -> list[str]:
     Read from the payload the call was placed with, so the report says what really went out, whatever the agent
     allows by the time the run is judged.
     """
-    client_data = (call.request_payload or {}).get("conversation_initiation_client_data") or {}
-    sent = client_data.get("conversation_config_override") or {}
+    sent = sent_override(call.request_payload or {})
     missing = []
     for path in planned.caller().override_fields():
         node: Any = sent

@@ -20,7 +20,6 @@ DBOS keeps one instance per process (its design, not ours): a process runs one T
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import logging
 import os
@@ -34,13 +33,15 @@ from typing import Any, TypeVar
 
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
-from callcheck.domain.evidence import journey_for
+from callcheck.domain.evidence import Turn, journey_for
 from callcheck.domain.lifecycle import CallState
-from callcheck.errors import UpstreamError
+from callcheck.errors import UpstreamError, UpstreamHTTPError
 from callcheck.jobs.executors import Lease, new_executor_id, recover
 from callcheck.jobs.following import Follower
-from callcheck.jobs.placing import dial
-from callcheck.providers.elevenlabs import wire
+from callcheck.jobs.placing import NO_ID_FOUND, dial
+from callcheck.providers.elevenlabs.agent_profile import OVERRIDES_REFUSED
+from callcheck.providers.elevenlabs.snapshot import ConversationSnapshot, WebhookEvent, decode_webhook, snapshot_of
+from callcheck.providers.elevenlabs.wire import conversation_ids_of
 from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.executors import ExecutorStore
@@ -55,16 +56,6 @@ T = TypeVar("T")
 WORKFLOW_VERSION = "callcheck-follow-2"
 SHUTDOWN_GRACE_S = 5.0
 
-# ElevenLabs conversation status -> our state while the call is live (contract §4.1).
-LIVE_STATES = {
-    "initiated": CallState.RINGING,
-    "in-progress": CallState.IN_PROGRESS,
-    "processing": CallState.PROCESSING,
-}
-# Twilio's call_result of a call that did not connect -> our terminal state.
-UNANSWERED = {"busy": CallState.BUSY, "no_answer": CallState.NO_ANSWER, "no-answer": CallState.NO_ANSWER}
-# ElevenLabs statuses after which a conversation record no longer changes (contract §4.1).
-FINAL_STATUSES = frozenset({"done", "failed"})
 # After a call_initiation_failure webhook the conversation is read before the call ends, so the call keeps the same
 # metadata and analysis as a polled one. The read backs off like polling, and is capped: it runs inside the webhook
 # request, which ElevenLabs waits on.
@@ -114,70 +105,75 @@ async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
 # -- what the steps do (plain async functions, testable without DBOS) --------------------------------------------
 
 
-def state_for(conversation: dict[str, Any]) -> CallState | None:
-    """Our state for an ElevenLabs conversation, or None when its status is one we do not know."""
-    status = conversation.get("status")
-    call_result = wire.facts_of(conversation).call_result
-    if status in LIVE_STATES:
-        return LIVE_STATES[str(status)]
-    if status == "done":
-        if call_result in UNANSWERED:
-            return UNANSWERED[call_result]
-        return CallState.FAILED if call_result == "failed" else CallState.COMPLETED
-    if status == "failed":
-        return UNANSWERED.get(call_result or "", CallState.FAILED)
-    return None
+async def apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
+    """Store what a conversation snapshot says about the call and move its state; the call's state afterwards.
 
-
-async def apply_conversation(services: Services, call: CallRow, conversation: dict[str, Any]) -> CallState:
-    """Store what a conversation record says about the call and move its state; the call's state afterwards."""
-    turns = wire.transcript_of(conversation)
-    analysis = wire.analysis_of(conversation)
-    facts = wire.facts_of(conversation)
-    journey = journey_for(turns, analysis, facts)
-    transcript = [t.model_dump() for t in turns]
-    changes: dict[str, Any] = {
-        "facts": facts.model_dump(),
-        "journey": journey.model_dump(),
-        "transcript": transcript,
-    }
-    if analysis is not None:
-        changes["analysis"] = analysis.model_dump()
+    A snapshot without a usable transcript (a webhook that left it out) never replaces the stored one: the journey
+    is then figured from the transcript already kept.
+    """
+    facts = snapshot.facts
+    turns = snapshot.turns if snapshot.has_transcript else _stored_turns(call)
+    journey = journey_for(turns, snapshot.analysis, facts)
+    changes: dict[str, Any] = {"facts": facts.model_dump(), "journey": journey.model_dump()}
+    told = None
+    if snapshot.has_transcript:
+        transcript = [t.model_dump() for t in turns]
+        changes["transcript"] = transcript
+        if len(transcript) > len(call.transcript or []):
+            told = ("transcript", counted(len(transcript), "turn"))  # stored turns: the event stream resumes by it
+    if snapshot.analysis is not None:
+        changes["analysis"] = snapshot.analysis.model_dump()
     if facts.call_sid and not call.call_sid:
         changes["call_sid"] = facts.call_sid
-    grew = len(transcript) > len(call.transcript or [])
-    told = ("transcript", counted(len(transcript), "turn")) if grew else None
     await services.store.update_call(call.id, told, **changes)
-    target = state_for(conversation)
+    target = snapshot.state
     if target is not None and target != call.state:
-        detail = f"ElevenLabs status {conversation.get('status')}"
-        if facts.call_result:
-            detail += f", call result {facts.call_result}"
-        await services.store.move_call(call.id, target, detail)
+        extra: dict[str, Any] = {}
+        if target == CallState.FAILED and facts.override_refused:
+            # Refused at the conversation's start rather than at dial time: say what fixes it.
+            extra["error"] = f"{OVERRIDES_REFUSED[0].upper()}{OVERRIDES_REFUSED[1:]}."
+        elif target == CallState.FAILED and (facts.error_reason or facts.error_code is not None) and not call.error:
+            extra["error"] = _upstream_error(snapshot)
+        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
     services.notifier.publish(call.id)
     fresh = await services.store.get_call(call.id)
     assert fresh is not None
     return fresh.state
 
 
-async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
-    """Look a DIALING call up at ElevenLabs by our user_id tag; True (and the call RINGING) when it was placed.
+def _stored_turns(call: CallRow) -> list[Turn]:
+    return [Turn.model_validate(t) for t in call.transcript or [] if isinstance(t, dict)]
 
-    UNCONFIRMED (contract §12): that ElevenLabs keeps `conversation_initiation_client_data.user_id` on the
-    conversation and filters the list by `?user_id=`. Only our sandbox is known to.
+
+def _upstream_error(snapshot: ConversationSnapshot) -> str:
+    facts = snapshot.facts
+    code = f" {facts.error_code}" if facts.error_code is not None else ""
+    return f"The conversation failed upstream (error{code}): {facts.error_reason or 'no reason given'}."
+
+
+async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
+    """Look a call with no conversation id up at ElevenLabs by our user_id tag; True (and the call RINGING with
+    its conversation id) when it was placed.
+
+    The list endpoint filters by `?user_id=` (confirmed by the SDK and docs); not shown anywhere is that a Twilio
+    call still `initiated` is already listed with it, so a call not found yet is looked up again on the next poll.
     """
     client = services.client()
     page = await client.list_conversations(agent_id=services.settings.elevenlabs_agent_id, user_id=call.id)
-    found = [c for c in page.get("conversations", []) if isinstance(c, dict) and c.get("conversation_id")]
+    found = conversation_ids_of(page)
     if not found:
         return False
-    await attach_conversation(services, call.id, str(found[0]["conversation_id"]), how)
+    await attach_conversation(services, call.id, found[0], how)
     return True
 
 
 async def attach_conversation(services: Services, call_id: str, conversation_id: str, how: str) -> None:
-    """A DIALING call whose answer was lost, found placed after all (`how` says by what): RINGING, with its id."""
-    await services.store.move_call(call_id, CallState.RINGING, how, conversation_id=conversation_id, error=None)
+    """A call found placed (`how` says by what) after its answer was lost (DIALING) or came without a conversation
+    id (RINGING): RINGING, with its conversation id."""
+    if not await services.store.move_call(call_id, CallState.RINGING, how, conversation_id=conversation_id, error=None):
+        call = await services.store.get_call(call_id)
+        if call is not None and call.state == CallState.RINGING and not call.conversation_id:
+            await services.store.update_call(call_id, ("note", how), conversation_id=conversation_id)
     services.notifier.publish(call_id)
 
 
@@ -231,11 +227,13 @@ async def poll_once(services: Services, call_id: str) -> str:
     call = await services.store.get_call(call_id)
     if call is None:
         return CallState.FAILED.value
-    if call.state == CallState.DIALING and not call.conversation_id:
-        # The answer to the dial was lost (a timeout after ElevenLabs got the request): keep looking the call up
-        # on every poll until it shows or the cap ends it; never dial again from here.
+    if call.state in (CallState.DIALING, CallState.RINGING) and not call.conversation_id:
+        # The answer to the dial was lost (a timeout after ElevenLabs got the request), or came without a
+        # conversation id: keep looking the call up on every poll until it shows or the cap ends it; never dial
+        # again from here.
         try:
-            if not await find_upstream(services, call, "found upstream after its answer was lost"):
+            how = "found upstream after its answer was lost" if call.state == CallState.DIALING else NO_ID_FOUND
+            if not await find_upstream(services, call, how):
                 return call.state.value
         except UpstreamError as exc:
             log.warning("call %s not looked up yet: %s", call_id, exc.message)
@@ -246,11 +244,45 @@ async def poll_once(services: Services, call_id: str) -> str:
         return call.state.value
     try:
         conversation = await services.client().get_conversation(call.conversation_id)
+    except UpstreamHTTPError as exc:
+        if exc.status == 404:
+            return (await conversation_not_found(services, call)).value
+        log.warning("poll of call %s failed: %s", call_id, exc.message)
+        return call.state.value
     except UpstreamError as exc:
         # Reads are safe to repeat: the next poll tries again.
         log.warning("poll of call %s failed: %s", call_id, exc.message)
         return call.state.value
-    return (await apply_conversation(services, call, conversation)).value
+    return (await apply_conversation(services, call, snapshot_of(conversation))).value
+
+
+NOT_FOUND_UPSTREAM = "conversation not found upstream"
+
+
+async def conversation_not_found(services: Services, call: CallRow) -> CallState:
+    """ElevenLabs answered 404 for the call's conversation: once it has never been found for the grace period
+    since the call was accepted, the call fails (it would otherwise be polled until the call's timeout).
+
+    A conversation read once before and gone now (deleted) is left to the timeout: what was read is kept.
+    """
+    if call.facts:
+        return call.state
+    full = await services.store.get_call(call.id, with_events=True)
+    accepted = next((e.at for e in (full.events if full else []) if e.state == CallState.RINGING.value), None)
+    since = (accepted or call.created_at).timestamp()
+    if time.time() - since < services.settings.conversation_not_found_s:
+        return call.state
+    grace = services.settings.conversation_not_found_s
+    await services.store.move_call(
+        call.id,
+        CallState.FAILED,
+        f"{NOT_FOUND_UPSTREAM} (404 on every read for {grace:g} s after it was accepted)",
+        error=f"The {NOT_FOUND_UPSTREAM}: ElevenLabs accepted the call but never had its conversation "
+        f"{call.conversation_id}.",
+    )
+    services.notifier.publish(call.id)
+    fresh = await services.store.get_call(call.id)
+    return fresh.state if fresh else CallState.FAILED
 
 
 async def time_out(services: Services, call_id: str) -> str:
@@ -314,6 +346,8 @@ async def fetch_recording(services: Services, call_id: str) -> bool:
             return True
     if not call.state.may_have_recording:
         return False
+    if not await _has_audio(services, call):
+        return False
     try:
         audio = await services.client().get_audio(call.conversation_id)
     except UpstreamError as exc:
@@ -325,55 +359,72 @@ async def fetch_recording(services: Services, call_id: str) -> bool:
     return True
 
 
+async def _has_audio(services: Services, call: CallRow) -> bool:
+    """Whether ElevenLabs says the call has a recording: the last reading's `has_audio`, read afresh when that one
+    said no (it may predate the end of the call). The audio endpoint is only asked when it does."""
+    if (call.facts or {}).get("has_audio") is True:
+        return True
+    assert call.conversation_id is not None
+    try:
+        snapshot = snapshot_of(await services.client().get_conversation(call.conversation_id))
+    except UpstreamError as exc:
+        log.warning("recording of call %s not looked for: %s", call.id, exc.message)
+        return False
+    return snapshot.has_audio
+
+
 # -- webhooks ------------------------------------------------------------------------------------------------
 
 
-async def apply_webhook(services: Services, event: dict[str, Any]) -> str | None:
-    """Apply a verified ElevenLabs webhook event to its call; the call id, or None when the call is unknown."""
-    raw_data = event.get("data")
-    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-    conversation_id = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
-    if not conversation_id:
+async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
+    """Apply a verified, decoded webhook event to its call; the call id, or None when the call is unknown."""
+    if not event.conversation_id:
         return None
-    call = await services.store.find_call_by_conversation(conversation_id)
+    call = await services.store.find_call_by_conversation(event.conversation_id)
     if call is None:
         return None
-    kind = event.get("type")
-    if kind == "post_call_transcription" and not call.state.terminal:
-        await apply_conversation(services, call, data)
-    elif kind == "post_call_audio" and isinstance(data.get("full_audio"), str):
-        try:
-            audio = base64.b64decode(data["full_audio"], validate=True)
-        except ValueError:
-            log.warning("post_call_audio for call %s was not base64", call.id)
+    if event.kind == "transcript" and event.snapshot is not None and not call.state.terminal:
+        snapshot = event.snapshot
+        if not snapshot.has_transcript:
+            # The workspace's webhooks leave the transcript out (or send it in another format): read the
+            # conversation instead, never store an empty transcript or end the call on one. Unread, the call is
+            # left to polling, which reads it too.
+            fetched = await final_conversation(services, event.conversation_id)
+            if fetched is None or not fetched.has_transcript:
+                log.warning("post-call webhook for call %s had no transcript; left to polling", call.id)
+                return call.id
+            snapshot = fetched
+        await apply_conversation(services, call, snapshot)
+    elif event.kind == "audio":
+        if event.audio is None:
+            log.warning("audio webhook for call %s carried no base64 audio", call.id)
         else:
-            await save_recording(services, call.id, audio)
-    elif kind == "call_initiation_failure" and not call.state.terminal:
+            await save_recording(services, call.id, event.audio)
+    elif event.kind == "initiation_failure" and not call.state.terminal:
         # The event carries no metadata or analysis of the conversation: read it, so the call ends with the same
         # record as a polled one (and a suite judges both alike). Only when it cannot be read does the event's
         # own reason decide.
-        conversation = await final_conversation(services, conversation_id)
+        conversation = await final_conversation(services, event.conversation_id)
         if conversation is not None and (await apply_conversation(services, call, conversation)).terminal:
             return call.id
-        reason = str(data.get("failure_reason") or "unknown")
-        target = UNANSWERED.get(reason, CallState.FAILED)
-        await services.store.move_call(call.id, target, f"call initiation failed: {reason}")
+        target = event.failure_state or CallState.FAILED
+        await services.store.move_call(call.id, target, f"call initiation failed: {event.failure_reason}")
         services.notifier.publish(call.id)
     return call.id
 
 
-async def final_conversation(services: Services, conversation_id: str) -> dict[str, Any] | None:
+async def final_conversation(services: Services, conversation_id: str) -> ConversationSnapshot | None:
     """The conversation once ElevenLabs has finished it, read with polling's backoff, capped; None if not seen."""
     delay = services.settings.poll_initial_s
     started = time.monotonic()
     for attempt in range(1, FINAL_READ_ATTEMPTS + 1):
         try:
-            conversation = await services.client().get_conversation(conversation_id)
+            snapshot = snapshot_of(await services.client().get_conversation(conversation_id))
         except UpstreamError as exc:
             log.warning("conversation %s not read (attempt %d): %s", conversation_id, attempt, exc.message)
         else:
-            if conversation.get("status") in FINAL_STATUSES:
-                return conversation
+            if snapshot.final:
+                return snapshot
         if attempt == FINAL_READ_ATTEMPTS or time.monotonic() - started + delay > FINAL_READ_BUDGET_S:
             break
         await asyncio.sleep(delay)
@@ -390,7 +441,7 @@ async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
         return  # the usual case: nothing to apply, nothing to write
     for payload in payloads:
         if isinstance(payload, dict):
-            await apply_webhook(services, payload)
+            await apply_webhook(services, decode_webhook(payload))
     await services.store.match_webhooks(call.conversation_id, call.id)
 
 
@@ -407,7 +458,7 @@ async def refresh(services: Services, call_id: str) -> CallState | None:
     except UpstreamError as exc:
         log.warning("call %s not fetched: %s", call_id, exc.message)
         return None
-    return await apply_conversation(services, call, conversation)
+    return await apply_conversation(services, call, snapshot_of(conversation))
 
 
 async def apply_kept_webhooks(services: Services, call_id: str) -> None:

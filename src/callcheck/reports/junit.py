@@ -52,6 +52,13 @@ def scenario_summary(scenario: ScenarioReport) -> str:
     return f"{text}; {not_run}" if not_run else text
 
 
+def _cost(usd: float | None, credits: float | None) -> str:
+    if usd is None and credits is None:
+        return "unknown"
+    parts = ([f"${usd:.4f}"] if usd is not None else []) + ([f"{credits:g} credits"] if credits is not None else [])
+    return ", ".join(parts)
+
+
 def _figure(value: float | None, missing: str) -> str:
     # The unit goes with a number only: "duration: 22 s", but "duration: unknown".
     return missing if value is None else f"{value:g} s"
@@ -63,6 +70,8 @@ def _system_out(run: RunResult) -> str:
         f"state: {run.state}" + (" (simulated)" if run.simulated else ""),
         f"duration: {_figure(run.duration_s, 'unknown')}",
         f"first response: {_figure(run.first_response_s, 'none')}",
+        f"time to answer: {_figure(run.time_to_answer_s, 'unknown')}",
+        f"cost: {_cost(run.cost_usd, run.cost_credits)}",
     ]
     lines += [f"note: {note}" for note in run.notes]
     lines.append("assertions:")

@@ -41,6 +41,9 @@ class RunResult(BaseModel):
     state: str
     duration_s: float | None = None
     first_response_s: float | None = None
+    time_to_answer_s: float | None = None  # ringing time until the line picked up
+    cost_credits: float | None = None
+    cost_usd: float | None = None
     verdict: Verdict
     transcript_excerpt: list[TranscriptLine] = Field(default_factory=list)
     transcript_turns: int = 0  # turns in the full transcript (the excerpt may hold fewer)
@@ -69,6 +72,14 @@ class RunResult(BaseModel):
             notes.append(excerpt(self.note, NOTE_CHARS))
         if self.overrides_not_sent:
             notes.append(OVERRIDES_NOT_SENT + ", ".join(self.overrides_not_sent))
+        facts = self.facts
+        if facts is not None and self.state != "completed":
+            if facts.error_code is not None or facts.error_reason:
+                code = f" {facts.error_code}" if facts.error_code is not None else ""
+                notes.append(
+                    excerpt(f"ElevenLabs reported error{code}: {facts.error_reason or 'no reason'}", NOTE_CHARS)
+                )
+            notes.extend(excerpt(f"ElevenLabs warning: {w}", NOTE_CHARS) for w in facts.warnings)
         return notes
 
 
@@ -210,6 +221,9 @@ def run_result(
         state=evidence.state.value,
         duration_s=evidence.facts.duration_secs if evidence.facts.duration_secs is not None else None,
         first_response_s=figures.first_response_s,
+        time_to_answer_s=figures.time_to_answer_s,
+        cost_credits=evidence.facts.cost,
+        cost_usd=evidence.facts.cost_usd,
         verdict=verdict,
         transcript_excerpt=transcript_excerpt(evidence.turns),
         transcript_turns=len(evidence.turns),

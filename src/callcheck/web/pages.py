@@ -23,7 +23,6 @@ from starlette.staticfiles import StaticFiles
 from callcheck import __version__
 from callcheck.api.deps import SESSION_KEY, ServicesDep
 from callcheck.api.views import call_detail, call_summary
-from callcheck.domain.evidence import END_CALL_TOOL, KEYPAD_TOOL, VOICEMAIL_TOOL
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import E164_ERROR, E164_PATTERN, number_filter
 from callcheck.domain.prompts import DEFAULT_SCENARIO, MISSING_DESCRIPTION_ERROR
@@ -238,15 +237,18 @@ def timeline(call: dict[str, Any]) -> list[Step]:
 
 def _chip(tool: dict[str, Any]) -> Chip:
     name = str(tool.get("name") or "tool")
-    failed = bool(tool.get("is_error")) or (tool.get("result") or {}).get("status") == "error"
-    if name == KEYPAD_TOOL:
-        digits = str((tool.get("params") or {}).get("dtmf_tones", ""))
-        return Chip(f"Pressed {digits}" + (" (failed)" if failed else ""), "bad" if failed else "keypad")
-    if name == END_CALL_TOOL:
-        return Chip("Hung up", "info")
-    if name == VOICEMAIL_TOOL:
-        return Chip("Voicemail detected", "info")
-    return Chip(humanize(name) + (" (failed)" if failed else ""), "bad" if failed else "info")
+    kind = tool.get("kind")
+    status = tool.get("status")
+    failed = status == "failed"
+    # No result reported: whether it happened is not known, and it is never shown as done.
+    suffix = " (failed)" if failed else (" (no result)" if status == "unknown" else "")
+    if kind == "keypad":
+        return Chip(f"Pressed {tool.get('keys') or ''}{suffix}", "bad" if failed else "keypad")
+    if kind == "hang_up":
+        return Chip("Hung up" + suffix, "bad" if failed else "info")
+    if kind == "voicemail":
+        return Chip("Voicemail detected" + suffix, "bad" if failed else "info")
+    return Chip(humanize(name) + suffix, "bad" if failed else "info")
 
 
 def conversation(call: dict[str, Any]) -> list[Bubble]:
@@ -258,7 +260,7 @@ def conversation(call: dict[str, Any]) -> list[Bubble]:
             Bubble(
                 speaker=speaker,
                 who="AI caller" if speaker == "caller" else "Business",
-                text=str(turn.get("text") or ""),
+                text="(silence)" if turn.get("silence") else str(turn.get("text") or ""),
                 time=clock(turn.get("time_in_call_secs") or 0),
                 chips=[_chip(t) for t in turn.get("tool_calls") or [] if isinstance(t, dict)],
             )
@@ -273,8 +275,16 @@ def figures(call: dict[str, Any]) -> list[Figure]:
         return []
     human = yes_no(journey.get("reached_human"))
     transferred = journey.get("transferred")
-    keypad = "".join(str(p.get("digits", "")) for p in journey.get("keypad") or [])
+    keypad = " ".join(
+        str(p.get("digits", "")) + ("" if p.get("ok") is True else " (failed)" if p.get("ok") is False else " (?)")
+        for p in journey.get("keypad") or []
+    )
     cost = journey.get("cost")
+    cost_usd = journey.get("cost_usd")
+    cost_text = "—" if cost is None else f"{cost:g} credits"
+    if cost_usd is not None:
+        cost_text = f"${cost_usd:.4f}" + ("" if cost is None else f" ({cost:g} credits)")
+    answered_after = journey.get("time_to_answer_s")
     result = [
         Figure("Time to first answer", short_seconds(journey.get("first_response_s")), "until the business spoke"),
         Figure(
@@ -284,14 +294,16 @@ def figures(call: dict[str, Any]) -> list[Figure]:
         ),
         Figure("Human reached", human, "after a transfer" if transferred else None),
         Figure("Duration", clock(journey.get("duration_secs"))),
-        Figure("Cost", "—" if cost is None else f"{cost:g} credits"),
+        Figure("Cost", cost_text),
         Figure("Ended by", humanize(str(journey.get("ended_by") or "unknown"))),
     ]
     if not CallState(call.get("state", "completed")).terminal:
         # Mid-call, who answered, what it cost and who hung up are not known yet: "Unknown" would mislead.
         result = [f for f in result if f.label in ("Time to first answer", "Turns", "Duration")]
+    if answered_after is not None:
+        result.insert(1, Figure("Time to answer", short_seconds(answered_after), "ringing until picked up"))
     if keypad:
-        result.insert(2, Figure("Keypad", keypad, "digits pressed"))
+        result.insert(2, Figure("Keypad", keypad, "w/W are pauses; (?) no result reported"))
     if journey.get("voicemail"):
         result.append(Figure("Voicemail", "Yes", "a voicemail greeting answered"))
     return result

@@ -139,6 +139,11 @@ class ElevenLabsClient:
         items = body.get("webhooks") if isinstance(body, dict) else None
         return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
+    async def get_convai_settings(self) -> dict[str, Any]:
+        """GET /v1/convai/settings: the workspace's Agents settings, its post-call `webhooks` among them."""
+        body = await self._json("GET", "/v1/convai/settings")
+        return body if isinstance(body, dict) else {}
+
     async def list_phone_numbers(self) -> list[dict[str, Any]]:
         """GET /v1/convai/phone-numbers (a bare JSON array)."""
         body = await self._json("GET", "/v1/convai/phone-numbers")

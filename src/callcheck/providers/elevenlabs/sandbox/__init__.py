@@ -8,6 +8,7 @@ agent is named "callcheck sandbox caller", and recordings are tagged silence.
 Public surface::
 
     SandboxConfig, create_sandbox_app(config), SandboxServer(config, host, port)
+    SteppedClock  # a clock tests move by hand: SandboxConfig(clock=SteppedClock())
     run_sandbox_forever(config, host, port)
     Outcome, MAGIC_NUMBERS, NUMBER_* constants, delayed_answer_number(seconds), outcome_for(number)
     sign(secret, body, timestamp)  # the webhook signer, for tests that forge webhooks
@@ -22,13 +23,19 @@ from callcheck.providers.elevenlabs.sandbox.config import (
     NUMBER_HTTP_500,
     NUMBER_IVR,
     NUMBER_IVR_DEAD_END,
+    NUMBER_KEYPAD_FAILS,
     NUMBER_NO_ANSWER,
+    NUMBER_NO_CONVERSATION_ID,
+    NUMBER_NO_TRANSCRIPT_WEBHOOK,
     NUMBER_NOT_SUCCESS,
     NUMBER_NOT_UNDERSTOOD,
+    NUMBER_REFUSES_OVERRIDES,
     NUMBER_TRANSFERRED,
+    NUMBER_VANISHES,
     NUMBER_VOICEMAIL,
     Outcome,
     SandboxConfig,
+    SteppedClock,
     delayed_answer_number,
     outcome_for,
 )
@@ -44,10 +51,15 @@ __all__ = [
     "NUMBER_HTTP_500",
     "NUMBER_IVR",
     "NUMBER_IVR_DEAD_END",
+    "NUMBER_KEYPAD_FAILS",
     "NUMBER_NOT_SUCCESS",
     "NUMBER_NOT_UNDERSTOOD",
     "NUMBER_NO_ANSWER",
+    "NUMBER_NO_CONVERSATION_ID",
+    "NUMBER_NO_TRANSCRIPT_WEBHOOK",
+    "NUMBER_REFUSES_OVERRIDES",
     "NUMBER_TRANSFERRED",
+    "NUMBER_VANISHES",
     "NUMBER_VOICEMAIL",
     "SANDBOX_AGENT_NAME",
     "SANDBOX_HEADER",
@@ -55,6 +67,7 @@ __all__ = [
     "Outcome",
     "SandboxConfig",
     "SandboxServer",
+    "SteppedClock",
     "create_sandbox_app",
     "delayed_answer_number",
     "outcome_for",

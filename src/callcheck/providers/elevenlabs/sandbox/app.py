@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from callcheck.providers.elevenlabs.client import SANDBOX_HEADER
 from callcheck.providers.elevenlabs.sandbox.audio import silent_mp3
 from callcheck.providers.elevenlabs.sandbox.config import MAGIC_NUMBERS, Outcome, SandboxConfig, outcome_for
-from callcheck.providers.elevenlabs.sandbox.scripts import script_for
+from callcheck.providers.elevenlabs.sandbox.scripts import Caller, script_for
 from callcheck.providers.elevenlabs.sandbox.state import (
     DEFAULT_RINGING_TIMEOUT_SECS,
     Agent,
@@ -312,11 +312,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                 }
             )
         conversation = _place(state, dispatcher, agent, number, call, client_data, outcome, ring_secs)
+        # NUMBER_NO_CONVERSATION_ID: `success: true` with a null conversation_id, which the SDK's model allows.
+        hidden = outcome is Outcome.NO_CONVERSATION_ID
         return JSONResponse(
             {
                 "success": True,
                 "message": "Call initiated successfully",
-                "conversation_id": conversation.conversation_id,
+                "conversation_id": None if hidden else conversation.conversation_id,
                 "callSid": conversation.call_sid,
             }
         )
@@ -443,6 +445,26 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             "webhooks": [{k: v for k, v in hook.items() if k != "secret"} for hook in state.workspace_webhooks.values()]
         }
 
+    # ---------------------------------------------------------------- workspace ConvAI settings
+
+    @app.get("/v1/convai/settings")
+    async def get_convai_settings() -> dict[str, Any]:
+        # GetConvAiSettingsResponseModel: `webhooks` is the workspace's post-call webhook setting, which an
+        # agent's platform_settings.workspace_overrides.webhooks overrides.
+        return {
+            "conversation_initiation_client_data_webhook": None,
+            "webhooks": copy.deepcopy(state.convai_webhooks),
+            "can_use_mcp_servers": False,
+            "rag_retention_period_days": 10,
+        }
+
+    @app.patch("/v1/convai/settings")
+    async def patch_convai_settings(patch: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        hooks = patch.get("webhooks")
+        if isinstance(hooks, dict):
+            state.convai_webhooks = deep_merge(state.convai_webhooks, hooks)
+        return await get_convai_settings()
+
     # ---------------------------------------------------------------- phone numbers (§8)
 
     @app.get("/v1/convai/phone-numbers")
@@ -536,6 +558,7 @@ def _place(
     agent_language = ((agent.body.get("conversation_config") or {}).get("agent") or {}).get("language")
     telephony = call.telephony_call_config or {}
     timeout = telephony.get("ringing_timeout_secs")
+    main_language = str(override_agent.get("language") or agent_language or "en")
     script = script_for(
         outcome,
         ring_secs,
@@ -543,8 +566,9 @@ def _place(
         agent={**agent.body, "agent_id": agent.agent_id},
         first_message=state.first_message_for(agent.body, echo),
         ringing_timeout_secs=float(timeout) if isinstance(timeout, int | float) else DEFAULT_RINGING_TIMEOUT_SECS,
+        caller=caller_of(override_agent, main_language),
     )
-    now_mono = time.monotonic()
+    now_mono = state.config.clock()
     conv = Conversation(
         conversation_id=conversation_id,
         call_sid=call_sid,
@@ -557,14 +581,15 @@ def _place(
         to_number=call.to_number,
         user_id=client_data.get("user_id") if isinstance(client_data.get("user_id"), str) else None,
         client_data=echo,
-        main_language=str(override_agent.get("language") or agent_language or "en"),
+        main_language=main_language,
         script=script,
         started_mono=now_mono,
         started_unix=int(time.time()),
         seq=state.next_seq(),
     )
     state.conversations[conversation_id] = conv
-    final_mono = now_mono + conv.final_at * state.config.time_scale
+    # Webhooks are due on the real clock (the dispatcher's), whichever clock ages the call.
+    final_mono = time.monotonic() + conv.final_at * state.config.time_scale
 
     def final_view() -> dict[str, Any]:
         # Evaluate at the final moment at least, so timer jitter can never send a not-yet-done conversation.
@@ -573,6 +598,8 @@ def _place(
     # An agent pointed at a workspace webhook (platform_settings.workspace_overrides.webhooks, §5.5) gets the events
     # it lists there, signed with that webhook's secret; otherwise the sandbox's own configured webhook is used.
     hooks = ((agent.body.get("platform_settings") or {}).get("workspace_overrides") or {}).get("webhooks") or {}
+    if not hooks.get("post_call_webhook_id"):
+        hooks = state.convai_webhooks  # no override on the agent: the workspace's setting applies
     workspace_hook = state.workspace_webhooks.get(str(hooks.get("post_call_webhook_id")))
     target: tuple[str, str] | None = None
     events = {"transcript", "call_initiation_failure"} | ({"audio"} if state.config.send_audio_webhook else set())
@@ -583,9 +610,20 @@ def _place(
     def schedule(event_type: str, due: float, build: Any) -> None:
         dispatcher.schedule(event_type, conversation_id, due, build, target)
 
+    if outcome is Outcome.VANISHES:
+        # Accepted, but its conversation is never found: 404 on every read, not in the list, no webhooks.
+        conv.deleted = True
+        return conv
+
+    def transcription() -> dict[str, Any]:
+        data = final_view()
+        if not script.transcript_in_webhook or hooks.get("exclude_transcript") is True:
+            del data["transcript"]  # exclude_transcript (ConvAiWebhooks): the turn-by-turn transcript is left out
+        return data
+
     if script.answered:
         if "transcript" in events:
-            schedule("post_call_transcription", final_mono, final_view)
+            schedule("post_call_transcription", final_mono, transcription)
         if "audio" in events:
             schedule(
                 "post_call_audio",
@@ -599,6 +637,25 @@ def _place(
     elif "call_initiation_failure" in events:
         schedule("call_initiation_failure", final_mono, lambda: _initiation_failure(conv))
     return conv
+
+
+_GOAL = re.compile(r"^Caller goal: (.+)$", re.MULTILINE)
+_NAME = re.compile(r"Your name is ([^;\n]+);")
+
+
+def caller_of(override_agent: dict[str, Any], language: str) -> Caller:
+    """Who calls, as far as the simulated business can tell: the goal and persona name written in callcheck's own
+    prompt (the seed's "Caller goal:" line; a suite persona's "Your name is ...;"), and the conversation's
+    language. The sandbox's invention, so that its replies follow the scenario and the persona."""
+    prompt = (override_agent.get("prompt") or {}).get("prompt")
+    text = prompt if isinstance(prompt, str) else ""
+    goal = _GOAL.search(text)
+    name = _NAME.search(text)
+    return Caller(
+        goal=goal.group(1).strip().rstrip(".") if goal else None,
+        name=name.group(1).strip() if name else Caller.name,
+        language=language,
+    )
 
 
 def _initiation_failure(conv: Conversation) -> dict[str, Any]:

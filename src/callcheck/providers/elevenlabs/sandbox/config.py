@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -22,6 +25,11 @@ class Outcome(StrEnum):
     HTTP_500 = "http_500"  # outbound-call itself answers 500
     HTTP_429 = "http_429"  # outbound-call answers 429 concurrent_limit_exceeded with Retry-After
     NOT_SUCCESS = "not_success"  # outbound-call answers 200 with "success": false
+    NO_TRANSCRIPT_WEBHOOK = "no_transcript_webhook"  # completed, but post_call_transcription leaves the transcript out
+    VANISHES = "vanishes"  # accepted, but its conversation is never found (404 on every read, not listed)
+    NO_CONVERSATION_ID = "no_conversation_id"  # completed, but the outbound answer's conversation_id is null
+    REFUSES_OVERRIDES = "refuses_overrides"  # accepted, then the conversation fails at its start: override refused
+    KEYPAD_FAILS = "keypad_fails"  # an IVR menu whose keypad press fails (the tool's result is an error)
 
 
 NUMBER_COMPLETED = "+15550100001"
@@ -35,6 +43,11 @@ NUMBER_IVR_DEAD_END = "+15550100008"
 NUMBER_HTTP_500 = "+15550100500"
 NUMBER_HTTP_429 = "+15550100429"
 NUMBER_NOT_SUCCESS = "+15550100200"
+NUMBER_NO_TRANSCRIPT_WEBHOOK = "+15550100010"
+NUMBER_VANISHES = "+15550100011"
+NUMBER_NO_CONVERSATION_ID = "+15550100012"
+NUMBER_REFUSES_OVERRIDES = "+15550100013"
+NUMBER_KEYPAD_FAILS = "+15550100014"
 
 MAGIC_NUMBERS: dict[str, Outcome] = {
     NUMBER_COMPLETED: Outcome.COMPLETED,
@@ -48,6 +61,11 @@ MAGIC_NUMBERS: dict[str, Outcome] = {
     NUMBER_HTTP_500: Outcome.HTTP_500,
     NUMBER_HTTP_429: Outcome.HTTP_429,
     NUMBER_NOT_SUCCESS: Outcome.NOT_SUCCESS,
+    NUMBER_NO_TRANSCRIPT_WEBHOOK: Outcome.NO_TRANSCRIPT_WEBHOOK,
+    NUMBER_VANISHES: Outcome.VANISHES,
+    NUMBER_NO_CONVERSATION_ID: Outcome.NO_CONVERSATION_ID,
+    NUMBER_REFUSES_OVERRIDES: Outcome.REFUSES_OVERRIDES,
+    NUMBER_KEYPAD_FAILS: Outcome.KEYPAD_FAILS,
 }
 
 # +1555011DDDD: rings for DDDD simulated seconds, then behaves like NUMBER_COMPLETED.
@@ -72,6 +90,30 @@ def outcome_for(number: str) -> tuple[Outcome, float]:
     return outcome, 1.0 if outcome is Outcome.BUSY else DEFAULT_RING_SECS
 
 
+class SteppedClock:
+    """A sandbox clock that stands still until told to move: `advance(seconds)`.
+
+    With it, a test walks a call through its states one step at a time and waits for callcheck to see each one,
+    instead of hoping a poll lands inside a window of the real clock. Give it as `SandboxConfig(clock=...)` with
+    `time_scale=1.0`, so that its seconds are simulated seconds.
+    """
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (calls placed on this sandbox age by `seconds`)."""
+        if seconds < 0:
+            raise ValueError("a clock only moves forward")
+        with self._lock:
+            self._now += seconds
+
+
 @dataclass
 class SandboxConfig:
     """Everything a sandbox needs; the defaults give a ready-to-call demo with no setup."""
@@ -87,8 +129,14 @@ class SandboxConfig:
     # webhook_secret, and the default agent sends it every post-call event (transcript, audio, initiation failures):
     # the account as `callcheck agent setup --webhook-url` leaves it, so `callcheck doctor` finds nothing to fix.
     workspace_webhook: bool = False
+    # Where that webhook is chosen: "agent" (the agent's platform_settings.workspace_overrides.webhooks) or
+    # "workspace" (the workspace's ConvAI settings, GET /v1/convai/settings, which most accounts use).
+    webhook_level: str = "agent"
     # Real seconds per simulated second: 1.0 is real time, 0.02 makes a 40 s call last 0.8 s.
     time_scale: float = 1.0
+    # Where a call's age is read from (seconds, scaled by time_scale): the real clock, or a SteppedClock in tests.
+    # Webhooks are sent on the real clock either way, each with the conversation in its final form.
+    clock: Callable[[], float] = time.monotonic
     # More numbers for GET /v1/convai/phone-numbers, each a partial list item merged over a Twilio default,
     # e.g. {"phone_number_id": "phnum_sip", "provider": "sip_trunk"} or
     # {"phone_number_id": "phnum_in", "supports_outbound": False}.
@@ -102,3 +150,5 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
+        if self.webhook_level not in ("agent", "workspace"):
+            raise ValueError("webhook_level must be 'agent' or 'workspace'")

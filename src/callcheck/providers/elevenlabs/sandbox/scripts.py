@@ -16,11 +16,9 @@ from callcheck.domain.evidence import (
     DATA_CONFIRMATION_NUMBER,
     DATA_REACHED_HUMAN,
     DATA_TRANSFERRED,
-    END_CALL_TOOL,
-    KEYPAD_TOOL,
-    VOICEMAIL_TOOL,
 )
 from callcheck.providers.elevenlabs.sandbox.config import Outcome
+from callcheck.providers.elevenlabs.tools import END_CALL_TOOL, KEYPAD_TOOL, VOICEMAIL_TOOL
 
 DEFAULT_FIRST_MESSAGE = "Hi, I'm calling because I'd like some help with a booking."
 PROCESSING_SECS = 3.0  # simulated seconds between the hang-up and the analysis being ready
@@ -43,11 +41,39 @@ class CallScript:
     summary: str = ""
     title: str = ""
     data: dict[str, tuple[Any, str]] = field(default_factory=dict)  # data collection id -> (value, rationale)
+    analysis_as_lists: bool = False  # results in the `*_list` fields, the dicts left null (both forms exist upstream)
+    transcript_in_webhook: bool = True  # False: post_call_transcription leaves the transcript out
+    error: dict[str, Any] | None = None  # metadata.error {code, reason}
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def answered(self) -> bool:
         """Whether anyone (or any machine) picked up."""
         return self.failure_reason is None
+
+
+@dataclass
+class Caller:
+    """What the sandbox's simulated business hears of the caller: its goal, name and language.
+
+    Read from callcheck's own prompt text (the seed's "Caller goal:" line, a persona's "Your name is ...") and the
+    language override: an invention of the sandbox, so that replies follow the scenario and the persona. A real
+    business hears a voice, not a prompt.
+    """
+
+    goal: str | None = None
+    name: str = "Sam Taylor"
+    language: str = "en"
+
+    @property
+    def spanish(self) -> bool:
+        """Whether the business answers in Spanish (its canned phrases only)."""
+        return self.language.split("-")[0].lower() == "es"
+
+
+def say(caller: Caller, english: str, spanish: str) -> str:
+    """A canned phrase in the caller's language (English, or Spanish for a Spanish persona)."""
+    return spanish if caller.spanish else english
 
 
 def enabled_tools(agent: dict[str, Any]) -> set[str]:
@@ -113,8 +139,11 @@ class _Builder:
         result: dict[str, Any],
         after: int,
         message: str | None = None,
+        *,
+        is_error: bool = False,
     ) -> None:
-        """An agent turn that calls a system tool, with its result in the same item (as in Appendix J)."""
+        """An agent turn that calls a system tool, then a separate item with its result, matched by request_id (as
+        in a real record: the result is not in the calling item)."""
         self._tool_count += 1
         request_id = f"{name}_{self.conversation_id[-6:]}_{self._tool_count}"
         item = self.say("agent", message, after)
@@ -128,13 +157,14 @@ class _Builder:
                 "tool_details": None,
             }
         ]
-        item["tool_results"] = [
+        results = self.say("agent", None, 0)
+        results["tool_results"] = [
             {
                 "type": "system",
                 "request_id": request_id,
                 "tool_name": name,
                 "result_value": json.dumps(result),
-                "is_error": False,
+                "is_error": is_error,
                 "tool_has_been_called": True,
                 "tool_latency_secs": 0.05,
                 "dynamic_variable_updates": [],
@@ -156,8 +186,18 @@ class _Builder:
         self.now += 1
         return "Call ended by remote party"
 
-    def press(self, tools: set[str], digits: str, reason: str, after: int) -> bool:
-        """The caller presses keys with play_keypad_touch_tone; without the tool it can only say them."""
+    def press(self, tools: set[str], digits: str, reason: str, after: int, *, fails: bool = False) -> bool:
+        """The caller presses keys with play_keypad_touch_tone; without the tool it can only say them. A press that
+        `fails` gets an error result (the tones never reached the line)."""
+        if KEYPAD_TOOL in tools and fails:
+            self.tool(
+                KEYPAD_TOOL,
+                {"dtmf_tones": digits, "reason": reason},
+                {"result_type": "play_dtmf_error", "status": "error", "error": "Failed to send DTMF tones."},
+                after,
+                is_error=True,
+            )
+            return False
         if KEYPAD_TOOL in tools:
             self.tool(
                 KEYPAD_TOOL,
@@ -177,6 +217,9 @@ class _Builder:
 
 MENU = "Thank you for calling. Press 1 for opening hours, press 2 for orders, or press 3 for anything else."
 LOOPING_MENU = "Press 1 for opening hours, press 2 for orders, or press 9 to hear this menu again."
+MENU_ES = "Gracias por llamar. Pulse 1 para el horario, pulse 2 para pedidos o pulse 3 para cualquier otra cosa."
+LOOPING_MENU_ES = "Pulse 1 para el horario, pulse 2 para pedidos o pulse 9 para volver a escuchar este menú."
+SILENCE = "..."  # what a real record says for a user turn where nothing was recognised
 
 
 def script_for(
@@ -187,40 +230,70 @@ def script_for(
     agent: dict[str, Any],
     first_message: str,
     ringing_timeout_secs: float,
+    caller: Caller | None = None,
 ) -> CallScript:
     """The complete call for an outcome, given the agent's tools and the caller's first message."""
+    caller = caller or Caller()
     if outcome in (Outcome.BUSY, Outcome.NO_ANSWER) or (
         outcome is not Outcome.BUSY and ring_secs >= ringing_timeout_secs
     ):
         busy = outcome is Outcome.BUSY
         return _unanswered(busy, ring_secs if busy else ringing_timeout_secs)
+    if outcome is Outcome.REFUSES_OVERRIDES:
+        return _refused_at_start(ring_secs)
     tools = enabled_tools(agent)
     b = _Builder(str(agent.get("agent_id", "")), conversation_id)
     b.say("agent", first_message or None, 0)
     script = CallScript(outcome=outcome, ring_secs=ring_secs)
     confirmation = confirmation_for(conversation_id)
-    if outcome is Outcome.COMPLETED:
-        _completed(b, tools, script, confirmation)
-    elif outcome is Outcome.NOT_UNDERSTOOD:
-        _not_understood(b, tools, script)
+    if outcome is Outcome.NOT_UNDERSTOOD:
+        _not_understood(b, tools, script, caller)
     elif outcome is Outcome.TRANSFERRED:
         _transferred(b, tools, script)
+        script.analysis_as_lists = True
     elif outcome is Outcome.VOICEMAIL:
         _voicemail(b, tools, script, agent)
-    elif outcome is Outcome.IVR:
-        b.say("user", MENU, 3)
-        if b.press(tools, "2", "The menu says to press 2 for orders.", 6):
+    elif outcome in (Outcome.IVR, Outcome.KEYPAD_FAILS):
+        b.say("user", say(caller, MENU, MENU_ES), 3)
+        fails = outcome is Outcome.KEYPAD_FAILS
+        if b.press(tools, "2", "The menu says to press 2 for orders.", 6, fails=fails):
             _ivr_answered(b, tools, script, confirmation)
+            script.analysis_as_lists = True
         else:
-            _ivr_dead_end(b, tools, script, pressed=False)
+            _ivr_dead_end(b, tools, script, pressed=False, caller=caller)
     elif outcome is Outcome.IVR_DEAD_END:
-        b.say("user", LOOPING_MENU, 3)
-        _ivr_dead_end(b, tools, script, pressed=b.press(tools, "2", "The menu says to press 2 for orders.", 5))
-    else:  # the HTTP-level outcomes never get here; treat anything new as a completed call
-        _completed(b, tools, script, confirmation)
+        b.say("user", say(caller, LOOPING_MENU, LOOPING_MENU_ES), 3)
+        pressed = b.press(tools, "2", "The menu says to press 2 for orders.", 5)
+        _ivr_dead_end(b, tools, script, pressed=pressed, caller=caller)
+    else:  # completed, and the completed calls whose records come in other layouts
+        _completed(b, tools, script, confirmation, caller)
+        script.transcript_in_webhook = outcome is not Outcome.NO_TRANSCRIPT_WEBHOOK
     script.turns = b.items
     script.duration_secs = b.now + 1
     return script
+
+
+def _refused_at_start(ring_secs: float) -> CallScript:
+    """The call is accepted, then the conversation ends at its start because a per-call override is refused.
+
+    UNCONFIRMED (contract README): whether the live API refuses with an HTTP 400 at dial time or like this; the
+    error code (1008, the websocket close code for a policy violation) and wording are the sandbox's invention.
+    """
+    reason = "Override for field 'conversation.max_duration_seconds' is not allowed by config."
+    return CallScript(
+        outcome=Outcome.REFUSES_OVERRIDES,
+        ring_secs=ring_secs,
+        duration_secs=1,
+        call_result="failed",
+        termination_reason=reason,
+        call_successful="failure",
+        goal="failure",
+        goal_rationale="The conversation ended at its start.",
+        summary="The conversation was refused at its start.",
+        title="Refused at start",
+        error={"code": 1008, "reason": reason},
+        warnings=["The conversation ended before the agent spoke."],
+    )
 
 
 def _unanswered(busy: bool, ring_secs: float) -> CallScript:
@@ -239,15 +312,37 @@ def _unanswered(busy: bool, ring_secs: float) -> CallScript:
     )
 
 
-def _completed(b: _Builder, tools: set[str], s: CallScript, confirmation: str) -> None:
+def _completed(b: _Builder, tools: set[str], s: CallScript, confirmation: str, caller: Caller) -> None:
+    help_with = f"Sure, I can help you {caller.goal}." if caller.goal else "Sure, I can help you with that."
     b.say(
         "user",
-        "Good afternoon, thanks for calling! Sure, I can help you with that. What name is it under?",
+        say(
+            caller,
+            f"Good afternoon, thanks for calling! {help_with} What name is it under?",
+            "¡Buenas tardes, gracias por llamar! Claro, le ayudo con eso. ¿A nombre de quién?",
+        ),
         4,
     )
-    b.say("agent", "It's under the name Sam Taylor.", 5)
-    b.say("user", f"Thanks, Sam. You're all set. Your confirmation number is {confirmation}.", 5)
-    b.say("agent", f"Perfect, {confirmation}. Thank you so much for your help. Goodbye!", 5)
+    b.say("agent", say(caller, f"It's under the name {caller.name}.", f"A nombre de {caller.name}."), 5)
+    first_name = caller.name.split()[0]
+    b.say(
+        "user",
+        say(
+            caller,
+            f"Thanks, {first_name}. You're all set. Your confirmation number is {confirmation}.",
+            f"Gracias, {first_name}. Ya está. Su número de confirmación es {confirmation}.",
+        ),
+        5,
+    )
+    b.say(
+        "agent",
+        say(
+            caller,
+            f"Perfect, {confirmation}. Thank you so much for your help. Goodbye!",
+            f"Perfecto, {confirmation}. Muchas gracias por su ayuda. ¡Adiós!",
+        ),
+        5,
+    )
     s.termination_reason = b.hang_up(tools, "The business confirmed the request; the task is complete.")
     s.call_successful, s.goal = "success", "success"
     s.goal_rationale = f"The business completed the request and gave confirmation number {confirmation}."
@@ -266,13 +361,28 @@ def _completed(b: _Builder, tools: set[str], s: CallScript, confirmation: str) -
     }
 
 
-def _not_understood(b: _Builder, tools: set[str], s: CallScript) -> None:
-    sorry = "Sorry, I didn't get that. You can say things like 'opening hours' or 'my order'."
+def _not_understood(b: _Builder, tools: set[str], s: CallScript, caller: Caller) -> None:
+    sorry = say(
+        caller,
+        "Sorry, I didn't get that. You can say things like 'opening hours' or 'my order'.",
+        "Perdone, no le he entendido. Puede decir cosas como 'horario' o 'mi pedido'.",
+    )
+    # Nothing recognised at first (a real record's "..."), then a voice bot that never understands.
+    b.say("user", SILENCE, 3)
+    b.say("agent", "Hello? Can you hear me?", 2)
+    b.say("user", sorry, 3)
+    b.say("agent", f"I'd like to {caller.goal}, please." if caller.goal else "I'd like some help, please.", 4)
     b.say("user", sorry, 4)
-    b.say("agent", "I'd like some help with a booking, please.", 4)
-    b.say("user", sorry, 4)
-    b.say("agent", "A booking. I would like to make a booking.", 4)
-    b.say("user", "Sorry, I still didn't get that. Please call again later. Goodbye.", 4)
+    b.say("agent", "Could you help me with that, please?", 4)
+    b.say(
+        "user",
+        say(
+            caller,
+            "Sorry, I still didn't get that. Please call again later. Goodbye.",
+            "Perdone, sigo sin entenderle. Llame más tarde, por favor. Adiós.",
+        ),
+        4,
+    )
     s.termination_reason = b.hang_up(tools, "The business could not understand the request.", 3)
     s.call_successful, s.goal = "failure", "failure"
     s.goal_rationale = "The business's assistant never understood the request."
@@ -291,7 +401,8 @@ def _transferred(b: _Builder, tools: set[str], s: CallScript) -> None:
         "Thanks for calling. Let me transfer you to a member of our team who can help. Please hold.",
         4,
     )
-    b.say("user", "Hi, this is Jordan at the front desk. How can I help you today?", 9)
+    b.say("user", SILENCE, 5)  # on hold: nothing recognised
+    b.say("user", "Hi, this is Jordan at the front desk. How can I help you today?", 4)
     b.say("agent", "Hi Jordan. I'd like some help with a booking, please.", 4)
     b.say("user", "Of course. I've made a note of it and someone will call you back today to finish it.", 6)
     b.say("agent", "Great, thank you for your help. Goodbye!", 4)
@@ -366,15 +477,22 @@ def _ivr_answered(b: _Builder, tools: set[str], s: CallScript, confirmation: str
     }
 
 
-def _ivr_dead_end(b: _Builder, tools: set[str], s: CallScript, *, pressed: bool) -> None:
+def _ivr_dead_end(b: _Builder, tools: set[str], s: CallScript, *, pressed: bool, caller: Caller) -> None:
+    menu = say(caller, LOOPING_MENU, LOOPING_MENU_ES)
+    use_keypad = say(caller, "Sorry, please use your keypad.", "Perdone, use el teclado.")
     if pressed:
-        b.say("user", f"All our agents are busy. Returning to the main menu. {LOOPING_MENU}", 4)
+        busy = say(
+            caller,
+            "All our agents are busy. Returning to the main menu.",
+            "Todos nuestros agentes están ocupados. Volvemos al menú principal.",
+        )
+        b.say("user", f"{busy} {menu}", 4)
         b.press(tools, "0", "Trying to reach an operator.", 5)
-        b.say("user", f"That is not a valid option. {LOOPING_MENU}", 3)
+        b.say("user", say(caller, "That is not a valid option.", "Esa opción no es válida.") + f" {menu}", 3)
     else:
-        b.say("user", f"Sorry, please use your keypad. {LOOPING_MENU}", 4)
+        b.say("user", f"{use_keypad} {menu}", 4)
         b.say("agent", "Orders, please.", 5)
-        b.say("user", f"Sorry, please use your keypad. {LOOPING_MENU}", 3)
+        b.say("user", f"{use_keypad} {menu}", 3)
     b.say("agent", "I can't get through this menu. I'll try again later. Goodbye.", 5)
     s.termination_reason = b.hang_up(tools, "The phone menu kept repeating.")
     s.call_successful, s.goal = "failure", "failure"
@@ -411,6 +529,17 @@ def analysis_for(script: CallScript, agent: dict[str, Any]) -> dict[str, Any]:
             "value": value,
             "json_schema": {"type": prop.get("type", "string"), "description": prop.get("description", "")},
             "rationale": rationale,
+        }
+    if script.analysis_as_lists:
+        # The other layout upstream allows (contract README): the lists filled, the dicts left null.
+        return {
+            "evaluation_criteria_results": None,
+            "data_collection_results": None,
+            "evaluation_criteria_results_list": list(criteria_results.values()),
+            "data_collection_results_list": list(data_results.values()),
+            "call_successful": script.call_successful,
+            "transcript_summary": script.summary,
+            "call_summary_title": script.title,
         }
     return {
         "evaluation_criteria_results": criteria_results,

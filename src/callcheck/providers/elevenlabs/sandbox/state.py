@@ -100,6 +100,7 @@ def default_agent_body(config: SandboxConfig) -> dict[str, Any]:
         )
         flags["agent"] = {"first_message": True, "language": True, "prompt": {"prompt": True}}
         flags["tts"] = {"voice_id": True, "speed": True}  # suites may send a voice speed
+        flags["conversation"] = {"max_duration_seconds": True}  # callcheck caps every call with it
         platform["evaluation"]["criteria"] = [
             {
                 "id": CRITERION_GOAL_ACHIEVED,
@@ -263,6 +264,8 @@ class Conversation:
             return "initiated"
         if sim < self.hangup_at:
             return "in-progress"
+        if self.script.error is not None:
+            return "failed"  # ended by an error (a refused override): failed, with metadata.error
         return "processing" if sim < self.final_at else "done"
 
     def has_audio_at(self, sim: float) -> bool:
@@ -292,16 +295,29 @@ class Conversation:
             "call_sid": self.call_sid,
             "call_result": None if status == "initiated" else script.call_result,  # known once answered or failed
         }
+        billed = finished and script.answered
         metadata: dict[str, Any] = {
             "start_time_unix_secs": self.started_unix,
             "accepted_time_unix_secs": (
                 self.started_unix + int(self.answer_at) if script.answered and status != "initiated" else None
             ),
             "call_duration_secs": duration,
-            "cost": duration * 10 if finished and script.answered else None,
+            "cost": duration * 10 if billed else None,
+            # The money figures are the sandbox's invention (rates no source confirms); their fields are real.
+            "cost_fiat": round(duration * 0.0015, 6) if billed else None,
+            "charging": (
+                {
+                    "llm_price": round(duration * 0.0005, 6),
+                    "platform_price": round(duration * 0.001, 6),
+                    "llm_charge": duration * 2,
+                    "call_charge": duration * 8,
+                }
+                if billed
+                else None
+            ),
             "termination_reason": script.termination_reason if status in ("processing", "done", "failed") else "",
-            "error": None,
-            "warnings": [],
+            "error": copy.deepcopy(script.error) if finished else None,
+            "warnings": list(script.warnings) if finished else [],
             "main_language": self.main_language,
             "authorization_method": "authorization_header",
             "conversation_initiation_source": "twilio",
@@ -407,6 +423,8 @@ class SandboxState:
         self.conversations: dict[str, Conversation] = {}
         # Workspace webhooks (POST /v1/workspace/webhooks): id -> {webhook_id, name, webhook_url, secret, ...}.
         self.workspace_webhooks: dict[str, dict[str, Any]] = {}
+        # The workspace's ConvAI webhook setting (GET /v1/convai/settings -> webhooks).
+        self.convai_webhooks: dict[str, Any] = {}
         if config.workspace_webhook and config.webhook_url:
             self._seed_workspace_webhook(config.webhook_url, config.webhook_secret, now)
         self.requests: list[dict[str, Any]] = []
@@ -425,11 +443,12 @@ class SandboxState:
             "auth_type": "hmac",
             "secret": secret,
         }
+        setting = {"post_call_webhook_id": webhook_id, "events": ["transcript", "audio", "call_initiation_failure"]}
+        if self.config.webhook_level == "workspace":
+            self.convai_webhooks = setting
+            return
         platform = self.agents[self.config.agent_id].body["platform_settings"]
-        platform.setdefault("workspace_overrides", {})["webhooks"] = {
-            "post_call_webhook_id": webhook_id,
-            "events": ["transcript", "audio", "call_initiation_failure"],
-        }
+        platform.setdefault("workspace_overrides", {})["webhooks"] = setting
 
     def next_seq(self) -> int:
         """A counter that orders conversations placed within the same second."""
@@ -438,7 +457,7 @@ class SandboxState:
 
     def sim_now(self, conversation: Conversation, at_mono: float | None = None) -> float:
         """Simulated seconds since `conversation` was placed."""
-        now = time.monotonic() if at_mono is None else at_mono
+        now = self.config.clock() if at_mono is None else at_mono
         return (now - conversation.started_mono) / self.config.time_scale
 
     def phone_number(self, phone_number_id: str) -> dict[str, Any] | None:

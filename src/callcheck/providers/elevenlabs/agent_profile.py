@@ -2,7 +2,7 @@
 
 callcheck reads an ElevenLabs agent (contract §6) and asks four things of it:
 
-- per-call overrides enabled for every field `jobs.placing.outbound_payload` may send (§6.5), or ElevenLabs
+- per-call overrides enabled for every field `outbound.outbound_payload` may send (§6.5), or ElevenLabs
   refuses the call;
 - the built-in system tools (§6.3): `end_call` and `play_keypad_touch_tone` are required (hang up, get through an
   IVR menu); `voicemail_detection` and `skip_turn` are recommended;
@@ -28,22 +28,21 @@ from callcheck.domain.evidence import (
     DATA_CONFIRMATION_NUMBER,
     DATA_REACHED_HUMAN,
     DATA_TRANSFERRED,
-    END_CALL_TOOL,
-    KEYPAD_TOOL,
-    VOICEMAIL_TOOL,
 )
 from callcheck.errors import UpstreamHTTPError
+from callcheck.providers.elevenlabs.tools import END_CALL_TOOL, KEYPAD_TOOL, SKIP_TURN_TOOL, VOICEMAIL_TOOL
+from callcheck.providers.elevenlabs.wire import REFUSED_OVERRIDE
 
-SKIP_TURN_TOOL = "skip_turn"
-
-# Every `conversation_config_override` field callcheck may send per call (jobs.placing.outbound_payload): the
-# prompt and first message always, language and voice (id, speed) when a suite's persona asks for them.
+# Every `conversation_config_override` field callcheck may send per call (outbound.outbound_payload): the prompt,
+# first message and maximum duration always, language and voice (id, speed) when a suite's persona asks for them.
 REQUIRED_OVERRIDES: tuple[tuple[str, ...], ...] = (
     ("agent", "prompt", "prompt"),
     ("agent", "first_message"),
     ("agent", "language"),
     ("tts", "voice_id"),
     ("tts", "speed"),
+    # Sent with every call: the call's timeout, so no call runs past callcheck's limit (no hang-up endpoint exists).
+    ("conversation", "max_duration_seconds"),
 )
 
 # Without these a call silently goes wrong: the caller cannot press "2" in a menu, or cannot hang up.
@@ -199,6 +198,22 @@ def agent_webhooks(agent: dict[str, Any]) -> dict[str, Any]:
     return _dict(_at(agent, ("platform_settings", "workspace_overrides", "webhooks")))
 
 
+def effective_webhooks(agent: dict[str, Any], workspace: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """The post-call webhook settings that apply to the agent's calls, and where they are set ("agent" or
+    "workspace"): the agent's override when it names a webhook, else the workspace's (GET /v1/convai/settings ->
+    `webhooks`, which is where most workspaces set them; confirmed by the docs and the SDK's models)."""
+    own = agent_webhooks(agent)
+    if own.get("post_call_webhook_id") or workspace is None:
+        return own, "agent"
+    shared = _dict(workspace.get("webhooks"))
+    return (shared, "workspace") if shared.get("post_call_webhook_id") else (own, "agent")
+
+
+def max_duration_allowed(agent: dict[str, Any]) -> bool:
+    """Whether the agent lets callcheck cap each call with the per-call `conversation.max_duration_seconds`."""
+    return _at(_override_flags(agent), ("conversation", "max_duration_seconds")) is True
+
+
 @dataclass
 class WebhookPlan:
     """What setup should do about post-call webhooks: the URL they should reach and, if known, the workspace
@@ -324,12 +339,11 @@ def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-# The sandbox's wording (docs/sandbox.md), and the live docs' "override ... not enabled/allowed" (§6.5); the live
-# error text is UNCONFIRMED (§12.2), so match loosely: a 400 that mentions an override being refused.
-_REFUSED = re.compile(r"override.*\b(not allowed|not enabled|disabled|not permitted)\b", re.IGNORECASE | re.DOTALL)
 _QUOTED = re.compile(r"'([A-Za-z0-9_.]+)'")
 
-SETUP_FIX = "run `callcheck agent setup` to enable the overrides callcheck needs"
+# What a call refused for a per-call override says, whether ElevenLabs refused it at dial time (HTTP 400) or ended
+# the conversation at its start (which of the two the live API does is UNCONFIRMED: detect both).
+OVERRIDES_REFUSED = "the agent does not allow per-call overrides; run `callcheck agent setup`"
 
 
 def explain_refused_override(error: UpstreamHTTPError) -> UpstreamHTTPError:
@@ -338,12 +352,9 @@ def explain_refused_override(error: UpstreamHTTPError) -> UpstreamHTTPError:
     The seed's shape is kept (`ElevenLabs API error (400): ...`, a 502 for the API); the detail gains what is
     wrong and the command that fixes it. Any other error is returned unchanged.
     """
-    if error.status != 400 or not _REFUSED.search(error.detail):
+    if error.status != 400 or not REFUSED_OVERRIDE.search(error.detail):
         return error
     fields = _QUOTED.findall(error.detail)
-    what = ", ".join(fields) if fields else "a field callcheck sends"
-    detail = (
-        f"{error.detail.rstrip()} The ElevenLabs agent does not allow callcheck to override {what} per call; "
-        f"{SETUP_FIX}."
-    )
+    what = f" (callcheck sends {', '.join(fields)})" if fields else ""
+    detail = f"{error.detail.rstrip()} {OVERRIDES_REFUSED[0].upper()}{OVERRIDES_REFUSED[1:]}{what}."
     return UpstreamHTTPError(error.status, detail, error.body)
