@@ -203,3 +203,83 @@ def test_worker_finishes_a_run_whose_server_was_killed_with_calls_in_progress(
         _assert_finished_exactly_once(slow_sandbox, url_c, run_id)
         assert worker.poll() is None
     assert "takes over executor server-" in (tmp_path / "w" / "output.log").read_text()
+
+
+SLOW = "+15550110040"  # answers after 40 simulated seconds
+FAST = "+15550100001"
+
+
+def _dialed(sandbox: SandboxServer, number: str) -> int:
+    return sum(1 for r in outbound_calls(sandbox) if (r["json"] or {}).get("to_number") == number)
+
+
+def _run_rows(database: str) -> dict[str, tuple[str, bool]]:
+    """Each run's name -> (state, whether its report is stored), read straight from the database."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT name, state, report IS NOT NULL FROM runs")).all()
+    finally:
+        engine.dispose()
+    return {name: (state, bool(reported)) for name, state, reported in rows}
+
+
+@pytest.mark.parametrize("how", ["kill_9", "ctrl_c_twice"])
+def test_the_next_callcheck_run_finishes_a_stopped_run(slow_sandbox: SandboxServer, tmp_path: Path, how: str) -> None:
+    """CI with a throwaway database and no server: a `callcheck run` killed (or interrupted twice) mid-run leaves
+    dialed calls; the next `callcheck run` follows them to their end and stores the stopped run's report."""
+    database = fresh_postgres_database()
+    env = _env(slow_sandbox, slow_sandbox.url, database, tmp_path / "data")
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(
+        f"business: A pizza shop.\nnumber: '{SLOW}'\ndefaults:\n  expect:\n    - final_state: completed\n"
+        "scenarios:\n  - name: slow\n    goal: order\n    repeat: 6\n"
+    )
+    fast = tmp_path / "fast.yaml"
+    fast.write_text(
+        f"business: A bakery.\nnumber: '{FAST}'\nscenarios:\n  - name: cake\n    goal: order a cake\n"
+        "    expect:\n      - final_state: completed\n"
+    )
+    first_err = tmp_path / "first.err"
+    with open(first_err, "wb") as err:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "callcheck", "run", str(slow), "--concurrency", "2"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        _wait("two calls dialed", lambda: _dialed(slow_sandbox, SLOW) >= 2 or first.poll() is not None, 240)
+        assert first.poll() is None, first_err.read_text()
+        if how == "kill_9":
+            first.send_signal(signal.SIGKILL)
+        else:
+            first.send_signal(signal.SIGINT)
+            _wait("the first Ctrl-C answered", lambda: "cancelling" in first_err.read_text())
+            first.send_signal(signal.SIGINT)
+        first.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert _dialed(slow_sandbox, SLOW) == 2
+    assert _run_rows(database)["slow"][0] in {"running", "cancelling"}
+
+    second = subprocess.run(
+        [sys.executable, "-m", "callcheck", "run", str(fast)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "finishing 1 run left by a stopped process" in second.stderr
+    # DBOS's own log lines never reach the terminal.
+    assert "dbos" not in second.stderr.lower(), second.stderr
+    assert _dialed(slow_sandbox, FAST) == 1 and _dialed(slow_sandbox, SLOW) == 2
+    assert _run_rows(database)["slow"] == ("cancelled", True)
+    assert _run_rows(database)["cake"] == ("completed", True)
