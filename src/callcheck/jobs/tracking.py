@@ -584,6 +584,9 @@ class Tracker:
         if _runtime is not None:
             raise RuntimeError("a call tracker is already running in this process")
         _runtime = _Runtime(self.services, asyncio.get_running_loop())
+        # Set before DBOS launches: a workflow resumed at launch (or taken over from a dead process) may reach a step
+        # that needs the tracker before this context is entered.
+        self.services.tracker = self
         DBOS(config=self._dbos_config())  # type: ignore[arg-type]
         try:
             await asyncio.to_thread(DBOS.launch)
