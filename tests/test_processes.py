@@ -282,4 +282,4 @@ def test_the_next_callcheck_run_finishes_a_stopped_run(slow_sandbox: SandboxServ
     assert "dbos" not in second.stderr.lower(), second.stderr
     assert _dialed(slow_sandbox, FAST) == 1 and _dialed(slow_sandbox, SLOW) == 2
     assert _run_rows(database)["slow"] == ("cancelled", True)
-    assert _run_rows(database)["cake"] == ("completed", True)
+    assert _run_rows(database)["fast"] == ("completed", True)
