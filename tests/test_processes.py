@@ -283,3 +283,45 @@ def test_the_next_callcheck_run_finishes_a_stopped_run(slow_sandbox: SandboxServ
     assert _dialed(slow_sandbox, FAST) == 1 and _dialed(slow_sandbox, SLOW) == 2
     assert _run_rows(database)["slow"] == ("cancelled", True)
     assert _run_rows(database)["fast"] == ("completed", True)
+
+
+def test_a_webhook_on_a_server_without_workers_wakes_the_workflow_in_a_worker(tmp_path: Path) -> None:
+    """The webhook lands on a server that runs no durable work; the worker following the call learns of the end
+    through the database (its poller set far too slow to be what noticed), and its workflow goes on to fetch the
+    recording."""
+    database = fresh_postgres_database()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = SandboxConfig(time_scale=0.05, webhook_url=f"{url}/api/webhooks/elevenlabs", workspace_webhook=True)
+    with SandboxServer(config) as sandbox:
+        env = {
+            **_env(sandbox, sandbox.url, database, tmp_path / "c"),
+            "ELEVENLABS_WEBHOOK_SECRET": config.webhook_secret,
+            # The poller's first sweep comes after 300 s: only the database can wake the workflow sooner.
+            "CALLCHECK_POLL_INITIAL_S": "300",
+            "CALLCHECK_POLL_MAX_S": "300",
+        }
+        worker_env = {**env, "CALLCHECK_DATA_DIR": str(tmp_path / "w"), "HOME": str(tmp_path / "w")}
+        with (
+            _serve(tmp_path / "c", env, port, "--no-workers") as server,
+            _process(tmp_path / "w", worker_env, "worker") as worker,
+        ):
+            wait_healthy(url, timeout=240, process=server)
+            _wait("the worker started", lambda: "running" in (tmp_path / "w" / "output.log").read_text(), 240)
+            placed = httpx.post(
+                f"{url}/api/call",
+                json={"to_number": "+15550100001", "business_description": "A pizza shop.", "scenario": "order"},
+                timeout=30,
+            )
+            assert placed.status_code == 200, placed.text
+            call_id = placed.json()["id"]
+
+            def kept_recording() -> dict[str, Any] | None:
+                call: dict[str, Any] = httpx.get(f"{url}/api/calls/{call_id}", timeout=10).json()
+                return call if call["state"] == "completed" and call["recording_url"] else None
+
+            # Well under the poller's 300 s: the end came through the database.
+            call = _wait("the worker's workflow fetching the recording", kept_recording, timeout=120)
+            assert "webhook" in " ".join(e.get("detail") or "" for e in call["events"]).lower() or call["transcript"]
+            assert worker.poll() is None
+        assert len(outbound_calls(sandbox)) == 1

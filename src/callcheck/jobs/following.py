@@ -124,6 +124,10 @@ class Follower:
             if self._watchers[call_id] <= 0:
                 del self._watchers[call_id]
 
+    def waiting_ids(self) -> list[str]:
+        """The calls whose workflows wait for their end in this process."""
+        return list(self._waiting)
+
     @property
     def following(self) -> int:
         """How many calls wait for their end in this process."""

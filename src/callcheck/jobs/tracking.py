@@ -534,6 +534,8 @@ async def follow_call(call_id: str) -> str:
     return state.value
 
 
+# How often a process on PostgreSQL reads the states of the calls it follows (ends written by other processes).
+ENDS_READ_S = 1.0
 # How long a `callcheck run` waits, after its report, for its calls' workflows to return (the last recording fetch).
 SETTLE_S = 15.0
 
@@ -609,6 +611,7 @@ class Tracker:
                 await self.lease.adopt_dead()
                 await self.start_orphans()
                 self._background.append(asyncio.create_task(self.lease.run(), name="callcheck-lease"))
+                self._background.append(asyncio.create_task(self._ends_from_database(), name="callcheck-ends"))
             else:
                 await self._adopt_stopped_runs()
             if not self.shared and self.executor_id is None:
@@ -677,6 +680,23 @@ class Tracker:
                 if call is not None and not call.state.terminal:
                     await self.follow(call.id)
             await wake_run(run.id)
+
+    async def _ends_from_database(self) -> None:
+        """Every ENDS_READ_S, read the states of the calls waiting here (PostgreSQL): a call ended by another process
+        (a webhook that landed on another server, one without workers) wakes its workflow here within about that,
+        whatever the poller's pace."""
+        while True:
+            await asyncio.sleep(ENDS_READ_S)
+            ids = self.follower.waiting_ids()
+            if not ids:
+                continue
+            try:
+                for row in await self.services.store.followed_calls(ids):
+                    self.follower.ended(row.id, row.state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not read the states of the calls followed here (the next read tries again)")
 
     async def _take_over(self, executor_ids: list[str]) -> None:
         """Dead processes' work, claimed by this one (PostgreSQL): the runs a `callcheck run` process started are
