@@ -5,7 +5,8 @@
 2. Paging the call history: a page deep in 10,000 stored calls (keyset cursor) against the first page. Keyset
    pagination should keep the ratio near 1 however deep the page.
 
-Run: `.venv/bin/python bench/bench_api.py` (SQLite in a temp dir; `--postgres` for the local PostgreSQL).
+Run: `.venv/bin/python bench/bench_api.py` (SQLite in a temp dir; `--postgres` for the local PostgreSQL). The call
+budgets (CALLCHECK_MAX_CALLS_*) are set to 0, no limit: the bench places more calls a minute than they allow.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ async def main(database_url: str | None) -> None:
             elevenlabs_agent_phone_number_id=sandbox.config.phone_number_id,
             elevenlabs_api_base=sandbox.url,
             workers=False,  # measure placing, not the followers polling in the background
+            # The call budgets off (0 = no limit): the bench places 200 calls to one number within a minute.
+            max_calls_per_minute=0,
+            max_calls_per_day=0,
+            max_calls_per_number_per_day=0,
         )
         app = create_app(settings)
         async with (

@@ -359,3 +359,28 @@ def test_long_wide_scenario_names_are_squeezed_into_the_chart_labels() -> None:
     wide = _label(0, "WHAT-MOM-WANTS-WHEN-WE-MEET-AGAIN")
     assert f'textLength="{LABEL_W - 12}"' in wide and "<title>WHAT-MOM-WANTS-WHEN-WE-MEET-AGAIN</title>" in wide
     assert "textLength" not in _label(0, "order")
+
+
+def test_cost_ring_time_and_upstream_errors_reach_the_reports() -> None:
+    suite = load_suite(SUITE, "pizza.yaml")
+    planned = suite.planned_calls(only=["hours"])[0]
+    facts = CallFacts(
+        start_time_unix_secs=100,
+        accepted_time_unix_secs=104,
+        cost=12,
+        cost_usd=0.0021,
+        error_code=1011,
+        error_reason="Internal error",
+        warnings=["The LLM was slow."],
+    )
+    evidence = CallEvidence(state=CallState.FAILED, call_id="c8", facts=facts)
+    result = run_result(planned, evidence, offline_verdict(evidence, planned.expectations))
+    assert (result.time_to_answer_s, result.cost_credits, result.cost_usd) == (4.0, 12, 0.0021)
+    assert result.notes == ["ElevenLabs reported error 1011: Internal error", "ElevenLabs warning: The LLM was slow."]
+    report = build_report(suite, [result], started_at=STARTED, only=["hours"])
+    lines = (ET.fromstring(render_junit(report).encode()).findtext(".//system-out") or "").splitlines()
+    assert "time to answer: 4 s" in lines and "cost: $0.0021, 12 credits" in lines
+    assert "note: ElevenLabs reported error 1011: Internal error" in lines
+    html = render_html(report)
+    assert "answered after 4 s" in html and "$0.0021" in html and "ElevenLabs warning: The LLM was slow." in html
+    assert json.loads(render_json(report))["scenarios"][0]["runs"][0]["cost_usd"] == 0.0021

@@ -855,3 +855,14 @@ def test_the_business_follows_the_scenario_and_the_persona(shared: httpx.Client)
     )
     business = [t["message"] for t in plain["transcript"] if t["role"] == "user"]
     assert "Sure, I can help you book a table for two." in business[0]
+
+
+def test_a_call_is_cut_at_its_max_duration_override(shared: httpx.Client) -> None:
+    override = {"conversation": {"max_duration_seconds": 10}}
+    record = wait_final(
+        shared,
+        place(shared, NUMBER_COMPLETED, conversation_initiation_client_data={"conversation_config_override": override}),
+    )
+    assert record["metadata"]["call_duration_secs"] == 10
+    assert record["metadata"]["termination_reason"] == "Maximum call duration reached."
+    assert all(t["time_in_call_secs"] < 10 for t in record["transcript"])

@@ -34,7 +34,8 @@ def outbound_requests(sandbox: SandboxServer) -> list[dict[str, Any]]:
 
 
 def expected_payload(sandbox: SandboxServer, number: str, description: str, scenario: str, call_id: str) -> dict:
-    """The seed's documented payload (plus our call id as user_id, see jobs/placing.py)."""
+    """The seed's documented payload, plus (providers/elevenlabs/outbound.py) our call id as user_id and as a dynamic
+    variable, and the call's cap (CALLCHECK_CALL_TIMEOUT_S's default) as conversation.max_duration_seconds."""
     goal_for_first = scenario.rstrip(".")
     return {
         "agent_id": sandbox.config.agent_id,
@@ -48,9 +49,11 @@ def expected_payload(sandbox: SandboxServer, number: str, description: str, scen
                         f"Caller goal: {scenario}\n\n{PROMPT_TAIL}"
                     },
                     "first_message": f"Hi, I'm calling because I'd like to {goal_for_first}.",
-                }
+                },
+                "conversation": {"max_duration_seconds": 1800},
             },
             "user_id": call_id,
+            "dynamic_variables": {"callcheck_call_id": call_id},
         },
     }
 
@@ -186,7 +189,12 @@ async def test_invalid_numbers_get_the_seeds_message(
 
 
 @pytest.mark.parametrize("number", ["+15551234567", "+442071234567", "+81312345678", "+12345678"])
-async def test_valid_numbers_from_the_seed_are_accepted(api: httpx.AsyncClient, number: str) -> None:
+async def test_valid_numbers_from_the_seed_are_accepted(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path, number: str
+) -> None:
+    # Valid E.164 numbers of every country pass the seed's check; calling another country than the agent's own
+    # (+1 in the sandbox) needs it allowed (tests/test_destinations.py tests the default).
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False, allowed_countries="*"))
     response = await api.post("/api/call", json={"to_number": number, "business_description": PIZZA})
     assert response.status_code == 200, response.text
     assert response.json()["to_number"] == number
@@ -379,7 +387,10 @@ async def test_odd_upstream_answers_are_one_readable_line_and_kept(
 ) -> None:
     with running(ScriptedServer()) as upstream:
         upstream.status, upstream.content_type, upstream.raw = status, content_type, raw
-        api = await client_for(settings_for(sandbox, tmp_path, workers=False, elevenlabs_api_base=upstream.url))
+        # The countries allowed are given, so the agent's own number is not asked of this scripted upstream.
+        api = await client_for(
+            settings_for(sandbox, tmp_path, workers=False, elevenlabs_api_base=upstream.url, allowed_countries="1")
+        )
         response = await api.post("/api/call", json={"to_number": "+15551234567", "business_description": PIZZA})
     assert response.status_code == 502
     assert response.json() == {"error": f"ElevenLabs API error ({status}): {error}"}

@@ -193,7 +193,7 @@ def test_figures_and_formats() -> None:
         "business_turns": 3,
         "reached_human": True,
         "transferred": True,
-        "keypad": [{"digits": "2"}],
+        "keypad": [{"digits": "2", "ok": True}],
         "duration_secs": 31,
         "cost": 310,
         "ended_by": "caller",
@@ -203,6 +203,12 @@ def test_figures_and_formats() -> None:
     assert shown["Human reached"] == ("Yes", "after a transfer")
     assert shown["Keypad"][0] == "2" and shown["Duration"][0] == "0:31" and shown["Cost"][0] == "310 credits"
     assert figures({"journey": None}) == []
+    # Pauses shown as sent; a failed press and one with no result say so.
+    pressed = {**journey, "keypad": [{"digits": "1w2", "ok": True}, {"digits": "3", "ok": False}, {"digits": "4"}]}
+    assert {f.label: f.value for f in figures({"journey": pressed})}["Keypad"] == "1w2 3 (failed) 4 (?)"
+    answered = {**journey, "time_to_answer_s": 7.0, "cost_usd": 0.0612}
+    values = {f.label: f.value for f in figures({"journey": answered})}
+    assert values["Time to answer"] == "7.0 s" and values["Cost"] == "$0.0612 (310 credits)"
     # Mid-call only what is already known: no "Unknown" human, cost or hang-up.
     live = [f.label for f in figures({"state": "in_progress", "journey": journey})]
     assert live == ["Time to first answer", "Turns", "Keypad", "Duration"]

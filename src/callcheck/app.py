@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from callcheck import __version__
 from callcheck.api.body import BodyLimit, SameOriginOnly
 from callcheck.api.errors import install_error_handlers
+from callcheck.api.guard import AccessControl, HostAllowlist, SecureCookies, TrustedProxies
 from callcheck.api.schemas import install_openapi
 from callcheck.config import Settings
 from callcheck.runtime import WEBHOOK_PATH, running_services
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     app.state.ready = False
     install_error_handlers(app)
+    app.state.exposed = False  # `serve` on an address beyond loopback sets it: then no token means no access
+    app.add_middleware(AccessControl)  # inside the session: it reads the page's login from it
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret(),
@@ -58,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides={WEBHOOK_PATH: WEBHOOK_MAX_BYTES})
     app.add_middleware(SameOriginOnly)
+    app.add_middleware(SecureCookies)
+    app.add_middleware(HostAllowlist, allowed=settings.allowed_host_names())
+    if settings.trusted_proxy_list():  # outermost: the scheme, client and Host the others see are the real ones
+        app.add_middleware(TrustedProxies, trusted=settings.trusted_proxy_list())
 
     @app.get("/healthz", tags=["meta"], summary="Readiness")
     @app.head("/healthz", include_in_schema=False)  # load balancers and uptime checkers probe with HEAD
@@ -65,8 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """200 once the app has started (database migrated, workers running)."""
         return {"ok": True, "version": __version__}
 
-    from callcheck.api import calls, doctor, history, runs, webhooks
-    from callcheck.web import pages
+    from callcheck.api import calls, doctor, history, runs, tokens, webhooks
+    from callcheck.web import login, pages
     from callcheck.web import runs as run_pages
 
     app.include_router(calls.router)
@@ -76,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(pages.router)
     app.include_router(run_pages.router)
+    app.include_router(login.router)
+    app.include_router(tokens.router)
     app.mount("/static", pages.static_files(), name="static")
 
     @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)

@@ -92,6 +92,43 @@ def _valid_time_scale(value: float) -> float:
     return value
 
 
+EXPOSED_REFUSAL = (
+    "Refusing to serve {where} without an API token: anyone who reaches it could place calls. Create one first "
+    "with `callcheck token create --name NAME --scope admin`."
+)
+
+
+def exposure(host: str, settings: Settings) -> str | None:
+    """How others could reach a server bound to `host` with these settings (words for EXPOSED_REFUSAL), or None."""
+    import httpx
+
+    if not is_loopback(host):
+        return f"on {host}"
+    if settings.trusted_proxy_list():
+        return "behind the reverse proxies of CALLCHECK_TRUSTED_PROXIES"
+    if settings.public_url:
+        try:
+            public_host = httpx.URL(settings.public_url.strip()).host
+        except httpx.InvalidURL:
+            public_host = ""
+        if public_host and not is_loopback(public_host):
+            # A tunnel or proxy brings ElevenLabs' webhooks in, and with them everyone else.
+            return f"at the public address of CALLCHECK_PUBLIC_URL ({public_host})"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach."""
+    import ipaddress
+
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the server local.")] = "127.0.0.1",
@@ -115,6 +152,7 @@ def serve(
     import uvicorn
 
     from callcheck.app import create_app
+    from callcheck.token_cli import any_active_token
 
     settings = _settings()
     if no_workers:
@@ -122,6 +160,12 @@ def serve(
     if sandbox or settings.sandbox:  # the flag or CALLCHECK_SANDBOX=true: webhooks come back to this server
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
+    where = exposure(host, settings)
+    exposed = where is not None
+    # Before logging is set up: the refusal is one line, not lost among the migration's log lines.
+    if where is not None and not any_active_token(settings):
+        typer.echo(EXPOSED_REFUSAL.format(where=where), err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
     logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     application = create_app(settings)  # a ConfigurationError (the cookie key) is one line via _CallcheckGroup
     # The app's startup migrates too, but a failure there is a uvicorn traceback; here it is one line.
@@ -129,6 +173,7 @@ def serve(
     if problem:
         typer.echo(problem, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
+    application.state.exposed = exposed
     uvicorn.run(application, host=host, port=port, log_level=log_level.value, proxy_headers=False)
 
 
@@ -295,6 +340,15 @@ def _register_suite_commands() -> None:
 
 
 _register_suite_commands()
+
+
+def _register_token_commands() -> None:
+    from callcheck.token_cli import register
+
+    register(app)
+
+
+_register_token_commands()
 
 
 def main() -> None:

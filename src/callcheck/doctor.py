@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -471,3 +472,26 @@ def format_report(report: DoctorReport) -> str:
     else:
         lines.append(f"{counted(failed, 'check')} failed, {skipped} skipped.")
     return "\n".join(lines)
+
+
+# The page's setup panel and GET /api/doctor ask ElevenLabs twice per run: a server answers from a report at most
+# this old, and concurrent askers share one run, so neither a reload loop nor a scripted client multiplies requests.
+DOCTOR_CACHE_S = 60.0
+
+
+class DoctorCache:
+    """The server's last doctor report, reused for DOCTOR_CACHE_S seconds."""
+
+    def __init__(self, max_age_s: float = DOCTOR_CACHE_S) -> None:
+        self.max_age_s = max_age_s
+        self._report: DoctorReport | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def report(self, settings: Settings, http: httpx.AsyncClient) -> DoctorReport:
+        """A report no older than max_age_s: the kept one, or a fresh run (one at a time)."""
+        async with self._lock:
+            if self._report is None or time.monotonic() - self._at > self.max_age_s:
+                self._report = await run_doctor(settings, http)
+                self._at = time.monotonic()
+            return self._report

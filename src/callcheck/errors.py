@@ -6,6 +6,8 @@
     ├── NotFound              the thing asked for does not exist
     ├── Conflict              the request clashes with the current state (e.g. an idempotency key reused)
     ├── Unauthorized          a signature or credential did not check out
+    ├── DestinationRefused    the dialing rules forbid calling this number (names the rule)
+    ├── LimitReached          a call budget is spent (names the budget and when it frees up)
     ├── ConfigurationError    callcheck itself is not set up (missing settings, agent not ready)
     └── UpstreamError         ElevenLabs failed us
         ├── UpstreamHTTPError     it answered with an error (status and message kept)
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -45,6 +48,23 @@ class Conflict(CallcheckError):
 
 class Unauthorized(CallcheckError):
     """A signature or credential did not verify."""
+
+
+class DestinationRefused(CallcheckError):
+    """The dialing rules do not allow calling this number; `rule` names which (domain.destinations.Rule)."""
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+class LimitReached(CallcheckError):
+    """A call budget is spent: `limit` is its setting's name, `resets_at` when a call may be placed again."""
+
+    def __init__(self, message: str, limit: str, resets_at: datetime) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.resets_at = resets_at
 
 
 class ConfigurationError(CallcheckError):

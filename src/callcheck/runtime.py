@@ -12,6 +12,7 @@ import httpx
 from callcheck.config import Settings
 from callcheck.services import Services
 from callcheck.store import db
+from callcheck.store.files import private_dir, tighten_data_dir
 from callcheck.store.repo import Store
 
 WEBHOOK_PATH = "/api/webhooks/elevenlabs"
@@ -86,11 +87,19 @@ async def running_services(
         if settings.sandbox:
             effective = await stack.enter_async_context(start_sandbox(settings))
         url = effective.resolved_database_url()
+        # The data directory and all in it (database, WAL, DBOS's database, recordings) readable by its owner only.
+        await asyncio.to_thread(private_dir, effective.data_dir)
+        await asyncio.to_thread(tighten_data_dir, effective.data_dir)
         await asyncio.to_thread(db.upgrade, url)
         engine = db.create_engine(url)
         stack.push_async_callback(engine.dispose)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=effective.http_timeout_s))
-        services = Services(settings=effective, store=Store(engine), http=http, simulated=effective.sandbox)
+        services = Services(
+            settings=effective,
+            store=Store(engine, limits=effective.call_limits()),
+            http=http,
+            simulated=effective.sandbox,
+        )
         if effective.workers:
             from callcheck.jobs.tracking import Tracker
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from callcheck.config import Settings
+from callcheck.doctor import DoctorCache
 from callcheck.errors import MissingSettings
 from callcheck.jobs.notify import Notifier
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
@@ -31,6 +32,7 @@ class Services:
     # This process's executor id on PostgreSQL (jobs/executors.py); None on SQLite.
     executor_id: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    doctor: DoctorCache = field(default_factory=DoctorCache)  # GET /api/doctor and the setup panel, a minute at most
 
     def client(self) -> ElevenLabsClient:
         """An ElevenLabs client; MissingSettings (names only) when the seed's settings are absent."""

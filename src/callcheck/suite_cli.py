@@ -220,8 +220,10 @@ def run_suite_command(
         typer.echo(f"cannot read {suite_file}: {exc}", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
     rate_per_min = _parse_rate(rate)
+    settings = Settings()
     try:
-        _, planned = plan(text, str(suite_file), only)
+        # The size limits too (CALLCHECK_MAX_SUITE_*, CALLCHECK_MAX_CALLS_PER_RUN), so --dry-run tells of them.
+        _, planned = plan(text, str(suite_file), only, settings=settings)
     except CallcheckError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
@@ -239,7 +241,6 @@ def run_suite_command(
         )
         if path is not None
     ]
-    settings = Settings()
     if sandbox:
         settings = settings.model_copy(update={"sandbox": True})
     # Every report path is checked before the first call is dialed: calls cost money, a typo should not.

@@ -7,9 +7,18 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 
 from callcheck.api.body import json_object, optional_text
-from callcheck.api.deps import SESSION_KEY, ServicesDep, context_id_of, get_context
+from callcheck.api.deps import SESSION_KEY, ServicesDep, context_id_of, get_context, token_name_of
 from callcheck.api.errors import error_response
-from callcheck.api.schemas import ERRORS, CallBody, CallInitiated, ContextBody, ContextSaved, ErrorBody, json_body
+from callcheck.api.schemas import (
+    DIALING_ERRORS,
+    ERRORS,
+    CallBody,
+    CallInitiated,
+    ContextBody,
+    ContextSaved,
+    ErrorBody,
+    json_body,
+)
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR, clean_text, normalize_scenario
@@ -31,8 +40,11 @@ def initiated_body(call: CallRow, raw: dict[str, Any]) -> dict[str, Any]:
         "message": "Call initiated.",
         "to_number": call.to_number,
         "scenario": call.scenario,
-        "call_sid": call_sid_of(raw),
-        "conversation_id": raw.get("conversation_id") if isinstance(raw.get("conversation_id"), str) else None,
+        # From the answer; for a call found placed after its answer was lost (no answer kept), from the call.
+        "call_sid": call_sid_of(raw) or call.call_sid,
+        "conversation_id": raw.get("conversation_id")
+        if isinstance(raw.get("conversation_id"), str)
+        else call.conversation_id,
         "raw": raw,
         "id": call.id,
     }
@@ -64,6 +76,7 @@ async def set_context(request: Request, services: ServicesDep) -> dict[str, Any]
     responses={
         200: {"model": CallInitiated},
         **ERRORS,
+        **DIALING_ERRORS,
         409: {"model": ErrorBody, "description": "A request with this Idempotency-Key is still in progress."},
         422: {"model": ErrorBody, "description": "This Idempotency-Key was used for a different request."},
         415: {"model": ErrorBody, "description": "The body is not declared as JSON."},
@@ -101,6 +114,7 @@ async def initiate_call(
         origin="api",
         context_id=context_id_of(request),
         idempotency_key=idempotency_key or None,
+        token_name=token_name_of(request),
     )
     try:
         call, raw = await place_call(services, call_request)
@@ -129,11 +143,16 @@ async def _replay(services: ServicesDep, key: str, asked: tuple[str, str, str]) 
         await services.store.update_call(call.id, idempotency_key=None)
         return None
     # The stored answer is the upstream's body for failures too (a 4xx `detail`, a 200 `success: false`): only one
-    # saying `success: true` is a placed call.
-    if isinstance(call.upstream_response, dict) and call.upstream_response.get("success") is True:
-        if call.state not in (CallState.DIALING, CallState.QUEUED):
-            return initiated_body(call, call.upstream_response)
+    # saying `success: true` is a placed call. A call whose answer was lost (a crash, a timeout) and that was then
+    # found placed has no answer kept, but has its conversation id: it was placed too, and says so (never a 409,
+    # which would invite a retry under a new key and a second dial).
+    answer = call.upstream_response if isinstance(call.upstream_response, dict) else None
+    settled = call.state not in (CallState.DIALING, CallState.QUEUED)
+    if settled and (call.conversation_id or (answer is not None and answer.get("success") is True)):
+        return initiated_body(call, answer or {})
     if call.error:
         status = 502 if call.error.startswith(("ElevenLabs API error", "Could not reach")) else 500
         return error_response(call.error, status)
+    if settled:
+        return error_response(f"The call was not placed (it ended {call.state.value}).", 500)
     raise Conflict("A request with this Idempotency-Key is already in progress.")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from callcheck.api.guard import identity_of
 from callcheck.services import Services
 from callcheck.store.repo import Context
 
@@ -24,9 +25,19 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def context_id_of(request: Request) -> str:
-    """The id of the session's context: the signed cookie's, else the local one."""
+    """The id of the session's context: the signed cookie's, else the bearer token's own, else the local one."""
     value = request.session.get(SESSION_KEY)
-    return value if isinstance(value, str) and value else LOCAL_CONTEXT_ID
+    if isinstance(value, str) and value:
+        return value
+    identity = identity_of(request.scope)
+    # With tokens in use, a cookie-less client (curl with a bearer token) keeps a context of its token's own.
+    return f"token-{identity.token_id}" if identity is not None else LOCAL_CONTEXT_ID
+
+
+def token_name_of(request: Request) -> str | None:
+    """The name of the API token the request was made with; None when no token is in use."""
+    identity = identity_of(request.scope)
+    return identity.name if identity is not None else None
 
 
 async def get_context(request: Request, services: ServicesDep) -> Context | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from callcheck.api.deps import ServicesDep
-from callcheck.doctor import DoctorReport, run_doctor
+from callcheck.doctor import DoctorReport
 
 router = APIRouter(prefix="/api", tags=["meta"])
 
 
 @router.get("/doctor", summary="Check the set-up")
 async def doctor(services: ServicesDep) -> DoctorReport:
-    """Every check of `callcheck doctor` (settings by name only, never their values); 200 even when some fail."""
-    return await run_doctor(services.settings, services.http)
+    """Every check of `callcheck doctor` (settings by name only, never their values); 200 even when some fail.
+
+    The report is at most a minute old (DoctorCache): each run asks ElevenLabs with the API key."""
+    return await services.doctor.report(services.settings, services.http)

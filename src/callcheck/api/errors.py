@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +15,9 @@ from callcheck.errors import (
     CallcheckError,
     ConfigurationError,
     Conflict,
+    DestinationRefused,
     InvalidInput,
+    LimitReached,
     NotFound,
     Unauthorized,
     UnsupportedMediaType,
@@ -28,6 +32,8 @@ STATUS_BY_ERROR: list[tuple[type[CallcheckError], int]] = [
     (InvalidInput, 400),
     (Unauthorized, 401),
     (NotFound, 404),
+    (DestinationRefused, 403),
+    (LimitReached, 429),
     (Conflict, 409),
     (ConfigurationError, 500),
     (UpstreamError, 502),
@@ -45,6 +51,18 @@ def status_for(error: CallcheckError) -> int:
 def error_response(message: str, status: int) -> JSONResponse:
     """`{"error": message}` with `status`."""
     return JSONResponse({"error": message}, status_code=status)
+
+
+def refusal_response(exc: LimitReached | DestinationRefused) -> JSONResponse:
+    """A 403 naming the dialing rule, or a 429 naming the budget, when it resets and (Retry-After) in how long."""
+    if isinstance(exc, DestinationRefused):
+        return JSONResponse({"error": exc.message, "rule": exc.rule}, status_code=403)
+    wait = max(1, math.ceil((exc.resets_at - datetime.now(UTC)).total_seconds()))
+    return JSONResponse(
+        {"error": exc.message, "limit": exc.limit, "resets_at": exc.resets_at.isoformat()},
+        status_code=429,
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -69,6 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CallcheckError)
     async def _callcheck(_request: Request, exc: CallcheckError) -> JSONResponse:
+        if isinstance(exc, LimitReached | DestinationRefused):
+            return refusal_response(exc)
         return error_response(exc.message, status_for(exc))
 
     @app.exception_handler(RequestValidationError)
@@ -83,7 +103,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return not_found(request, "There is no page at this address.")
         messages = {404: "Not found.", 405: "Method not allowed."}
         detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
-        return error_response(detail or messages.get(exc.status_code, "Request failed."), exc.status_code)
+        response = error_response(detail or messages.get(exc.status_code, "Request failed."), exc.status_code)
+        if exc.headers:  # a 405's Allow (RFC 9110 §15.5.6), a 401's WWW-Authenticate
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

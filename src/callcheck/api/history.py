@@ -32,8 +32,9 @@ router = APIRouter(prefix="/api/calls", tags=["calls"])
 SHUTDOWN_GRACE_S = 5.0
 # How soon (milliseconds) an EventSource reconnects after a shutdown ended its stream.
 RECONNECT_MS = 1000
-# Event ids are 64-bit integers in every database: a larger resume point is no id of ours (and overflows SQLite).
-MAX_EVENT_ID = 2**63 - 1
+# Event ids are 32-bit on PostgreSQL (INTEGER): a larger resume point is no id of ours, and compared with the
+# column it would break the stream's query (a 400 instead, in the parameter's validation).
+MAX_EVENT_ID = 2**31 - 1
 
 
 async def _call_or_404(services: Services, call_id: str, *, with_events: bool = False) -> CallRow:
@@ -65,7 +66,10 @@ async def list_calls(
 @router.get("/{call_id}", summary="Everything about one call")
 async def get_call(call_id: str, services: ServicesDep) -> dict[str, Any]:
     """State, transcript, journey figures, analysis, events and recording link of a call."""
-    return call_detail(await _call_or_404(services, call_id, with_events=True))
+    call = await _call_or_404(services, call_id, with_events=True)
+    if services.tracker is not None and not call.state.terminal:
+        services.tracker.looked_at(call.id)  # a client following it: its news should reach it soon
+    return call_detail(call)
 
 
 @router.get("/{call_id}/audio", summary="The call's recording (MP3)", response_class=FileResponse)
@@ -119,7 +123,7 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
     if last_event_id is None or not last_event_id.strip():
         return after or 0
     value = last_event_id.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 19 or int(value) > MAX_EVENT_ID:
+    if not value.isascii() or not value.isdigit() or len(value) > 10 or int(value) > MAX_EVENT_ID:
         raise InvalidInput("Last-Event-ID must be the id of an event of this stream (a whole number).")
     return int(value)
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from callcheck.api.body import json_object
-from callcheck.api.deps import ServicesDep
-from callcheck.api.schemas import ERRORS, json_body
+from callcheck.api.deps import ServicesDep, token_name_of
+from callcheck.api.schemas import DIALING_ERRORS, ERRORS, ErrorBody, json_body
 from callcheck.domain.pacing import MAX_RATE_PER_MIN, MIN_RATE_PER_MIN
 from callcheck.errors import Conflict, NotFound
 from callcheck.jobs.runs import cancel_run, start_run
@@ -52,6 +52,7 @@ async def run_view(services: Services, run: RunRow) -> dict[str, Any]:
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "concurrency": run.concurrency,
         "rate_per_min": run.rate_per_min,
+        "token_name": run.token_name,
         "counts": counts,
         "items": rows,
         "exit_code": run.exit_code,
@@ -65,7 +66,12 @@ async def run_view(services: Services, run: RunRow) -> dict[str, Any]:
     status_code=202,
     summary="Start a suite run",
     openapi_extra=json_body(None, description="A suite, as in docs/suites.md (the YAML file's content, as JSON)."),
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        **DIALING_ERRORS,
+        500: {"model": ErrorBody, "description": "Missing required environment variables, or the agent is not set up."},
+        502: {"model": ErrorBody, "description": "ElevenLabs answered with an error or could not be reached."},
+    },
 )
 async def create_run(
     request: Request,
@@ -88,7 +94,15 @@ async def create_run(
         text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError:  # JSON in UTF-16/32, which json.loads reads: fall back to a re-dump
         text = json.dumps(suite, ensure_ascii=False)
-    run = await start_run(services, text, "request body", concurrency=concurrency, rate_per_min=rate, only=only)
+    run = await start_run(
+        services,
+        text,
+        "request body",
+        concurrency=concurrency,
+        rate_per_min=rate,
+        only=only,
+        token_name=token_name_of(request),
+    )
     return JSONResponse(await run_view(services, run), status_code=202)
 
 
@@ -109,6 +123,7 @@ async def list_runs(
                 "created_at": r.created_at.isoformat(),
                 "exit_code": r.exit_code,
                 "simulated": r.simulated,
+                "token_name": r.token_name,
             }
             for r in runs
         ],

@@ -85,6 +85,72 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+# Answered by routes that dial (the dialing rules and call budgets, docs/limits.md).
+DIALING_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "The dialing rules refuse this number (`rule` names which)."},
+    429: {
+        "model": ErrorBody,
+        "description": "A call budget is spent (`limit` names it, `resets_at` says when it frees up).",
+        "headers": {
+            "Retry-After": {"description": "Seconds until the budget frees up.", "schema": {"type": "integer"}}
+        },
+    },
+}
+
+
+def _describe_what_every_route_may_answer(
+    path: str, method: str, operation: dict[str, Any], responses: dict[str, Any]
+) -> None:
+    """The answers the middleware and the error handlers give that no route declares itself."""
+    if "{" in path:
+        responses.setdefault("404", _error("Nothing has this id."))
+    if "requestBody" in operation:
+        responses.setdefault("413", _error("The request body is too large."))
+        responses.setdefault("415", _error("The body is not declared as JSON."))
+        responses.setdefault("403", _error("A cross-site request, refused."))
+    if path.endswith("/events") and method == "get":
+        ok = responses.get("200", {})
+        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        ok["description"] = "Server-Sent Events: `state`, `transcript`, `recording`, then `end`."
+    if path.endswith("/audio") and method == "get":
+        ok = responses.get("200", {})
+        ok["content"] = {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}
+        responses.setdefault("206", {"description": "Part of the recording (a Range request)."})
+        responses.setdefault("416", _error("The Range asked for is outside the recording."))
+
+
+# What a created call or run leads to (OpenAPI links: what a client, or a stateful fuzzer, does next with its id).
+LINKS = {
+    ("/api/call", "post", "200"): ("call_id", ["/api/calls/{call_id}", "/api/calls/{call_id}/audio"], ["get"]),
+    ("/api/runs", "post", "202"): ("run_id", ["/api/runs/{run_id}"], ["get", "delete"]),
+}
+
+
+def _link_created_to_their_routes(paths: dict[str, Any]) -> None:
+    for (path, method, status), (parameter, targets, methods) in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        links = response.setdefault("links", {})
+        for target in targets:
+            for target_method in methods:
+                if target_method not in paths.get(target, {}):
+                    continue
+                pointer = target.replace("~", "~0").replace("/", "~1")
+                name = f"{target_method.upper()} {target}".replace("/", "_").replace("{", "").replace("}", "")
+                links[name] = {
+                    "operationRef": f"#/paths/{pointer}/{target_method}",
+                    "parameters": {parameter: "$response.body#/id"},
+                }
+
+
 def install_openapi(app: FastAPI) -> None:
     """Describe the API as it behaves: request validation answers 400 `{"error": ...}`, never FastAPI's 422."""
 
@@ -93,14 +159,15 @@ def install_openapi(app: FastAPI) -> None:
             schema = get_openapi(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes, tags=app.openapi_tags
             )
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    responses = operation.get("responses", {})
-                    if responses.pop("422", None) is not None and "400" not in responses:
-                        responses["400"] = {
-                            "description": "A parameter is invalid.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-                        }
+            for path, operations in schema.get("paths", {}).items():
+                for method, operation in operations.items():
+                    responses = operation.setdefault("responses", {})
+                    # FastAPI's own 422 (its validation error shape) is never answered; a 422 a route declares is.
+                    if responses.get("422", {}).get("description") == "Validation Error":
+                        responses.pop("422")
+                        responses.setdefault("400", _error("A parameter is invalid."))
+                    _describe_what_every_route_may_answer(path, method, operation, responses)
+            _link_created_to_their_routes(schema.get("paths", {}))
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)

@@ -35,6 +35,7 @@ def call_summary(call: CallRow) -> dict[str, Any]:
         "outcome": analysis.get("call_successful"),
         "conversation_id": call.conversation_id,
         "run_id": call.run_id,
+        "token_name": call.token_name,  # the API token that placed it (None: no token in use)
     }
 
 

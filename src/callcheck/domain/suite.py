@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 
 from callcheck.domain.assertions import Expectation, did_you_mean, merge_expectations, not_value, parse_assertion
 from callcheck.domain.phone import E164_ERROR, is_e164
@@ -27,6 +28,8 @@ from callcheck.domain.prompts import caller_prompt, first_message
 from callcheck.errors import InvalidInput
 from callcheck.text import unstorable
 
+# Most YAML nodes (scalars, mappings, sequences) a suite may have: parsing is bounded before any value is built.
+MAX_SUITE_NODES = 50_000
 # Guards against a typo like `repeat: 1000` turning into a thousand real (paid) phone calls.
 MAX_REPEAT = 100
 # The range ElevenLabs accepts for tts.speed (contract §6.5 lists the field; its docs give 0.7-1.2).
@@ -303,6 +306,7 @@ class SuiteError(InvalidInput):
 
 def load_suite(text: str, source_name: str) -> Suite:
     """The suite in `text` (YAML or JSON), or SuiteError listing every problem by path and line."""
+    _refuse_unbounded(text, source_name)
     looks_json = source_name.lower().endswith(".json") or text.lstrip().startswith(("{", "["))
     if looks_json:
         try:
@@ -331,6 +335,28 @@ def load_suite(text: str, source_name: str) -> Suite:
         raise SuiteError(source_name, [SuiteProblem(path="", message=f"invalid YAML: {exc}")]) from None
     _refuse_unstorable(data, source_name)
     return suite_from_data(data, source_name)
+
+
+def _refuse_unbounded(text: str, source_name: str) -> None:
+    """SuiteError for YAML whose loading could take unbounded time or memory: an alias (`*name`: nested aliases
+    expand exponentially, a kilobyte "billion laughs" suite fills gigabytes), or more than MAX_SUITE_NODES nodes.
+
+    Read as a stream of parser events, which never expands an alias and stops at the first one or at the limit.
+    """
+    nodes = 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            if isinstance(event, AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark is not None else None
+                message = "YAML aliases (*name) are not accepted in a suite: write the value out in full"
+                raise SuiteError(source_name, [SuiteProblem(path="", line=line, message=message)])
+            if isinstance(event, ScalarEvent | MappingStartEvent | SequenceStartEvent):
+                nodes += 1
+                if nodes > MAX_SUITE_NODES:
+                    message = f"the suite is too large (over {MAX_SUITE_NODES} YAML nodes)"
+                    raise SuiteError(source_name, [SuiteProblem(path="", message=message)])
+    except YAMLError:
+        return  # malformed: loading it reports the problem with its line
 
 
 # An escaped UTF-16 surrogate pair in JSON text (not itself escaped by a backslash before it).

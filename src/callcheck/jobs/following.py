@@ -11,8 +11,9 @@ waits: it registers here and is resolved by whoever sees the call end first —
   page per `poll_initial_s` on average (with 1,000 calls, ten pages, sweeps are at least ten such periods apart);
 - the deadline: the workflow's wait ends at the call's cap, and the call times out.
 
-A call someone watches (its page or events stream open) is fetched on its own every WATCH_POLL_S, so what happens
-reaches the watcher within a couple of seconds even without webhooks; calls nobody watches are only swept.
+A call someone watches (its page or events stream open, or a client reading it through the API) is fetched on its
+own every WATCH_POLL_S, so what happens reaches the watcher within a couple of seconds even without webhooks; calls
+nobody watches are only swept.
 
 Nothing here is durable, on purpose: the calls' states are in the database and the waits are re-entered by their
 workflows when DBOS resumes them, and the first sweep after a start fetches every followed call that moved.
@@ -35,11 +36,15 @@ from callcheck.store.repo import FollowedCall
 
 log = logging.getLogger("callcheck.following")
 
-# How often a watched call is fetched on its own (its updates reach the watcher within about this, plus a request).
+# How often a watched call is fetched on its own (its updates reach the watcher within about this, plus a request);
+# never less often than the sweeps start.
 WATCH_POLL_S = 1.0
+# A call read through the API (GET /api/calls/{id}) counts as watched for this long after the read: a client polling
+# it is watching it.
+LOOKED_AT_S = 3.0
 # The list is filtered to conversations started after the oldest followed call, less this margin for the clocks of
 # ElevenLabs and of this machine disagreeing.
-LIST_SLACK_S = 600
+LIST_SLACK_S = 120
 # Full fetches in flight at once when many calls changed in one sweep.
 FETCHES_AT_ONCE = 8
 
@@ -60,6 +65,7 @@ class Follower:
         self._marks: dict[str, ConversationMark] = {}  # by conversation id: the summary last fetched in full
         self._unlisted: dict[str, float] = {}  # by conversation id: when it was last fetched while not on the list
         self._watchers: Counter[str] = Counter()
+        self._looked_at: dict[str, float] = {}  # call id -> until when (monotonic) it counts as watched
         self._kick = asyncio.Event()
         # What the bench reads: sweeps made, list pages and full fetches requested.
         self.stats: Counter[str] = Counter()
@@ -128,6 +134,18 @@ class Follower:
         """The calls whose workflows wait for their end in this process."""
         return list(self._waiting)
 
+    def looked_at(self, call_id: str) -> None:
+        """Someone read the call (a client polling it): fetch it as a watched call for the next LOOKED_AT_S."""
+        fresh = call_id not in self._looked_at
+        self._looked_at[call_id] = time.monotonic() + LOOKED_AT_S
+        if fresh:
+            self._kick.set()
+
+    def _watched(self) -> list[str]:
+        now = time.monotonic()
+        self._looked_at = {c: until for c, until in self._looked_at.items() if until > now}
+        return sorted(set(self._watchers) | set(self._looked_at))
+
     @property
     def following(self) -> int:
         """How many calls wait for their end in this process."""
@@ -157,9 +175,10 @@ class Follower:
                 pages = self.stats["pages"] - pages
                 next_sweep = time.monotonic() + max(interval, pages * settings.poll_initial_s)
             wait = next_sweep - time.monotonic()
-            if self._watchers:
-                await self._guarded(self._poll_watched())
-                wait = min(wait, WATCH_POLL_S)
+            watched = self._watched()
+            if watched:
+                await self._guarded(self._poll_watched(watched))
+                wait = min(wait, WATCH_POLL_S, settings.poll_initial_s)
             self._kick.clear()
             with suppress(TimeoutError):
                 async with asyncio.timeout(max(wait, 0.0)):
@@ -276,9 +295,9 @@ class Follower:
             await self._found(self.services, row.id)
         return True
 
-    async def _poll_watched(self) -> None:
+    async def _poll_watched(self, watched: list[str]) -> None:
         """Fetch each watched call (wherever its workflow runs) so its watcher sees news within WATCH_POLL_S."""
-        for call_id in list(self._watchers):
+        for call_id in watched:
             self.stats["watched_polls"] += 1
             state = CallState(await self._poll(self.services, call_id))
             self.ended(call_id, state)

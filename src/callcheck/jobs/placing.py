@@ -9,6 +9,7 @@ from typing import Any
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.prompts import caller_prompt, first_message
 from callcheck.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
+from callcheck.jobs.destinations import check_destination
 from callcheck.providers.elevenlabs.agent_profile import explain_refused_override
 from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override
 from callcheck.services import Services
@@ -37,12 +38,14 @@ class CallRequest:
     override: dict[str, Any] | None = None
     timeout_s: float | None = None
     run_item_id: int | None = None  # the suite run's planned call this places, marked in the same transaction
+    token_name: str | None = None  # the API token that asked for it (a run's calls: the run's)
 
 
 async def record_call(services: Services, request: CallRequest, state: CallState) -> CallRow:
     """Store a call about to be placed (DIALING) or waiting for a worker (QUEUED). Checks settings first."""
     client_settings = services.settings
     services.client()  # raises MissingSettings before anything is stored
+    await check_destination(services, request.to_number)  # DestinationRefused; budgets are checked by create_call
     call_id = new_id()
     prompt = request.prompt or caller_prompt(request.description, request.scenario)
     first = request.first_message or first_message(request.scenario)
@@ -72,6 +75,7 @@ async def record_call(services: Services, request: CallRequest, state: CallState
         idempotency_key=request.idempotency_key,
         timeout_s=request.timeout_s,
         placed_by=services.executor_id,
+        token_name=request.token_name,
     )
 
 

@@ -8,18 +8,30 @@ or the next tick. When nothing is pending or active, every call is judged and th
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
 
+import anyio
 from dbos import DBOS, SetWorkflowID
 
+from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, verdict_for
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.judge import judge_from_settings
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
-from callcheck.errors import ConfigurationError, UpstreamError, UpstreamHTTPError, UpstreamUnreachable
+from callcheck.errors import (
+    ConfigurationError,
+    DestinationRefused,
+    InvalidInput,
+    LimitReached,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamUnreachable,
+)
+from callcheck.jobs.destinations import check_destination
 from callcheck.jobs.placing import CallRequest, dial, record_call
 from callcheck.jobs.tracking import _on_app_loop, follow_call, workflow_id
 from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
@@ -35,6 +47,7 @@ EXIT_COULD_NOT_RUN = 2
 RETRY_S = 5.0  # wait before trying again when ElevenLabs could not be read
 TICK_S = 1.0  # longest wait between two ticks when nothing wakes the run
 TERMINAL_RUN_STATES = {"completed", "cancelled", "failed"}
+MINUTE_LIMIT = "CALLCHECK_MAX_CALLS_PER_MINUTE"  # the one budget a run waits out rather than stops at
 
 
 def run_workflow_id(run_id: str) -> str:
@@ -42,10 +55,35 @@ def run_workflow_id(run_id: str) -> str:
     return f"run-{run_id}"
 
 
-def plan(suite_text: str, source_name: str, only: list[str] | None) -> tuple[Suite, list[PlannedCall]]:
-    """The suite and the calls a run of it places (raises SuiteError / InvalidInput)."""
+def plan(
+    suite_text: str, source_name: str, only: list[str] | None, settings: Settings | None = None
+) -> tuple[Suite, list[PlannedCall]]:
+    """The suite and the calls a run of it places (raises SuiteError / InvalidInput).
+
+    With `settings`, a new run's size limits apply too (CALLCHECK_MAX_SUITE_BYTES, _MAX_SUITE_SCENARIOS, and
+    _MAX_CALLS_PER_RUN), the bytes before anything is parsed. A stored run is planned again without them: limits
+    lowered since it started do not break it half-way.
+    """
+    if settings is not None and settings.max_suite_bytes:
+        size = len(suite_text.encode("utf-8", "surrogatepass"))
+        if size > settings.max_suite_bytes:
+            raise InvalidInput(
+                f"The suite is too large: {size} bytes, over CALLCHECK_MAX_SUITE_BYTES ({settings.max_suite_bytes})."
+            )
     suite = load_suite(suite_text, source_name)
-    return suite, suite.planned_calls(only)
+    planned = suite.planned_calls(only)
+    if settings is not None:
+        if settings.max_suite_scenarios and len(suite.scenarios) > settings.max_suite_scenarios:
+            raise InvalidInput(
+                f"The suite has too many scenarios: {len(suite.scenarios)}, over CALLCHECK_MAX_SUITE_SCENARIOS "
+                f"({settings.max_suite_scenarios})."
+            )
+        if settings.max_calls_per_run and len(planned) > settings.max_calls_per_run:
+            raise InvalidInput(
+                f"The run is too large: it would place {len(planned)} calls (scenarios times their repeats), over "
+                f"CALLCHECK_MAX_CALLS_PER_RUN ({settings.max_calls_per_run})."
+            )
+    return suite, planned
 
 
 async def start_run(
@@ -56,10 +94,16 @@ async def start_run(
     concurrency: int = 1,
     rate_per_min: float | None = None,
     only: list[str] | None = None,
+    token_name: str | None = None,
 ) -> RunRow:
-    """Validate a suite and the agent, store the run and start its workflow."""
-    suite, planned = plan(suite_text, source_name, only)
+    """Validate a suite, its numbers and the agent, store the run and start its workflow."""
+    # Parsed in a worker thread: a large suite takes seconds of pure-Python YAML parsing, never the event loop's.
+    suite, planned = await anyio.to_thread.run_sync(
+        functools.partial(plan, suite_text, source_name, only, settings=services.settings)
+    )
     client = services.client()
+    for number in sorted({p.number for p in planned}):
+        await check_destination(services, number)  # a refused number: the run does not start (403, exit 2)
     agent = await client.get_agent(services.settings.elevenlabs_agent_id or "")
     allowed = allowed_overrides(agent)
     if OVERRIDE_PROMPT not in allowed:
@@ -77,6 +121,7 @@ async def start_run(
         rate_per_min=rate_per_min,
         simulated=services.simulated,
         owner=services.tracker.run_owner if services.tracker else None,
+        token_name=token_name,
     )
     if services.tracker is not None:  # else (a server without workers) a worker starts it (Tracker.start_orphans)
         with SetWorkflowID(run_workflow_id(run.id)):
@@ -137,12 +182,33 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
             if interval and last is not None and now - last < interval:
                 wait = min(wait, interval - (now - last))
                 break
-            call = await _place(services, run, item.id, planned[item.position], allowed)
+            try:
+                call = await _place(services, run, item.id, planned[item.position], allowed)
+            except LimitReached as exc:
+                # The minute's budget: the run waits until it frees up. A day's budget: the rest is not placed.
+                if exc.limit == MINUTE_LIMIT:
+                    wait = min(max(exc.resets_at.timestamp() - time.time(), 0.0) + 0.05, 60.0)
+                    log.info("run %s waits for the call budget: %s", run_id, exc.message)
+                    break
+                await _give_up(
+                    services, run_id, _still_pending(pending, started), f"No more calls were placed: {exc.message}"
+                )
+                return {"started": started, "finished": not active and not started, "wait": TICK_S}
+            except DestinationRefused as exc:  # the dialing rules changed since the run started
+                await _give_up(
+                    services, run_id, _still_pending(pending, started), f"No more calls were placed: {exc.message}"
+                )
+                return {"started": started, "finished": not active and not started, "wait": TICK_S}
             last = time.time()
             await runs.update_run(run_id, last_placed_at=last)
             started.append(call.id)
     finished = not started and not active and not pending
     return {"started": started, "finished": finished, "wait": wait}
+
+
+def _still_pending(pending: list[RunItem], started: list[str]) -> list[RunItem]:
+    """The planned calls of this tick's batch not placed yet (the first len(started) were)."""
+    return pending[len(started) :]
 
 
 async def _give_up(services: Services, run_id: str, pending: list[RunItem], reason: str) -> None:
@@ -171,6 +237,7 @@ async def _place(services: Services, run: RunRow, item_id: int, planned: Planned
         override=override,
         timeout_s=planned.timeout_s,
         run_item_id=item_id,
+        token_name=run.token_name,
     )
     call = await record_call(services, request, CallState.DIALING)
     if dropped:
@@ -250,6 +317,7 @@ async def finish(services: Services, run_id: str) -> int:
         run_id=run.id,
         concurrency=run.concurrency,
         rate_per_min=run.rate_per_min,
+        token_name=run.token_name,
     )
     exit_code = EXIT_COULD_NOT_RUN if failed else report.exit_code
     await runs.update_run(

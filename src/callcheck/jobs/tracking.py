@@ -20,9 +20,11 @@ DBOS keeps one instance per process (its design, not ours): a process runs one T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,7 @@ from callcheck.providers.elevenlabs.wire import conversation_ids_of
 from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.executors import ExecutorStore
+from callcheck.store.files import private_dir, private_sqlite
 from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
 
@@ -324,10 +327,17 @@ async def save_recording(services: Services, call_id: str, audio: bytes) -> bool
     path = folder / f"{call_id}.mp3"
 
     def write() -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(audio)
-        partial.replace(path)
+        private_dir(folder)  # 0700; mkstemp makes the file 0600
+        # A temp name of its own: two deliveries of one call's audio at once must not write the same file.
+        fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{call_id}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(audio)
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
 
     await asyncio.to_thread(write)
     await services.store.update_call(call_id, ("recording", f"{len(audio)} bytes"), recording_path=str(path))
@@ -567,6 +577,7 @@ class Tracker:
             # DBOS keeps its own tables; on SQLite a file of its own avoids contending for one writer lock.
             database = Path(db.sync_url(url).removeprefix("sqlite:///"))
             system_url = f"sqlite:///{database.with_name(database.stem + '-dbos.sqlite')}"
+            private_sqlite(database.with_name(database.stem + "-dbos.sqlite"))  # 0600 before DBOS creates it
         else:
             system_url = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
         return {
@@ -808,3 +819,7 @@ class Tracker:
     def watching(self, call_id: str) -> AbstractContextManager[None]:
         """While inside, the call is polled often (someone watches it live)."""
         return self.follower.watching(call_id)
+
+    def looked_at(self, call_id: str) -> None:
+        """Someone read a live call: poll it often for a few seconds."""
+        self.follower.looked_at(call_id)

@@ -130,6 +130,8 @@ def render_junit(report: RunReport) -> str:
     facts = {"business": report.business, "source": report.source, "cancelled": str(report.cancelled).lower()}
     if report.run_id:
         facts["run_id"] = report.run_id
+    if report.token_name:
+        facts["started_by_token"] = report.token_name
     if report.simulated:
         facts["simulated"] = "true"
     for scenario in report.scenarios:

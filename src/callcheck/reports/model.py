@@ -149,6 +149,7 @@ class RunReport(BaseModel):
     run_id: str | None = None  # the stored run (GET /api/runs/{id})
     concurrency: int | None = None  # most calls active at once, as asked
     rate_per_min: float | None = None  # most calls placed per minute, as asked (None: no limit)
+    token_name: str | None = None  # the API token that started the run (None: no token in use)
     started_at: datetime
     finished_at: datetime | None = None
     cancelled: bool = False
@@ -259,6 +260,7 @@ def build_report(
     run_id: str | None = None,
     concurrency: int | None = None,
     rate_per_min: float | None = None,
+    token_name: str | None = None,
 ) -> RunReport:
     """The report of a run of `suite`: its results grouped by scenario, in the suite's order.
 
@@ -292,6 +294,7 @@ def build_report(
         run_id=run_id,
         concurrency=concurrency,
         rate_per_min=rate_per_min,
+        token_name=token_name,
         started_at=started_at,
         finished_at=finished_at,
         cancelled=cancelled,

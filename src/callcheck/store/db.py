@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from callcheck.errors import ConfigurationError
+from callcheck.store.files import private_dir, private_sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,7 +43,10 @@ def is_sqlite(url: str) -> bool:
 
 def _prepare_sqlite_file(url: sa.URL) -> None:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database).expanduser()
+        if not path.parent.exists():
+            private_dir(path.parent)  # only a directory callcheck makes: never loosen or tighten someone else's
+        private_sqlite(path)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

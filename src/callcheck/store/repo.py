@@ -17,9 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
-from callcheck.errors import InvalidInput
+from callcheck.domain.limits import CallLimits, Window
+from callcheck.errors import InvalidInput, LimitReached
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
+from callcheck.store.tokens import TokenStore
 from callcheck.text import unstorable
+
+# The PostgreSQL advisory lock that makes "count the recent calls, then record one" atomic across processes.
+CALLS_LOCK_KEY = 0x63616C6C73  # "calls"
 
 # The owner of a run a server took over from a stopped `callcheck run` (its DBOS executor id).
 SERVER_OWNER = "local"
@@ -28,6 +33,27 @@ SERVER_OWNER = "local"
 def storable_key(key: str) -> bool:
     """False for a key no row can have (a NUL from a URL's %00, which PostgreSQL would refuse with an error)."""
     return unstorable(key) is None
+
+
+def check_lengths(table: sa.Table, values: dict[str, Any]) -> None:
+    """InvalidInput when a text value is longer than its column allows: PostgreSQL would refuse it with an error
+    (and SQLite keep it silently), so it is refused the same way on both, by name, before it reaches either."""
+    for name, value in values.items():
+        column = table.c.get(name)
+        length = getattr(column.type, "length", None) if column is not None else None
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise InvalidInput(f"{name} is too long (over {length} characters).")
+
+
+def check_webhook_fields(event_type: str, conversation_id: str | None) -> None:
+    """InvalidInput when a webhook's type or conversation id is longer than the database keeps."""
+    for name, value, column in (
+        ("type", event_type, webhook_events.c.event_type),
+        ("data.conversation_id", conversation_id, webhook_events.c.conversation_id),
+    ):
+        length = column.type.length  # type: ignore[attr-defined]  # both are String(n)
+        if value is not None and len(value) > length:
+            raise InvalidInput(f"Webhook {name} is too long (over {length} characters).")
 
 
 def utcnow() -> datetime:
@@ -98,6 +124,7 @@ class CallRow:
     recording_path: str | None
     idempotency_key: str | None
     timeout_s: float | None = None
+    token_name: str | None = None  # the API token that placed it
     events: list[CallEvent] = field(default_factory=list)
     placed_by: str | None = None  # the executor that dialed it (PostgreSQL; jobs/executors.py)
 
@@ -210,9 +237,12 @@ def serialized_writes(engine: AsyncEngine) -> AsyncEngine:
 class Store:
     """callcheck's database."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, limits: CallLimits | None = None) -> None:
         self.engine = serialized_writes(engine)
         self.runs = RunStore(self.engine)
+        self.tokens = TokenStore(self.engine)
+        # The call budgets create_call enforces (none when not given: tools and tests that build a Store by hand).
+        self.limits = limits or CallLimits()
 
     # -- contexts ---------------------------------------------------------------------------------------------
 
@@ -224,6 +254,7 @@ class Store:
 
     async def save_context(self, context_id: str, description: str, scenario: str | None) -> Context:
         """Create or replace the context with this id."""
+        check_lengths(contexts, {"id": context_id})
         now = utcnow()
         async with self.engine.begin() as conn:
             updated = await conn.execute(
@@ -249,15 +280,24 @@ class Store:
         """Store a new call (state and origin given by the caller) and its first event.
 
         With `run_item_id`, the suite run's planned call is marked placed with this call in the same transaction,
-        so a crash can never leave a planned call without its call, or give it two.
+        so a crash can never leave a planned call without its call, or give it two. LimitReached, storing nothing,
+        when the call would overspend a budget (`self.limits`).
         """
         now = utcnow()
         values.setdefault("id", new_id())
         values.setdefault("created_at", now)
         values["updated_at"] = now
+        check_lengths(calls, values)
         try:
             async with self.engine.begin() as conn:
+                windows = self.limits.windows()
+                if windows and conn.dialect.name == "postgresql":
+                    # One call recorded at a time, in every process: the count below then sees every call committed
+                    # before it. (On SQLite the INSERT's write lock does the same: one writer at a time.)
+                    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CALLS_LOCK_KEY)))
                 await conn.execute(sa.insert(calls).values(**values))
+                for window in windows:
+                    await self._within_budget(conn, window, values["to_number"], values["created_at"])
                 await self._event(conn, values["id"], "state", str(values["state"]), None, now)
                 if run_item_id is not None:
                     marked = await conn.execute(
@@ -273,6 +313,23 @@ class Store:
             raise
         # Built from what was written, not read back: placing a call stays one round trip before the dial.
         return _call_from_values(values)
+
+    async def _within_budget(self, conn: AsyncConnection, window: Window, number: str, now: datetime) -> None:
+        """LimitReached when the calls in `window` (the one just inserted included) are over its limit."""
+        recent = calls.c.created_at > now - window.span
+        if window.per_number:
+            recent = recent & (calls.c.to_number == number)
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(calls).where(recent))).scalar_one()
+        if count <= window.limit:
+            return
+        # Before another call fits, the calls over the limit (the new one aside) must age out of the window: the
+        # window frees up when the last of those, the (count - limit)-th oldest, is older than its span.
+        oldest = await conn.execute(
+            sa.select(calls.c.created_at).where(recent).order_by(calls.c.created_at).offset(count - window.limit - 1)
+        )
+        stamp = _aware(oldest.scalars().first()) or now
+        resets_at = stamp + window.span
+        raise LimitReached(window.refusal(resets_at, now), window.setting, resets_at)
 
     async def get_call(self, call_id: str, *, with_events: bool = False) -> CallRow | None:
         """The call with this id."""
@@ -364,6 +421,7 @@ class Store:
         """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
         transaction when given: a reader never sees the change without the event that tells of it."""
         assert "state" not in values, "use move_call to change a state"
+        check_lengths(calls, values)
         now = utcnow()
         values["updated_at"] = now
         # A transcript event counts the turns written with it, as data: a resuming live stream reads it.
@@ -380,6 +438,7 @@ class Store:
 
         The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
         """
+        check_lengths(calls, values)
         sources = [s.value for s in CallState if can_move(s, new)]
         if not sources:
             return False
@@ -436,6 +495,7 @@ class Store:
         self, digest: str, event_type: str, conversation_id: str | None, payload: Any, call_id: str | None
     ) -> bool:
         """Keep a verified webhook delivery; False when the very same delivery was kept before."""
+        check_webhook_fields(event_type, conversation_id)
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(
@@ -451,6 +511,12 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    async def webhook_seen(self, digest: str) -> bool:
+        """True when this very delivery (its body's sha256) was kept before."""
+        async with self.engine.connect() as conn:
+            found = await conn.execute(sa.select(webhook_events.c.id).where(webhook_events.c.digest == digest))
+            return found.first() is not None
 
     async def unmatched_webhooks(self, conversation_id: str) -> list[dict[str, Any]]:
         """Webhook payloads that arrived for this conversation before its call was known, oldest first."""
@@ -516,6 +582,7 @@ class RunRow:
     exit_code: int | None
     error: str | None
     owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
+    token_name: str | None = None  # the API token that started it
 
 
 def _run(row: sa.Row[Any]) -> RunRow:

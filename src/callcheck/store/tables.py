@@ -58,6 +58,7 @@ calls = sa.Table(
     # The executor (process) that recorded and dialed the call, on PostgreSQL (jobs/executors.py): while it lives,
     # a call it left DIALING is its own dial in flight, not an orphan.
     sa.Column("placed_by", sa.String(128), nullable=True),
+    sa.Column("token_name", sa.String(64), nullable=True),  # the API token that placed it; None: no token in use
     sa.Index("ix_calls_created_at_id", "created_at", "id"),
     sa.Index("ix_calls_state", "state"),
 )
@@ -110,6 +111,7 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     # The DBOS executor id of the `callcheck run` process that owns the run; NULL for runs a server owns.
     sa.Column("owner", sa.Text, nullable=True),
+    sa.Column("token_name", sa.String(64), nullable=True),  # the API token that started it; None: no token in use
     sa.Index("ix_runs_created_at_id", "created_at", "id"),
 )
 
@@ -145,4 +147,17 @@ executors = sa.Table(
     sa.Column("adopted_by", sa.String(128), nullable=True),
     sa.Column("adopted_at", Timestamp, nullable=True),
     sa.Index("ix_executors_state", "state"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    # Names are never reused (a revoked token keeps its name), so a name in the history means one token.
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # read | call | admin
+    sa.Column("hash", sa.String(64), nullable=False),  # sha256 hex of its secret; the token itself is never kept
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
 )

@@ -22,7 +22,9 @@ from starlette.staticfiles import StaticFiles
 
 from callcheck import __version__
 from callcheck.api.deps import SESSION_KEY, ServicesDep
+from callcheck.api.guard import csrf_token
 from callcheck.api.views import call_detail, call_summary
+from callcheck.domain.access import TokenScope
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import E164_ERROR, E164_PATTERN, number_filter
 from callcheck.domain.prompts import DEFAULT_SCENARIO, MISSING_DESCRIPTION_ERROR
@@ -152,6 +154,7 @@ def humanize(name: str) -> str:
 
 templates.env.filters.update(clock=clock, seconds=short_seconds, when=when, humanize=humanize)
 templates.env.globals.update(state_label=state_label, outcome_class=outcome_class, version=__version__)
+templates.env.globals.update(csrf_token=csrf_token)  # base.html's <meta name="csrf-token">, read by the page's fetches
 
 
 # -- what the call page shows ---------------------------------------------------------------------------------
@@ -390,11 +393,7 @@ def setup_checks(services: Services) -> list[SetupCheck]:
 
 async def doctor_checks(services: Services) -> list[SetupCheck] | None:
     """The doctor's checks (the same as GET /api/doctor) worth showing; None when this callcheck has no doctor."""
-    try:
-        from callcheck.doctor import run_doctor
-    except ImportError:
-        return None
-    report = await run_doctor(services.settings, services.http)
+    report = await services.doctor.report(services.settings, services.http)
     # Missing settings are listed by name already; skipped checks only repeat a failure above them.
     return [
         SetupCheck(c.name, c.ok, c.message, c.fix)
@@ -535,6 +534,10 @@ async def call_page(request: Request, call_id: str, services: ServicesDep, _cont
 @router.api_route("/parts/setup", methods=PAGE_METHODS, response_class=HTMLResponse)
 async def setup_part(request: Request, services: ServicesDep) -> Response:
     """The doctor's findings for the setup panel, loaded after the page (they ask ElevenLabs, which takes a moment)."""
+    who = getattr(request.state, "identity", None)
+    if who is not None and not who.scope.allows(TokenScope.ADMIN):
+        refused = SetupCheck("doctor", False, "The set-up checks are shown to tokens with the admin scope only.")
+        return page(request, "parts/doctor.html", {"available": True, "problems": [refused], "passed": []})
     try:
         checks = await doctor_checks(services)
     except Exception:

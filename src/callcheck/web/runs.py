@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from callcheck.api.body import json_object
-from callcheck.api.deps import ServicesDep
+from callcheck.api.deps import ServicesDep, token_name_of
 from callcheck.api.runs import run_view
 from callcheck.domain.suite import SuiteError
 from callcheck.errors import InvalidInput
@@ -264,7 +264,7 @@ async def start_pasted_run(request: Request, services: ServicesDep) -> JSONRespo
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidInput(f"Concurrency must be a whole number from 1 to {MAX_CONCURRENCY}.")
     try:
-        run = await start_run(services, text, PASTED_SOURCE, concurrency=concurrency)
+        run = await start_run(services, text, PASTED_SOURCE, concurrency=concurrency, token_name=token_name_of(request))
     except SuiteError as exc:
         count = len(exc.problems)
         return JSONResponse(

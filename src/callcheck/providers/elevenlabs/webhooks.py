@@ -27,6 +27,19 @@ def verify(secret: str | None, header: str | None, body: bytes, now: float | Non
     30 minutes (a future one is accepted), HMAC-SHA256 over "<t>.<raw body>". Unlike the SDK we compare in
     constant time and sign the raw bytes, so a body that is not valid UTF-8 cannot be re-encoded into a match.
     """
+    timestamp, signature = check_header(secret, header, now)
+    assert secret is not None
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise Unauthorized("Signature does not match the payload.")
+
+
+def check_header(secret: str | None, header: str | None, now: float | None = None) -> tuple[str, str]:
+    """(timestamp, signature) of a well-formed, fresh signature header; Unauthorized otherwise.
+
+    Needs no body: the webhook route calls it before reading one, so an unsigned or stale request is refused
+    without its (up to 64 MB) body ever being read.
+    """
     if not secret:
         raise Unauthorized("Webhook secret is not configured (ELEVENLABS_WEBHOOK_SECRET); webhook refused.")
     if not header:
@@ -46,9 +59,7 @@ def verify(secret: str | None, header: str | None, body: bytes, now: float | Non
     current = time.time() if now is None else now
     if int(timestamp) < current - TOLERANCE_S:
         raise Unauthorized("Timestamp outside the tolerance zone.")
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
-        raise Unauthorized("Signature does not match the payload.")
+    return timestamp, signature
 
 
 def _ascii_digits(text: str, most: int, *, hexadecimal: bool = False) -> bool:

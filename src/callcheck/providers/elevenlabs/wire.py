@@ -92,6 +92,14 @@ def call_sid_of(response: dict[str, Any]) -> str | None:
     return _str(response.get("callSid")) or _str(response.get("call_sid"))
 
 
+def phone_number_of(numbers: list[dict[str, Any]], phone_number_id: str) -> str | None:
+    """The E.164 number of the phone number with this id in GET /v1/convai/phone-numbers' list (contract §8)."""
+    for item in numbers:
+        if item.get("phone_number_id") == phone_number_id:
+            return _str(item.get("phone_number"))
+    return None
+
+
 # A `user` item whose message is this is nothing recognised (silence), as in the real record (contract README).
 SILENCE = "..."
 

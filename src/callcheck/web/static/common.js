@@ -14,3 +14,9 @@ function localizeTimes(root) {
 
 document.addEventListener("DOMContentLoaded", () => localizeTimes(document));
 document.addEventListener("htmx:afterSettle", (event) => localizeTimes(event.target));
+
+// The session's CSRF token (base.html's meta tag): every state-changing fetch of the page sends it as X-CSRF-Token.
+function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.getAttribute("content") : "";
+}

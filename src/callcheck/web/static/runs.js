@@ -16,7 +16,7 @@ async function sendJson(method, path, payload) {
   try {
     response = await fetch(path, {
       method,
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrfToken() },
       body: payload === undefined ? undefined : JSON.stringify(payload),
       credentials: "same-origin",
     });

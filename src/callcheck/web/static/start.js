@@ -77,7 +77,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       response = await fetch(path, {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrfToken() },
         body: JSON.stringify(payload),
         credentials: "same-origin",
       });

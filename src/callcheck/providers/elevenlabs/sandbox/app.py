@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from callcheck.providers.elevenlabs.client import SANDBOX_HEADER
 from callcheck.providers.elevenlabs.sandbox.audio import silent_mp3
 from callcheck.providers.elevenlabs.sandbox.config import MAGIC_NUMBERS, Outcome, SandboxConfig, outcome_for
-from callcheck.providers.elevenlabs.sandbox.scripts import Caller, script_for
+from callcheck.providers.elevenlabs.sandbox.scripts import Caller, cap_duration, script_for
 from callcheck.providers.elevenlabs.sandbox.state import (
     DEFAULT_RINGING_TIMEOUT_SECS,
     Agent,
@@ -568,6 +568,8 @@ def _place(
         ringing_timeout_secs=float(timeout) if isinstance(timeout, int | float) else DEFAULT_RINGING_TIMEOUT_SECS,
         caller=caller_of(override_agent, main_language),
     )
+    conversation_override = (client_data.get("conversation_config_override") or {}).get("conversation") or {}
+    script = cap_duration(script, conversation_override.get("max_duration_seconds"))
     now_mono = state.config.clock()
     conv = Conversation(
         conversation_id=conversation_id,

@@ -548,3 +548,19 @@ def analysis_for(script: CallScript, agent: dict[str, Any]) -> dict[str, Any]:
         "transcript_summary": script.summary,
         "call_summary_title": script.title,
     }
+
+
+# The termination_reason of a call cut at its maximum duration: the sandbox's wording, UNCONFIRMED upstream.
+MAX_DURATION_REASON = "Maximum call duration reached."
+
+
+def cap_duration(script: CallScript, max_duration_secs: Any) -> CallScript:
+    """The call cut at the per-call `conversation.max_duration_seconds` override, when it would run longer."""
+    if not isinstance(max_duration_secs, int) or isinstance(max_duration_secs, bool) or max_duration_secs <= 0:
+        return script
+    if not script.answered or script.duration_secs <= max_duration_secs:
+        return script
+    script.turns = [t for t in script.turns if t["time_in_call_secs"] < max_duration_secs]
+    script.duration_secs = max_duration_secs
+    script.termination_reason = MAX_DURATION_REASON
+    return script

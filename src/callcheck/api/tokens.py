@@ -1,0 +1,93 @@
+"""API tokens over the API, for holders of an admin token: list, create (shown once), revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from callcheck.api.body import json_object, optional_text
+from callcheck.api.deps import ServicesDep
+from callcheck.api.errors import error_response
+from callcheck.api.guard import identity_of
+from callcheck.api.schemas import ERRORS, ErrorBody, json_body
+from callcheck.domain.access import TokenScope, parse_scope, valid_name
+from callcheck.errors import InvalidInput
+from callcheck.store.tokens import TokenRow
+
+router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+
+NO_ADMIN = (
+    "Token management over the API needs an admin token; create the first one with "
+    "`callcheck token create --name NAME --scope admin`."
+)
+# An admin token is checked by AccessControl; these routes add that one must be presented, even on a local server
+# without tokens (where everything else is open): its first token is made on the command line.
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid API token was presented."},
+    403: {"model": ErrorBody, "description": "The token is not an admin token, or none was presented."},
+}
+
+
+def _not_admin(request: Request) -> JSONResponse | None:
+    """A 403 unless the request carries an admin token (AccessControl has checked its scope)."""
+    return error_response(NO_ADMIN, 403) if identity_of(request.scope) is None else None
+
+
+class TokenBody(BaseModel):
+    """POST /api/tokens."""
+
+    name: str = Field(description="A name for the token, never reused: it is shown in the history of what it did.")
+    scope: TokenScope = Field(default=TokenScope.CALL, description="read, call or admin.")
+
+
+def token_view(row: TokenRow) -> dict[str, Any]:
+    """A token as the API shows it (never the token itself, which is not kept)."""
+    return {
+        "name": row.name,
+        "scope": row.scope.value,
+        "created_at": row.created_at.isoformat(),
+        "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+@router.get("", summary="List API tokens", responses=ADMIN_ERRORS)
+async def list_tokens(request: Request, services: ServicesDep) -> Any:
+    """Every token, revoked ones included, oldest first."""
+    return _not_admin(request) or {"tokens": [token_view(row) for row in await services.store.tokens.list()]}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an API token",
+    openapi_extra=json_body(TokenBody),
+    responses={**ERRORS, **ADMIN_ERRORS, 409: {"model": ErrorBody, "description": "A token has this name already."}},
+)
+async def create_token(request: Request, services: ServicesDep) -> JSONResponse:
+    """Make a token; the answer's `token` is the only time it is shown."""
+    refused = _not_admin(request)
+    if refused is not None:
+        return refused
+    data = await json_object(request)
+    name = valid_name(optional_text(data, "name") or "")
+    scope_text = optional_text(data, "scope")
+    scope = parse_scope(scope_text) if scope_text is not None else TokenScope.CALL
+    row, token = await services.store.tokens.create(name, scope)
+    return JSONResponse({**token_view(row), "token": token}, status_code=201)
+
+
+@router.delete(
+    "/{name}", summary="Revoke an API token", responses={**ERRORS, **ADMIN_ERRORS, 404: {"model": ErrorBody}}
+)
+async def revoke_token(request: Request, name: str, services: ServicesDep) -> Any:
+    """Revoke at once, for its logged-in pages too; the name stays in the history and is not reused."""
+    refused = _not_admin(request)
+    if refused is not None:
+        return refused
+    if len(name) > 64:
+        raise InvalidInput("No token has a name that long.")
+    return token_view(await services.store.tokens.revoke(name))
