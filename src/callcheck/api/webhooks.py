@@ -46,7 +46,9 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
         return {"ok": True, "duplicate": True}
     call = await services.store.find_call_by_conversation(conversation_id) if conversation_id else None
     if call is None and conversation_id:
+        # Or the dial's own answer stored the id since the look-up above (its claim then finds nothing to claim).
         call = await _claimed_by_user_id(services, event.user_id, conversation_id)
+        call = call or await services.store.find_call_by_conversation(conversation_id)
     if call is None:
         # Kept for later: the call's conversation id may not be stored yet (the webhook beat our own answer).
         if not await services.store.record_webhook(digest, event.type, conversation_id, event.stored, None):
