@@ -455,6 +455,32 @@ async def suite_run(server: Server, calls: int, concurrency: int) -> tuple[float
     return wall, lengths
 
 
+# -- 7. several processes ----------------------------------------------------------------------------------------
+
+
+async def two_processes(env: dict[str, str], tmp: Path) -> dict[str, float]:
+    """Calls placed per second through POST /api/call by one server, then by two servers on one PostgreSQL database
+    (the same clients split between them), each on a fresh database."""
+    rates: dict[str, float] = {}
+    one_env = {**env, "CALLCHECK_DATABASE_URL": fresh_postgres()}
+    with serving(one_env, tmp / "p1") as server:
+        await load(server.url, "/api/call", API_BODY, 10, 2)  # warm-up
+        rates["one"] = (await load(server.url, "/api/call", API_BODY, CLIENTS, CALLS_EACH)).rate
+    two_env = {**env, "CALLCHECK_DATABASE_URL": fresh_postgres()}
+    with serving(two_env, tmp / "p2a") as first, serving(two_env, tmp / "p2b") as second:
+        for server in (first, second):
+            await load(server.url, "/api/call", API_BODY, 10, 2)
+        started = time.perf_counter()
+        halves = await asyncio.gather(
+            load(first.url, "/api/call", API_BODY, CLIENTS // 2, CALLS_EACH),
+            load(second.url, "/api/call", API_BODY, CLIENTS - CLIENTS // 2, CALLS_EACH),
+        )
+        seconds = time.perf_counter() - started
+        rates["two"] = sum(len(h.latencies) for h in halves) / seconds
+        rates["errors"] = sum(h.errors for h in halves)
+    return rates
+
+
 # -- 6. start-up ------------------------------------------------------------------------------------------------
 
 
@@ -509,6 +535,7 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
         before = extract(before_rev, tmp / "before") if before_rev else None
         standin_process, standin = await asyncio.to_thread(start_standin)
         readies: list[float] = []
+        processes: dict[str, float] = {}
         try:
             env = upstream_env(standin)
 
@@ -556,6 +583,11 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
                         ingest = await ingestion(server, calls[VERDICT_SAMPLES:])
                         print(f"  ingestion: {ingest}", file=sys.stderr)
                 print(f"[{time.monotonic() - began:.0f}s] following {label} done", file=sys.stderr)
+            # 7. one and two processes on one PostgreSQL database (docs/production.md)
+            if "postgres" not in skip and "processes" not in skip:
+                processes = await two_processes(env, tmp)
+                print(f"  processes: {processes}", file=sys.stderr)
+                print(f"[{time.monotonic() - began:.0f}s] processes done", file=sys.stderr)
         finally:
             standin_process.terminate()
             standin_process.wait()
@@ -572,6 +604,19 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
             print(f"[{time.monotonic() - began:.0f}s] suite done", file=sys.stderr)
 
         starts = startup()
+
+    if processes:
+        say("")
+        say(
+            f"### 7. One and two processes on one PostgreSQL database: POST /api/call, {CLIENTS} clients x {CALLS_EACH}"
+        )
+        say("")
+        say("| processes | calls/s | ratio |")
+        say("|---|---|---|")
+        say(f"| one `callcheck serve` | {processes['one']:.1f} | 1.00 |")
+        two = processes["two"] / processes["one"]
+        say(f"| two, clients split between them | {processes['two']:.1f} | **{two:.2f}** |")
+        say(f"(errors with two: {processes['errors']:.0f})")
 
     say("")
     say(
@@ -656,6 +701,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", help="a git revision to measure too, side by side (API overhead, following)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
-    parser.add_argument("--skip", action="append", default=[], help="postgres | suite | before-following")
+    parser.add_argument("--skip", action="append", default=[], help="postgres | suite | before-following | processes")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.before, arguments.out, set(arguments.skip)))

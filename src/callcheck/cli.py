@@ -227,6 +227,14 @@ def serve(
     log_level: Annotated[
         LogLevel, typer.Option(case_sensitive=False, help="How much the server logs.")
     ] = LogLevel.INFO,
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers",
+            help="Serve only: leave the durable work to `callcheck worker` processes (PostgreSQL; as "
+            "CALLCHECK_WORKERS=false).",
+        ),
+    ] = False,
 ) -> None:
     """Start the web page and JSON API."""
     import uvicorn
@@ -235,6 +243,8 @@ def serve(
     from callcheck.token_cli import any_active_token
 
     settings = _settings()
+    if no_workers:
+        settings = settings.model_copy(update={"workers": False})
     if sandbox or settings.sandbox:  # the flag or CALLCHECK_SANDBOX=true: webhooks come back to this server
         public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.model_copy(update={"sandbox": True, "public_url": public})
@@ -273,6 +283,46 @@ def serve(
         if exc.code == UVICORN_STARTUP_FAILURE:
             raise typer.Exit(EXIT_COULD_NOT_RUN) from None
         raise
+
+
+@app.command()
+def worker(
+    log_level: Annotated[
+        LogLevel, typer.Option(case_sensitive=False, help="How much the worker logs.")
+    ] = LogLevel.INFO,
+) -> None:
+    """Run the durable work (placing and following calls, suite runs) without the web server, until stopped
+    (Ctrl-C or SIGTERM). Needs PostgreSQL: workers and servers share its database (docs/production.md)."""
+    import asyncio
+    import signal
+
+    from callcheck.runtime import running_services
+    from callcheck.store import db
+
+    settings = _settings()
+    if db.is_sqlite(settings.resolved_database_url()):
+        typer.echo(
+            "callcheck worker needs PostgreSQL (CALLCHECK_DATABASE_URL=postgresql://...): on SQLite one "
+            "`callcheck serve` does all the work",
+            err=True,
+        )
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    problem = database_problem(settings)
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with running_services(settings.model_copy(update={"workers": True}), role="worker") as services:
+            logging.getLogger("callcheck").info("worker %s running", services.executor_id)
+            await stop.wait()
+
+    asyncio.run(work())
 
 
 @app.command()

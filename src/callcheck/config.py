@@ -161,6 +161,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CALLCHECK_WORKERS", "workers"),
         description="Run the durable workers that follow calls to their end in this process.",
     )
+    executor_lease_s: float = Field(
+        default=15.0,
+        ge=1.0,
+        le=3600.0,
+        validation_alias=AliasChoices("CALLCHECK_EXECUTOR_LEASE_S", "executor_lease_s"),
+        description="On PostgreSQL, how long a process that stops renewing its lease (every third of this) is "
+        "still taken for alive; after it, a live process takes its unfinished work over.",
+    )
     judge_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("CALLCHECK_JUDGE_BASE_URL", "judge_base_url"),

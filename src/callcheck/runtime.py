@@ -53,10 +53,34 @@ async def start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
 
 
 @asynccontextmanager
-async def running_services(settings: Settings, executor_id: str | None = None) -> AsyncIterator[Services]:
+async def web_lease(services: Services) -> AsyncIterator[None]:
+    """A server without workers on PostgreSQL: a lease of its own (jobs/executors.py), so the calls it dials are
+    known to be its own while it lives, and taken over by a worker once it is gone."""
+    from callcheck.jobs.executors import Lease, new_executor_id
+    from callcheck.store.executors import ExecutorStore
+
+    lease = Lease(
+        ExecutorStore(services.store.engine), new_executor_id("web"), "web", services.settings.executor_lease_s
+    )
+    await lease.register()
+    services.executor_id = lease.executor_id
+    beat = asyncio.create_task(lease.run(), name="callcheck-lease")
+    try:
+        yield
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+        await lease.release()
+
+
+@asynccontextmanager
+async def running_services(
+    settings: Settings, executor_id: str | None = None, role: str = "server"
+) -> AsyncIterator[Services]:
     """Sandbox (if asked), migrated database, HTTP client and durable workers; all closed on exit.
 
-    `executor_id` is given by a `callcheck run` process (jobs/ownership.py); a server leaves it None.
+    `executor_id` is given by a `callcheck run` process (jobs/ownership.py); a server leaves it None. `role` names
+    the process in the executors table (server or worker; jobs/executors.py).
     """
     async with AsyncExitStack() as stack:
         effective = settings
@@ -83,9 +107,11 @@ async def running_services(settings: Settings, executor_id: str | None = None) -
             from callcheck.jobs.monitors import MonitorScheduler  # imported first: its workflows exist at launch
             from callcheck.jobs.tracking import Tracker
 
-            tracker = Tracker(services, executor_id)
+            tracker = Tracker(services, executor_id, role)
             await stack.enter_async_context(tracker.running())
             services.tracker = tracker
             if executor_id is None:  # a server runs the monitors' schedules; a `callcheck run` process does not
                 await stack.enter_async_context(MonitorScheduler(services).running())
+        elif not db.is_sqlite(url):
+            await stack.enter_async_context(web_lease(services))
         yield services

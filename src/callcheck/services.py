@@ -29,6 +29,8 @@ class Services:
     # True when ElevenLabs is callcheck's sandbox: from the start under `serve --sandbox`, else from its first answer.
     simulated: bool = False
     tracker: Tracker | None = None
+    # This process's executor id on PostgreSQL (jobs/executors.py); None on SQLite.
+    executor_id: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     doctor: DoctorCache = field(default_factory=DoctorCache)  # GET /api/doctor and the setup panel, a minute at most
 

@@ -92,7 +92,8 @@ async def _run(
 ) -> tuple[RunReport, int] | str:
     """Run the suite in this process; the report and exit code, or why it could not run."""
     # This process owns its run under an executor id of its own: killed, the run is never continued silently by
-    # another command; the next process on this host adopts it cancelled (jobs/ownership.py).
+    # another command; the next process adopts it cancelled (jobs/ownership.py, jobs/executors.py).
+    _quiet_dbos(settings)
     async with running_services(settings, executor_id=cli_executor_id()) as services:
         try:
             run = await start_run(services, text, source, concurrency=concurrency, rate_per_min=rate, only=only)
@@ -135,6 +136,7 @@ async def _run(
                     if fresh.error:
                         typer.echo(fresh.error, err=True)
                     if services.tracker is not None:  # let the calls' workflows finish before DBOS stops
+                        await _finish_adopted(services, run.id)
                         placed = [call.id for _, call in await services.store.run_calls(run.id) if call is not None]
                         await services.tracker.settle(placed)
                     return RunReport.model_validate(fresh.report), fresh.exit_code or 0
@@ -156,15 +158,50 @@ async def _stop_waiting(services: Services, run_id: str) -> tuple[RunReport, int
             "upstream; the next `callcheck serve` on this data follows them to their end",
             err=True,
         )
-    _quiet_dbos()
+    _quiet_dbos(services.settings)
     return RunReport.model_validate(fresh.report), EXIT_COULD_NOT_RUN
 
 
-def _quiet_dbos() -> None:
-    """DBOS logs every workflow it cuts off at shutdown ("Asyncio task cancelled for workflow or step ...", and
-    tracebacks of steps that find its executor gone): after a second Ctrl-C that is what was asked for, and
-    callcheck has said so in words. Those lines would only bury them."""
-    logging.getLogger("dbos").setLevel(logging.CRITICAL)
+DBOS_LOG = "dbos.log"
+
+
+def _quiet_dbos(settings: Settings) -> None:
+    """DBOS's own log lines (its warnings about workflows cut off, say) go to a file in the data directory, never to
+    the terminal of someone running a suite."""
+    import logging
+
+    logger = logging.getLogger("dbos")
+    logger.propagate = False
+    if any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+        return
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(settings.data_dir / DBOS_LOG, delay=True, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+
+
+async def _finish_adopted(services: Services, own_run: str) -> None:
+    """Before exiting, see the runs this process took over from dead processes to their end (PostgreSQL): with no
+    other process on the database (CI's throwaway one), nobody else would."""
+    tracker = services.tracker
+    assert tracker is not None
+    finished: set[str] = set()
+    told = False
+    while waiting := tracker.adopted_runs - finished - {own_run}:
+        if not told:
+            typer.echo(f"finishing {counted(len(waiting), 'run')} left by a stopped process", err=True)
+            told = True
+        for run_id in waiting:
+            run = await services.store.runs.get_run(run_id)
+            if run is None or (run.state in TERMINAL_RUN_STATES and run.report is not None):
+                finished.add(run_id)
+        if tracker.adopted_runs - finished - {own_run}:
+            await asyncio.sleep(0.5)
 
 
 def _why(result: AssertionResult) -> str:
@@ -262,7 +299,7 @@ def run_suite_command(
     try:
         outcome = asyncio.run(_run(settings, text, str(suite_file), planned, concurrency, rate_per_min, only))
     except KeyboardInterrupt:
-        _quiet_dbos()
+        _quiet_dbos(settings)
         typer.echo("quit without reports: calls in flight may still complete upstream", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
     except SQLAlchemyError as exc:

@@ -130,6 +130,10 @@ class Follower:
             if self._watchers[call_id] <= 0:
                 del self._watchers[call_id]
 
+    def waiting_ids(self) -> list[str]:
+        """The calls whose workflows wait for their end in this process."""
+        return list(self._waiting)
+
     def looked_at(self, call_id: str) -> None:
         """Someone read the call (a client polling it): fetch it as a watched call for the next LOOKED_AT_S."""
         fresh = call_id not in self._looked_at

@@ -49,7 +49,8 @@ def is_gone(owner: str) -> bool:
 def stopped_note(owner: str) -> str:
     """Why an adopted run placed no more calls."""
     pid = owner_pid(owner)
+    which = f"pid {pid}" if pid is not None else f"executor {owner}"
     return (
-        f"The `callcheck run` process that ran this suite (pid {pid}) stopped before the run ended: no further "
+        f"The `callcheck run` process that ran this suite ({which}) stopped before the run ended: no further "
         "calls were placed; the calls already dialed were followed to their end."
     )

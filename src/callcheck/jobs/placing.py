@@ -74,6 +74,7 @@ async def record_call(services: Services, request: CallRequest, state: CallState
         request_payload=payload,
         idempotency_key=request.idempotency_key,
         timeout_s=request.timeout_s,
+        placed_by=services.executor_id,
         token_name=request.token_name,
     )
 

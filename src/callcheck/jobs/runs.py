@@ -106,8 +106,9 @@ async def start_run(
         only=only,
         token_name=token_name,
     )
-    with SetWorkflowID(run_workflow_id(run.id)):
-        await DBOS.start_workflow_async(run_suite, run.id)
+    if services.tracker is not None:  # else (a server without workers) a worker starts it (Tracker.start_orphans)
+        with SetWorkflowID(run_workflow_id(run.id)):
+            await DBOS.start_workflow_async(run_suite, run.id)
     return run
 
 
@@ -147,7 +148,7 @@ async def prepare_run(
         concurrency=max(1, concurrency),
         rate_per_min=rate_per_min,
         simulated=services.simulated,
-        owner=services.tracker.executor_id if services.tracker else None,
+        owner=services.tracker.run_owner if services.tracker else None,
         token_name=token_name,
         **links,
     )

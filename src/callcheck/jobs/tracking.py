@@ -39,6 +39,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from callcheck.domain.evidence import Turn, journey_for
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import UpstreamError, UpstreamHTTPError
+from callcheck.jobs.executors import Lease, new_executor_id, recover
 from callcheck.jobs.following import Follower
 from callcheck.jobs.placing import NO_ID_FOUND, dial
 from callcheck.providers.elevenlabs.agent_profile import OVERRIDES_REFUSED
@@ -46,6 +47,7 @@ from callcheck.providers.elevenlabs.snapshot import ConversationSnapshot, Webhoo
 from callcheck.providers.elevenlabs.wire import conversation_ids_of
 from callcheck.services import Services
 from callcheck.store import db
+from callcheck.store.executors import ExecutorStore
 from callcheck.store.files import private_dir, private_sqlite
 from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
@@ -602,6 +604,8 @@ async def follow_call(call_id: str) -> str:
     return state.value
 
 
+# How often a process on PostgreSQL reads the states of the calls it follows (ends written by other processes).
+ENDS_READ_S = 1.0
 # How long a `callcheck run` waits, after its report, for its calls' workflows to return (the last recording fetch).
 SETTLE_S = 15.0
 
@@ -609,10 +613,19 @@ SETTLE_S = 15.0
 class Tracker:
     """Owns DBOS for a running callcheck: launches it, resumes unfinished calls, starts and wakes workflows."""
 
-    def __init__(self, services: Services, executor_id: str | None = None) -> None:
+    def __init__(self, services: Services, executor_id: str | None = None, role: str = "server") -> None:
         self.services = services
-        # None: a server (DBOS executor "local"); else a `callcheck run` process's own id (jobs/ownership.py).
-        self.executor_id = executor_id
+        self.role = "run" if executor_id is not None else role
+        # On PostgreSQL, several processes share the database: each is an executor of its own, with a lease
+        # (jobs/executors.py). On SQLite (one process at a time) a server is executor "local" (None here) and a
+        # `callcheck run` process has its own id (jobs/ownership.py).
+        self.shared = not db.is_sqlite(services.settings.resolved_database_url())
+        self.executor_id = new_executor_id(self.role) if self.shared else executor_id
+        # The owner recorded on the runs this process starts: only a `callcheck run` process owns its run.
+        self.run_owner = self.executor_id if self.role == "run" else None
+        self.lease: Lease | None = None
+        # Runs of dead processes this one took over (a `callcheck run` waits for them before it exits).
+        self.adopted_runs: set[str] = set()
         self.follower = Follower(services, refresh=refresh, poll=poll_once, found=apply_kept_webhooks)
         # Calls placed by a request, whose workflows are started after the answer went out (follow_soon).
         self._to_start: asyncio.Queue[str] = asyncio.Queue()
@@ -644,6 +657,9 @@ class Tracker:
         if _runtime is not None:
             raise RuntimeError("a call tracker is already running in this process")
         _runtime = _Runtime(self.services, asyncio.get_running_loop())
+        # Set before DBOS launches: a workflow resumed at launch (or taken over from a dead process) may reach a step
+        # that needs the tracker before this context is entered.
+        self.services.tracker = self
         DBOS(config=self._dbos_config())  # type: ignore[arg-type]
         try:
             await asyncio.to_thread(DBOS.launch)
@@ -652,8 +668,24 @@ class Tracker:
                 asyncio.create_task(self.follower.run(), name="callcheck-poller"),
                 asyncio.create_task(self._start_followed(), name="callcheck-starter"),
             ]
-            await self._adopt_stopped_runs()
-            if self.executor_id is None:
+            if self.shared:
+                self.lease = Lease(
+                    ExecutorStore(self.services.store.engine),
+                    self.executor_id or "",
+                    self.role,
+                    self.services.settings.executor_lease_s,
+                    self._take_over,
+                    self.start_orphans,
+                )
+                await self.lease.register()
+                self.services.executor_id = self.executor_id
+                await self.lease.adopt_dead()
+                await self.start_orphans()
+                self._background.append(asyncio.create_task(self.lease.run(), name="callcheck-lease"))
+                self._background.append(asyncio.create_task(self._ends_from_database(), name="callcheck-ends"))
+            else:
+                await self._adopt_stopped_runs()
+            if not self.shared and self.executor_id is None:
                 # A server resumes its own work; a `callcheck run` process has only the run it is about to start.
                 for call in await self.services.store.unfinished_calls():
                     await self.follow(call.id)
@@ -667,6 +699,9 @@ class Tracker:
             for task in self._background:
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
+            if self.lease is not None:
+                # Whatever this process leaves unfinished is taken over by a live one at once.
+                await self.lease.release()
             # Waiting workflows stop waiting (nothing recorded; DBOS resumes them at the next launch).
             self.follower.close()
             await self._stop_workflows(_runtime)
@@ -733,14 +768,92 @@ class Tracker:
             log.warning("run %s: following the calls its stopped process had dialed", run.id)
             # Owned by this server from now on ("local": its DBOS resumes the run after a crash of its own).
             await runs.update_run(run.id, owner=SERVER_OWNER)
-            # Its workflows (the run's and its calls') are re-queued to this executor and resume here.
-            await asyncio.to_thread(DBOS._recover_pending_workflows, [run.owner])
+            # Its workflows (the run's and its calls') are re-enqueued and resume in this process.
+            await recover([run.owner], WORKFLOW_VERSION)
             # A call dialed just before the kill may have no workflow yet (the process died between its dial and
             # the start of its workflow): start one for every unfinished call; an existing one is left as it is.
             for _, call in await self.services.store.run_calls(run.id):
                 if call is not None and not call.state.terminal:
                     await self.follow(call.id)
             await wake_run(run.id)
+
+    async def _ends_from_database(self) -> None:
+        """Every ENDS_READ_S, read the states of the calls waiting here (PostgreSQL): a call ended by another process
+        (a webhook that landed on another server, one without workers) wakes its workflow here within about that,
+        whatever the poller's pace."""
+        while True:
+            await asyncio.sleep(ENDS_READ_S)
+            ids = self.follower.waiting_ids()
+            if not ids:
+                continue
+            try:
+                for row in await self.services.store.followed_calls(ids):
+                    self.follower.ended(row.id, row.state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not read the states of the calls followed here (the next read tries again)")
+
+    async def _take_over(self, executor_ids: list[str]) -> None:
+        """Dead processes' work, claimed by this one (PostgreSQL): the runs a `callcheck run` process started are
+        cancelled (no new call is placed; those dialed are followed to their end and the run is reported), every
+        pending workflow of theirs resumes, and every unfinished call or run without a workflow (its process died
+        between the dial and the workflow's start) gets one."""
+        from callcheck.jobs.ownership import stopped_note
+        from callcheck.jobs.runs import wake_run
+
+        runs = self.services.store.runs
+        adopted = [r for r in await runs.unfinished_runs(owned=True) if r.owner in executor_ids]
+        for run in adopted:
+            if run.state == "running":
+                log.warning("run %s: the `callcheck run` process that ran it is gone; cancelling it", run.id)
+                await runs.request_cancel(run.id)
+                await runs.update_run(run.id, error=stopped_note(run.owner or ""))
+            # A server's run from now on: whichever process runs its workflow, nobody cancels it again.
+            await runs.update_run(run.id, owner=None)
+            self.adopted_runs.add(run.id)
+        resumed = await recover(executor_ids, WORKFLOW_VERSION)
+        log.warning("executor %s resumes %s of %s", self.executor_id, counted(len(resumed), "workflow"), executor_ids)
+        await self.start_orphans(adopted={r.id for r in adopted})
+        for run in adopted:
+            await wake_run(run.id)
+
+    async def start_orphans(self, adopted: set[str] | None = None) -> None:
+        """Start a workflow for every unfinished call or server run that has none (PostgreSQL): its process died
+        between recording it and starting its workflow, or a server without workers placed it.
+
+        A call still QUEUED or DIALING that a live process placed may be being dialed right now: it is left alone
+        until that dial surely ended (twice the HTTP timeout). One placed by a dead process (or before processes
+        were recorded) is taken at once: its workflow looks it up upstream before ever dialing it (reconcile).
+        """
+        from callcheck.jobs.runs import run_suite, run_workflow_id
+
+        adopted = adopted or set()
+        calls = await self.services.store.unfinished_calls()
+        runs = await self.services.store.runs.unfinished_runs()
+        wanted = [workflow_id(c.id) for c in calls] + [run_workflow_id(r.id) for r in runs]
+        if not wanted:
+            return
+        existing = {
+            w.workflow_id
+            for w in await DBOS.list_workflows_async(workflow_ids=wanted, load_input=False, load_output=False)
+        }
+        grace = 2 * self.services.settings.http_timeout_s + 5
+        now = time.time()
+        live = {r.id for r in await ExecutorStore(self.services.store.engine).live()} | {self.executor_id}
+        for call in calls:
+            if workflow_id(call.id) in existing:
+                continue
+            dialing = call.state in (CallState.QUEUED, CallState.DIALING) and call.run_id not in adopted
+            if dialing and call.placed_by in live and now - call.updated_at.timestamp() < grace:
+                continue
+            log.warning("call %s has no workflow following it: starting one", call.id)
+            await self.follow(call.id)
+        for run in runs:
+            if run_workflow_id(run.id) not in existing:
+                log.warning("run %s has no workflow: starting one", run.id)
+                with SetWorkflowID(run_workflow_id(run.id)):
+                    await DBOS.start_workflow_async(run_suite, run.id)
 
     async def settle(self, call_ids: list[str], most_s: float = SETTLE_S) -> None:
         """Wait (up to `most_s`) for these calls' workflows to return: a call can be final while its workflow

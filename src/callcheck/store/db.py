@@ -81,14 +81,34 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# PostgreSQL advisory lock held while migrating: processes starting together on one database migrate one at a time.
+MIGRATION_LOCK = 0x63616C6C  # "call"
+
+
 def upgrade(url: str) -> None:
-    """Migrate the database to the newest schema (blocking; run it in a thread from async code)."""
+    """Migrate the database to the newest schema (blocking; run it in a thread from async code).
+
+    On PostgreSQL several processes may start at once (docs/production.md): an advisory lock lets one migrate while
+    the others wait, then find nothing left to do.
+    """
     _, sync = _urls(url)
     if sync.get_backend_name() == "sqlite":
         _prepare_sqlite_file(sync)
     if current_revision(url) == head_revision(url):
         return  # already current (`serve` checks before its app's startup does): nothing to run twice
-    command.upgrade(alembic_config(url), "head")
+    if sync.get_backend_name() == "sqlite":
+        command.upgrade(alembic_config(url), "head")
+        return
+    engine = sa.create_engine(sync, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as lock:
+            lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                command.upgrade(alembic_config(url), "head")
+            finally:
+                lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    finally:
+        engine.dispose()
 
 
 def current_revision(url: str) -> str | None:

@@ -126,6 +126,7 @@ class CallRow:
     timeout_s: float | None = None
     token_name: str | None = None  # the API token that placed it
     events: list[CallEvent] = field(default_factory=list)
+    placed_by: str | None = None  # the executor that dialed it (PostgreSQL; jobs/executors.py)
 
 
 def _call(row: sa.Row[Any]) -> CallRow:

@@ -55,6 +55,9 @@ calls = sa.Table(
     sa.Column("recording_path", sa.Text, nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
     sa.Column("timeout_s", sa.Float, nullable=True),  # a suite scenario's own cap; None: the setting's
+    # The executor (process) that recorded and dialed the call, on PostgreSQL (jobs/executors.py): while it lives,
+    # a call it left DIALING is its own dial in flight, not an orphan.
+    sa.Column("placed_by", sa.String(128), nullable=True),
     sa.Column("token_name", sa.String(64), nullable=True),  # the API token that placed it; None: no token in use
     sa.Index("ix_calls_created_at_id", "created_at", "id"),
     sa.Index("ix_calls_state", "state"),
@@ -178,6 +181,26 @@ alert_deliveries = sa.Table(
     sa.Column("delivered_at", Timestamp, nullable=True),
     # One delivery per run and channel: an outcome applied twice (a step re-run after a crash) alerts once.
     sa.UniqueConstraint("run_id", "channel", "target", name="uq_alert_deliveries_run_id"),
+)
+
+# The processes that run durable work on this database (PostgreSQL; jobs/executors.py): one row per process life,
+# kept alive by its heartbeat. A row whose lease ran out is claimed by exactly one live process, which takes its
+# workflows over.
+executors = sa.Table(
+    "executors",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),  # the DBOS executor id
+    sa.Column("role", sa.String(16), nullable=False),  # server | worker | run
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    # Unix seconds by the database's clock (processes on several machines agree on it).
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # alive | released | adopting | adopted
+    sa.Column("adopted_by", sa.String(128), nullable=True),
+    sa.Column("adopted_at", Timestamp, nullable=True),
+    sa.Index("ix_executors_state", "state"),
 )
 
 tokens = sa.Table(
