@@ -486,3 +486,16 @@ async def test_admins_manage_tokens_over_the_api(api: httpx.AsyncClient) -> None
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     assert (await api.get("/api/calls", headers=bearer(new_token))).status_code == 401
     assert (await api.delete("/api/tokens/nobody", headers=bearer(admin))).status_code == 404
+
+
+async def test_badges_are_public_only_when_the_server_says_so(
+    api: httpx.AsyncClient, client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # The route answers 404 for a monitor that does not exist: reaching it at all shows the guard let it through.
+    await make_token(api, "reader", TokenScope.READ)
+    assert (await api.get("/badge/monitors/none.svg")).status_code == 401
+    public = await client_for(settings_for(sandbox, tmp_path / "public", workers=False, public_badges=True))
+    await make_token(public, "reader", TokenScope.READ)
+    assert (await public.get("/badge/monitors/none.svg")).status_code == 404
+    assert (await public.get("/api/calls")).status_code == 401  # nothing else opens with it
+    assert (await public.get("/api/monitors")).status_code == 401

@@ -312,6 +312,12 @@ class Settings(BaseSettings):
         description="Comma-separated host names this server answers to, besides the loopback names, IP addresses "
         "and the host of CALLCHECK_PUBLIC_URL (`*` for any); other Host headers get 421. Closes DNS rebinding.",
     )
+    public_badges: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("CALLCHECK_PUBLIC_BADGES", "public_badges"),
+        description="Serve the monitors' status badges (GET /badge/monitors/{name}.svg) without a token even when "
+        "tokens exist, so a README or a status page elsewhere can show them. They tell a monitor's name and status.",
+    )
     trusted_proxies: str | None = Field(
         default=None,
         validation_alias=AliasChoices("CALLCHECK_TRUSTED_PROXIES", "trusted_proxies"),

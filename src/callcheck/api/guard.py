@@ -230,6 +230,7 @@ class AccessControl:
         path: str = scope["path"]
         identity: Identity | None = None
         exposed = bool(getattr(scope["app"].state, "exposed", False))
+        public_badges = services.settings.public_badges
         authorization = headers.get("authorization")
         if authorization is not None:
             kind, _, value = authorization.partition(" ")
@@ -237,7 +238,11 @@ class AccessControl:
                 identity = await tokens.identify(value.strip())
             # A credential that does not check out is refused, not ignored: its sender meant to be someone. (A local
             # server without tokens ignores it, as it always did.)
-            if identity is None and not is_open(method, path) and (exposed or await tokens.any_active()):
+            if (
+                identity is None
+                and not is_open(method, path, public_badges=public_badges)
+                and (exposed or await tokens.any_active())
+            ):
                 await _unauthorized(BAD_TOKEN)(scope, receive, send)
                 return
         elif isinstance(session.get(SESSION_TOKEN_KEY), str):
@@ -246,7 +251,7 @@ class AccessControl:
                 session.pop(SESSION_TOKEN_KEY, None)  # revoked: the login ends with it
         scope.setdefault("state", {})["identity"] = identity
 
-        if is_open(method, path):
+        if is_open(method, path, public_badges=public_badges):
             await self.app(scope, receive, send)
             return
         if identity is None:

@@ -117,9 +117,14 @@ ADMIN_PREFIXES = ("/api/tokens",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def is_open(method: str, path: str) -> bool:
-    """True for requests that need no token even when tokens exist."""
+BADGE_PREFIX = "/badge/"
+
+
+def is_open(method: str, path: str, *, public_badges: bool = False) -> bool:
+    """True for requests that need no token even when tokens exist (badges too when the server makes them public)."""
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        return True
+    if public_badges and method.upper() in SAFE_METHODS and path.startswith(BADGE_PREFIX):
         return True
     return path in WEBHOOK_PATHS and method == "POST"
 
