@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callcheck.domain.monitoring import MonitorStatus, Outcome, Schedule, after_run
 from callcheck.errors import Conflict
@@ -242,42 +242,15 @@ class MonitorStore:
             ids: list[int] = []
             if outcome.alert is not None:
                 for delivery in deliveries(monitor, outcome):
-                    result = await conn.execute(
-                        sa.insert(alert_deliveries)
-                        .values(
-                            monitor_id=monitor_id,
-                            run_id=run_id,
-                            created_at=now,
-                            updated_at=now,
-                            attempts=0,
-                            outcome="pending",
-                            **delivery,
-                        )
-                        .returning(alert_deliveries.c.id)
-                    )
-                    ids.append(int(result.scalar_one()))
+                    ids.append(await _insert_pending_delivery(conn, monitor_id, run_id, now, delivery))
             return ids
 
     # -- deliveries -------------------------------------------------------------------------------------------
 
     async def add_delivery(self, monitor_id: str, run_id: str | None, **values: Any) -> int:
         """Store a delivery to make (a test alert's); its id."""
-        now = utcnow()
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                sa.insert(alert_deliveries)
-                .values(
-                    monitor_id=monitor_id,
-                    run_id=run_id,
-                    created_at=now,
-                    updated_at=now,
-                    attempts=0,
-                    outcome="pending",
-                    **values,
-                )
-                .returning(alert_deliveries.c.id)
-            )
-            return int(result.scalar_one())
+            return await _insert_pending_delivery(conn, monitor_id, run_id, utcnow(), values)
 
     async def delivery(self, delivery_id: int) -> DeliveryRow | None:
         """The delivery with this id."""
@@ -349,3 +322,23 @@ class MonitorStore:
                     ).all()
                 ],
             }
+
+
+async def _insert_pending_delivery(
+    conn: AsyncConnection, monitor_id: str, run_id: str | None, now: datetime, values: dict[str, Any]
+) -> int:
+    """Store one delivery still to make (no attempt yet); its id."""
+    result = await conn.execute(
+        sa.insert(alert_deliveries)
+        .values(
+            monitor_id=monitor_id,
+            run_id=run_id,
+            created_at=now,
+            updated_at=now,
+            attempts=0,
+            outcome="pending",
+            **values,
+        )
+        .returning(alert_deliveries.c.id)
+    )
+    return int(result.scalar_one())
