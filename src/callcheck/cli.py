@@ -11,10 +11,9 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
+from callcheck.cli_common import EXIT_COULD_NOT_RUN
 from callcheck.config import MAX_SANDBOX_TIME_SCALE, Settings, settings_problems
 from callcheck.errors import ConfigurationError
-
-EXIT_COULD_NOT_RUN = 2  # every command: callcheck could not do what was asked (settings, options, database)
 
 
 def _flags_shown_as_flags(params: list[Any]) -> None:

@@ -13,12 +13,11 @@ from typing import Annotated, Any, TypeVar
 import httpx
 import typer
 
+from callcheck.cli_common import EXIT_COULD_NOT_RUN, read_suite_file
 from callcheck.config import Settings
 from callcheck.errors import CallcheckError
 
 T = TypeVar("T")
-
-EXIT_COULD_NOT_RUN = 2
 
 monitor_app = typer.Typer(
     help="Monitors: a suite run on a schedule by `callcheck serve`, alerting when the line breaks.",
@@ -88,11 +87,7 @@ def add(
     from callcheck.domain.monitoring import calls_per_day_sentence
     from callcheck.jobs.monitors import create_monitor
 
-    try:
-        text = suite_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        typer.echo(f"cannot read {suite_file}: {exc}", err=True)
-        raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    text = read_suite_file(suite_file)
     alerts = (
         [{"kind": "webhook", "target": u} for u in alert_webhook or []]
         + [{"kind": "slack", "target": u} for u in alert_slack or []]
@@ -145,11 +140,7 @@ def update(
 
     changes: dict[str, Any] = {}
     if suite_file is not None:
-        try:
-            changes["suite"] = suite_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            typer.echo(f"cannot read {suite_file}: {exc}", err=True)
-            raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+        changes["suite"] = read_suite_file(suite_file)
     if every is not None or cron is not None:
         changes.update(every=every, cron=cron)
     if tz is not None:

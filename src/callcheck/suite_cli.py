@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from callcheck.cli_common import EXIT_COULD_NOT_RUN, read_suite_file
 from callcheck.config import MAX_SANDBOX_TIME_SCALE, Settings
 from callcheck.domain.assertions import AssertionResult, excerpt, offline_verdict
 from callcheck.domain.suite import PlannedCall
@@ -23,7 +24,7 @@ from callcheck.runtime import running_services
 from callcheck.services import Services
 from callcheck.text import counted
 
-EXIT_PASSED, EXIT_FAILED, EXIT_COULD_NOT_RUN = 0, 1, 2
+EXIT_PASSED, EXIT_FAILED = 0, 1
 SUMMARY_CHARS = 300  # a summary line's evidence and reason, cut to stay one readable line
 
 
@@ -251,11 +252,7 @@ def run_suite_command(
     ] = None,
 ) -> None:
     """Run a suite: exit 0 when every scenario passes, 1 when any does not, 2 when the suite could not run."""
-    try:
-        text = suite_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        typer.echo(f"cannot read {suite_file}: {exc}", err=True)
-        raise typer.Exit(EXIT_COULD_NOT_RUN) from exc
+    text = read_suite_file(suite_file)
     rate_per_min = _parse_rate(rate)
     settings = Settings()
     try:

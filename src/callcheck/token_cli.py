@@ -9,13 +9,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from callcheck.cli_common import EXIT_COULD_NOT_RUN
 from callcheck.config import Settings
 from callcheck.domain.access import TokenScope, valid_name
 from callcheck.errors import CallcheckError
 from callcheck.store import db
 from callcheck.store.tokens import TokenStore
 
-EXIT_COULD_NOT_RUN = 2
 T = TypeVar("T")
 
 token_app = typer.Typer(
