@@ -14,7 +14,8 @@ Public surface::
     sign(secret, body, timestamp)  # the webhook signer, for tests that forge webhooks
 """
 
-from callcheck.providers.elevenlabs.sandbox.app import SANDBOX_HEADER, create_sandbox_app
+from callcheck.providers.elevenlabs.client import SANDBOX_HEADER
+from callcheck.providers.elevenlabs.sandbox.app import create_sandbox_app
 from callcheck.providers.elevenlabs.sandbox.config import (
     MAGIC_NUMBERS,
     NUMBER_BUSY,

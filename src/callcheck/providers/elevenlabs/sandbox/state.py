@@ -272,61 +272,26 @@ class Conversation:
         """Whether the recording can be downloaded yet (only once done, and only for answered calls)."""
         return self.script.answered and self.status_at(sim) == "done"
 
-    def render(self, sim: float) -> dict[str, Any]:
-        """GetConversationResponseModel (§4.1, Appendix J) `sim` simulated seconds after placing the call."""
+    def _progress(self, sim: float) -> tuple[str, list[dict[str, Any]], int]:
+        """The status, the transcript so far (not copied) and the seconds in call, at `sim`."""
         status = self.status_at(sim)
         script = self.script
-        in_call = max(0.0, sim - self.answer_at) if script.answered else 0.0
         if status == "in-progress":
-            transcript = [t for t in script.turns if t["time_in_call_secs"] <= in_call]
-            duration = int(in_call)
-        elif status in ("processing", "done"):
-            transcript, duration = script.turns, script.duration_secs
-        else:
-            transcript, duration = [], 0
-        finished = status in ("done", "failed")
-        phone_call = {
-            "type": "twilio",
-            "direction": "outbound",
-            "phone_number_id": self.phone_number_id,
-            "agent_number": self.agent_number,
-            "external_number": self.to_number,
-            "stream_sid": self.stream_sid,
-            "call_sid": self.call_sid,
-            "call_result": None if status == "initiated" else script.call_result,  # known once answered or failed
-        }
-        billed = finished and script.answered
-        metadata: dict[str, Any] = {
-            "start_time_unix_secs": self.started_unix,
-            "accepted_time_unix_secs": (
-                self.started_unix + int(self.answer_at) if script.answered and status != "initiated" else None
-            ),
-            "call_duration_secs": duration,
-            "cost": duration * 10 if billed else None,
-            # The money figures are the sandbox's invention (rates no source confirms); their fields are real.
-            "cost_fiat": round(duration * 0.0015, 6) if billed else None,
-            "charging": (
-                {
-                    "llm_price": round(duration * 0.0005, 6),
-                    "platform_price": round(duration * 0.001, 6),
-                    "llm_charge": duration * 2,
-                    "call_charge": duration * 8,
-                }
-                if billed
-                else None
-            ),
-            "termination_reason": script.termination_reason if status in ("processing", "done", "failed") else "",
-            "error": copy.deepcopy(script.error) if finished else None,
-            "warnings": list(script.warnings) if finished else [],
-            "main_language": self.main_language,
-            "authorization_method": "authorization_header",
-            "conversation_initiation_source": "twilio",
-            "text_only": False,
-            "phone_call": phone_call,
-            "batch_call": None,
-            "feedback": {"overall_score": None, "likes": 0, "dislikes": 0},
-        }
-        spoken = [t for t in transcript if t.get("message")]
+            in_call = max(0.0, sim - self.answer_at)
+            return status, [t for t in script.turns if t["time_in_call_secs"] <= in_call], int(in_call)
+        if status in ("processing", "done"):
+            return status, script.turns, script.duration_secs
+        return status, [], 0
+
+    def call_successful_at(self, sim: float) -> str:
+        """analysis.call_successful at `sim` ("unknown" until the analysis is there)."""
+        return self.script.call_successful if self.status_at(sim) in _FINISHED else "unknown"
+
+    def render(self, sim: float) -> dict[str, Any]:
+        """GetConversationResponseModel (§4.1, Appendix J) `sim` simulated seconds after placing the call."""
+        status, transcript, duration = self._progress(sim)
+        finished = status in _FINISHED
+        users, agents = _message_counts(transcript)
         has_audio = self.has_audio_at(sim)
         return {
             "agent_id": self.agent_id,
@@ -338,24 +303,64 @@ class Conversation:
             "version_id": None,
             "environment": None,
             "transcript": copy.deepcopy(transcript),
-            "metadata": metadata,
-            "analysis": analysis_for(script, self.agent_snapshot) if finished else None,
+            "metadata": self._metadata(status, duration),
+            "analysis": analysis_for(self.script, self.agent_snapshot) if finished else None,
             "conversation_initiation_client_data": copy.deepcopy(self.client_data),
             "has_audio": has_audio,
             "has_user_audio": has_audio,
             "has_response_audio": has_audio,
             "has_auxiliary_audio": False,
-            "user_message_count": sum(1 for t in spoken if t["role"] == "user"),
-            "agent_message_count": sum(1 for t in spoken if t["role"] == "agent"),
-            "visited_agents": [{"agent_id": self.agent_id, "branch_id": None}] if spoken else [],
+            "user_message_count": users,
+            "agent_message_count": agents,
+            "visited_agents": (
+                [{"agent_id": self.agent_id, "branch_id": None}] if any(t.get("message") for t in transcript) else []
+            ),
             "tag_ids": [],
         }
 
+    def _metadata(self, status: str, duration: int) -> dict[str, Any]:
+        """`metadata` of the conversation in `status`, `duration` seconds in call."""
+        script = self.script
+        finished = status in _FINISHED
+        return {
+            "start_time_unix_secs": self.started_unix,
+            "accepted_time_unix_secs": (
+                self.started_unix + int(self.answer_at) if script.answered and status != "initiated" else None
+            ),
+            "call_duration_secs": duration,
+            **_charges(duration, billed=finished and script.answered),
+            "termination_reason": self._termination_reason(status),
+            "error": copy.deepcopy(script.error) if finished else None,
+            "warnings": list(script.warnings) if finished else [],
+            "main_language": self.main_language,
+            "authorization_method": "authorization_header",
+            "conversation_initiation_source": "twilio",
+            "text_only": False,
+            "phone_call": {
+                "type": "twilio",
+                "direction": "outbound",
+                "phone_number_id": self.phone_number_id,
+                "agent_number": self.agent_number,
+                "external_number": self.to_number,
+                "stream_sid": self.stream_sid,
+                "call_sid": self.call_sid,
+                # known once answered or failed
+                "call_result": None if status == "initiated" else script.call_result,
+            },
+            "batch_call": None,
+            "feedback": {"overall_score": None, "likes": 0, "dislikes": 0},
+        }
+
+    def _termination_reason(self, status: str) -> str:
+        return self.script.termination_reason if status in ("processing", "done", "failed") else ""
+
     def summary(self, sim: float, include_summary: bool) -> dict[str, Any]:
-        """ConversationSummaryResponseModel (Appendix C)."""
-        full = self.render(sim)
-        analysis = full["analysis"] or {}
-        names = sorted({c["tool_name"] for t in full["transcript"] for c in t.get("tool_calls") or []})
+        """ConversationSummaryResponseModel (Appendix C): what `render` would say, without rendering it all."""
+        status, transcript, duration = self._progress(sim)
+        script = self.script
+        finished = status in _FINISHED
+        users, agents = _message_counts(transcript)
+        names = sorted({c["tool_name"] for t in transcript for c in t.get("tool_calls") or []})
         return {
             "agent_id": self.agent_id,
             "branch_id": None,
@@ -363,16 +368,17 @@ class Conversation:
             "agent_name": self.agent_name,
             "conversation_id": self.conversation_id,
             "start_time_unix_secs": self.started_unix,
-            "call_duration_secs": full["metadata"]["call_duration_secs"],
-            "cost": full["metadata"]["cost"],
-            "message_count": full["user_message_count"] + full["agent_message_count"],
-            "user_message_count": full["user_message_count"],
-            "agent_message_count": full["agent_message_count"],
-            "status": full["status"],
-            "termination_reason": full["metadata"]["termination_reason"],
-            "call_successful": analysis.get("call_successful", "unknown"),
-            "transcript_summary": analysis.get("transcript_summary") if include_summary else None,
-            "call_summary_title": analysis.get("call_summary_title"),
+            "call_duration_secs": duration,
+            "cost": _charges(duration, billed=finished and script.answered)["cost"],
+            "message_count": users + agents,
+            "user_message_count": users,
+            "agent_message_count": agents,
+            "status": status,
+            "termination_reason": self._termination_reason(status),
+            # analysis (analysis_for) carries the script's figures once finished
+            "call_successful": script.call_successful if finished else "unknown",
+            "transcript_summary": script.summary if finished and include_summary else None,
+            "call_summary_title": script.title if finished else None,
             "main_language": self.main_language,
             "conversation_initiation_source": "twilio",
             "tool_names": names,
@@ -380,6 +386,32 @@ class Conversation:
             "rating": None,
             "tag_ids": [],
         }
+
+
+_FINISHED = ("done", "failed")
+
+
+def _message_counts(transcript: list[dict[str, Any]]) -> tuple[int, int]:
+    """How many spoken (non-empty) messages the business (`user`) and our caller (`agent`) said."""
+    spoken = [t for t in transcript if t.get("message")]
+    return sum(1 for t in spoken if t["role"] == "user"), sum(1 for t in spoken if t["role"] == "agent")
+
+
+def _charges(duration: int, *, billed: bool) -> dict[str, Any]:
+    """metadata's cost fields: set once an answered call has finished, null before."""
+    if not billed:
+        return {"cost": None, "cost_fiat": None, "charging": None}
+    return {
+        "cost": duration * 10,
+        # The money figures are the sandbox's invention (rates no source confirms); their fields are real.
+        "cost_fiat": round(duration * 0.0015, 6),
+        "charging": {
+            "llm_price": round(duration * 0.0005, 6),
+            "platform_price": round(duration * 0.001, 6),
+            "llm_charge": duration * 2,
+            "call_charge": duration * 8,
+        },
+    }
 
 
 class SandboxState:
