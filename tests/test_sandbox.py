@@ -619,6 +619,47 @@ def test_list_filters_by_user_and_pages_newest_first(sandbox: httpx.Client) -> N
     assert bad.status_code == 400 and bad.json()["detail"]["code"] == "invalid_cursor"
 
 
+def test_list_summaries_say_what_each_conversation_says_at_every_step(
+    make_sandbox: Callable[..., tuple[SandboxServer, httpx.Client]],
+) -> None:
+    # A list row is built without rendering the whole conversation: it must still agree with GET, field by field,
+    # in every state (ringing, in progress, processing, done, failed), and the status/success filters with it.
+    clock = SteppedClock()
+    _, sandbox = make_sandbox(time_scale=1.0, clock=clock)
+    ids = [place(sandbox, number) for number in (NUMBER_COMPLETED, NUMBER_BUSY, NUMBER_IVR, NUMBER_NOT_UNDERSTOOD)]
+    seen: set[str] = set()
+    for _ in range(40):
+        rows = sandbox.get("/v1/convai/conversations", params={"summary_mode": "include"}).json()["conversations"]
+        assert [r["conversation_id"] for r in rows] == ids[::-1]
+        for row in rows:
+            full = sandbox.get(f"/v1/convai/conversations/{row['conversation_id']}").json()
+            analysis = full["analysis"] or {}
+            seen.add(full["status"])
+            assert row["status"] == full["status"]
+            assert row["call_duration_secs"] == full["metadata"]["call_duration_secs"]
+            assert row["cost"] == full["metadata"]["cost"]
+            assert row["termination_reason"] == full["metadata"]["termination_reason"]
+            assert row["user_message_count"] == full["user_message_count"]
+            assert row["agent_message_count"] == full["agent_message_count"]
+            assert row["message_count"] == full["user_message_count"] + full["agent_message_count"]
+            assert row["call_successful"] == analysis.get("call_successful", "unknown")
+            assert row["transcript_summary"] == analysis.get("transcript_summary")
+            assert row["call_summary_title"] == analysis.get("call_summary_title")
+            assert row["tool_names"] == sorted(set(tool_names(full)))
+        for status in {r["status"] for r in rows}:
+            kept = sandbox.get("/v1/convai/conversations", params={"exclude_statuses": status}).json()
+            assert [r["conversation_id"] for r in kept["conversations"]] == [
+                r["conversation_id"] for r in rows if r["status"] != status
+            ]
+        for verdict in ("success", "failure", "unknown"):
+            only = sandbox.get("/v1/convai/conversations", params={"call_successful": verdict}).json()
+            assert [r["conversation_id"] for r in only["conversations"]] == [
+                r["conversation_id"] for r in rows if r["call_successful"] == verdict
+            ]
+        clock.advance(1.5)
+    assert seen == {"initiated", "in-progress", "processing", "done", "failed"}
+
+
 # ------------------------------------------------------------------------------------------------ agents, numbers
 
 
