@@ -45,7 +45,7 @@ START = 1_757_000_000
 
 def say(role: str, message: str, at: int) -> Item:
     """A spoken item (`agent` is our caller, `user` the business)."""
-    return Item(role=role, message=message, time_in_call_secs=at, tool_calls=[], tool_results=[])  # type: ignore[arg-type]
+    return Item(role=role, message=message, time_in_call_secs=at, tool_calls=[], tool_results=[])
 
 
 def tool_call(name: str, params: dict[str, Any], request_id: str, at: int) -> Item:
@@ -57,7 +57,7 @@ def tool_call(name: str, params: dict[str, Any], request_id: str, at: int) -> It
         params_as_json=json.dumps(params),
         tool_has_been_called=True,
     )
-    return Item(role="agent", message=None, time_in_call_secs=at, tool_calls=[call], tool_results=[])  # type: ignore[arg-type]
+    return Item(role="agent", message=None, time_in_call_secs=at, tool_calls=[call], tool_results=[])
 
 
 def tool_result(name: str, request_id: str, result: Any, at: int, *, is_error: bool = False) -> Item:
@@ -70,7 +70,7 @@ def tool_result(name: str, request_id: str, result: Any, at: int, *, is_error: b
         tool_has_been_called=True,
         result=result,
     )
-    return Item(role="agent", message=None, time_in_call_secs=at, tool_calls=[], tool_results=[body])  # type: ignore[arg-type]
+    return Item(role="agent", message=None, time_in_call_secs=at, tool_calls=[], tool_results=[body])
 
 
 def press(tones: str, request_id: str, at: int, *, fails: bool = False, answered: bool = True) -> list[Item]:
@@ -148,7 +148,7 @@ def conversation(
     record = GetConversationResponseModel(
         agent_id="agent_1",
         conversation_id="conv_1",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         user_id=user_id,
         metadata=ConversationHistoryMetadataCommonModel(
             start_time_unix_secs=START,

@@ -58,7 +58,8 @@ def is_ready(agent: dict[str, Any]) -> bool:
 
 def requests_to(sandbox: SandboxServer) -> list[dict[str, Any]]:
     """Every /v1 request the sandbox received, oldest first."""
-    return httpx.get(f"{sandbox.url}/_sandbox/requests").json()
+    requests: list[dict[str, Any]] = httpx.get(f"{sandbox.url}/_sandbox/requests").json()
+    return requests
 
 
 def clear_requests(sandbox: SandboxServer) -> None:
@@ -78,7 +79,8 @@ def sandbox_agent(sandbox: SandboxServer, agent_id: str | None = None) -> dict[s
         headers={"xi-api-key": sandbox.config.api_key},
     )
     response.raise_for_status()
-    return response.json()
+    agent: dict[str, Any] = response.json()
+    return agent
 
 
 @pytest.fixture

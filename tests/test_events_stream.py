@@ -85,7 +85,8 @@ async def place(api: httpx.AsyncClient, number: str) -> str:
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path))
+    return client
 
 
 @pytest.fixture

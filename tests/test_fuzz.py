@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import schemathesis
@@ -30,6 +30,8 @@ from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import settings_for
 from tests.servers import AppServer
+
+Case = schemathesis.Case[Any]  # a request to one operation of the description (any kind of operation)
 
 pytestmark = [
     pytest.mark.fuzz,
@@ -89,7 +91,7 @@ schema = schemathesis.openapi.from_dict(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
 )
-def test_every_operation_answers_within_its_description(served: Served, case: schemathesis.Case) -> None:
+def test_every_operation_answers_within_its_description(served: Served, case: Case) -> None:
     case.call_and_validate(base_url=served.url, headers=served.headers, checks=CHECKS, timeout=30)
 
 
@@ -99,11 +101,11 @@ class Workflows(schema.as_state_machine()):  # type: ignore[misc]  # schemathesi
     base_url = ""
     headers: dict[str, str] = {}  # noqa: RUF012 - set once per run, read by every step
 
-    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+    def get_call_kwargs(self, case: Case) -> dict[str, object]:
         return {"base_url": self.base_url, "headers": self.headers, "timeout": 30}
 
-    def validate_response(self, response: object, case: schemathesis.Case, **kwargs: object) -> None:
-        case.validate_response(response, checks=CHECKS)  # type: ignore[arg-type]
+    def validate_response(self, response: object, case: Case, **kwargs: object) -> None:
+        case.validate_response(response, checks=CHECKS)
 
 
 def test_linked_operations_answer_within_their_description(served: Served) -> None:

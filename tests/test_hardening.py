@@ -61,7 +61,7 @@ async def test_a_pasted_alias_bomb_is_a_400_and_suites_are_parsed_off_the_event_
 ) -> None:
     api = await client_for(settings_for(sandbox, tmp_path))
     threads: list[bool] = []
-    real = run_jobs.load_suite
+    real = load_suite  # what jobs.runs calls, until the test swaps it there
 
     def watched(text: str, source: str) -> Any:
         threads.append(threading.current_thread() is threading.main_thread())
@@ -91,7 +91,10 @@ class CountedBody:
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path, workers=False, elevenlabs_webhook_secret=SECRET))
+    client: httpx.AsyncClient = await client_for(
+        settings_for(sandbox, tmp_path, workers=False, elevenlabs_webhook_secret=SECRET)
+    )
+    return client
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from tests.waiting import wait_for_call
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path))
+    return client
 
 
 async def test_number_filter_is_normalised_and_checked(api: httpx.AsyncClient) -> None:

@@ -142,7 +142,7 @@ async def test_a_run_that_spends_the_minute_budget_waits_for_it(
     # The run's tick, driven by hand (no workers): the first call is placed, the second waits for the budget
     # rather than failing the run.
     api = await client_for(settings_for(sandbox, tmp_path, workers=False, max_calls_per_minute=1))
-    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    services = api.callcheck_app.state.services
     text = json.dumps(suite(2))
     run = await services.store.runs.create_run(
         [("s0", "s0", 1), ("s1", "s1", 1)], name="n", source_name="api", suite_text=text, concurrency=2

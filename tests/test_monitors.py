@@ -220,7 +220,7 @@ async def test_a_slot_runs_once_and_is_skipped_while_the_previous_run_runs(
 ) -> None:
     # The background scheduler ticks once at start (nothing to do), then not for a minute: this test drives ticks.
     api = await client_for(monitor_settings(sandbox, tmp_path, monitor_tick_s=60))
-    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    services = api.callcheck_app.state.services
     slow = suite("+15550119999")  # rings for 9999 simulated seconds: the run stays running
     created = await api.post("/api/monitors", json={"suite": slow, "name": "slow", "every": "10s"})
     assert created.status_code == 201
@@ -268,7 +268,7 @@ async def test_paused_monitors_do_not_run_but_run_now_does(
     api = await client_for(monitor_settings(sandbox, tmp_path))
     created = await api.post("/api/monitors", json={"suite": PASSING, "name": "quiet", "every": "1h", "paused": True})
     assert created.status_code == 201 and created.json()["badge"] == "paused" and created.json()["next_run_at"] is None
-    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    services = api.callcheck_app.state.services
     assert await MonitorScheduler(services).tick(time.time()) == []
     asked = await api.post("/api/monitors/quiet/run")
     assert asked.status_code == 202 and asked.json()["run_requested"] is True
@@ -400,7 +400,7 @@ async def test_cron_slots_fire_on_their_match_and_late_ones_are_skipped(
     sandbox: SandboxServer, tmp_path: Path, client_for: Any
 ) -> None:
     api = await client_for(monitor_settings(sandbox, tmp_path, monitor_tick_s=60))  # this test drives the ticks
-    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    services = api.callcheck_app.state.services
     created = await api.post("/api/monitors", json={"suite": PASSING, "name": "cron", "cron": "*/5 * * * *"})
     assert created.status_code == 201 and created.json()["calls_per_day"] == 288
     monitor = await services.store.monitors.get("cron")

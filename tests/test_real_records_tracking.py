@@ -47,7 +47,8 @@ async def place(api: httpx.AsyncClient, number: str) -> str:
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path, conversation_not_found_s=0.5))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path, conversation_not_found_s=0.5))
+    return client
 
 
 # 1. A failed press is not sent, and a press with its result in the next item is one press.

@@ -55,14 +55,16 @@ async def wait_run(api: httpx.AsyncClient, run_id: str, timeout: float = 60) -> 
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path))
+    return client
 
 
 @pytest.fixture
 async def stepped_api(client_for: Any, stepped_sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
     """On a sandbox whose calls ring until the test moves its clock: a call is surely still in flight when the test
     acts (on the real clock, a 40-second ring is 0.8 s, which a loaded machine can let pass)."""
-    return await client_for(settings_for(stepped_sandbox, tmp_path))
+    client: httpx.AsyncClient = await client_for(settings_for(stepped_sandbox, tmp_path))
+    return client
 
 
 async def wait_item(api: httpx.AsyncClient, run_id: str, state: str, timeout: float = 30) -> None:

@@ -33,7 +33,9 @@ def outbound_requests(sandbox: SandboxServer) -> list[dict[str, Any]]:
     return [r["json"] for r in log if r["path"] == "/v1/convai/twilio/outbound-call"]
 
 
-def expected_payload(sandbox: SandboxServer, number: str, description: str, scenario: str, call_id: str) -> dict:
+def expected_payload(
+    sandbox: SandboxServer, number: str, description: str, scenario: str, call_id: str
+) -> dict[str, Any]:
     """The seed's documented payload, plus (providers/elevenlabs/outbound.py) our call id as user_id and as a dynamic
     variable, and the call's cap (CALLCHECK_CALL_TIMEOUT_S's default) as conversation.max_duration_seconds."""
     goal_for_first = scenario.rstrip(".")
@@ -60,7 +62,8 @@ def expected_payload(sandbox: SandboxServer, number: str, description: str, scen
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path, workers=False))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    return client
 
 
 async def test_documented_example_succeeds_and_sends_the_documented_payload(

@@ -17,7 +17,8 @@ OUTBOUND = "/v1/convai/twilio/outbound-call"
 
 @pytest.fixture
 async def app_client(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path, workers=False))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    return client
 
 
 def fresh_client(like: httpx.AsyncClient, cookies: dict[str, str] | None = None) -> httpx.AsyncClient:

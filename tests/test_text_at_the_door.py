@@ -26,7 +26,8 @@ SUITE = {
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path, elevenlabs_webhook_secret=SECRET))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path, elevenlabs_webhook_secret=SECRET))
+    return client
 
 
 async def test_nul_in_a_body_or_a_path_is_refused_not_a_500(api: httpx.AsyncClient) -> None:

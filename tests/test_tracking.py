@@ -29,7 +29,8 @@ async def place(api: httpx.AsyncClient, number: str, scenario: str = "order a pi
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path))
+    return client
 
 
 async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> None:

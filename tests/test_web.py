@@ -28,7 +28,7 @@ async def finished(api: httpx.AsyncClient, call_id: str, timeout: float = 20) ->
     """The call once it reached a terminal state."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        call = (await api.get(f"/api/calls/{call_id}")).json()
+        call: dict[str, Any] = (await api.get(f"/api/calls/{call_id}")).json()
         if CallState(call["state"]).terminal:
             return call
         await asyncio.sleep(0.05)
@@ -38,7 +38,8 @@ async def finished(api: httpx.AsyncClient, call_id: str, timeout: float = 20) ->
 @pytest.fixture
 async def web(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
     """A callcheck on the (fast) sandbox, with workers, so calls finish."""
-    return await client_for(settings_for(sandbox, tmp_path))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path))
+    return client
 
 
 async def test_start_page_gives_the_browser_its_own_context_and_prefills_it(web: httpx.AsyncClient) -> None:

@@ -72,7 +72,8 @@ def place(page: Any, url: str, number: str, scenario: str = "") -> str:
     page.get_by_label("Phone number to call").fill(number)
     page.get_by_role("button", name="Place the call").click()
     page.wait_for_url(re.compile(r"/calls/\w+$"))
-    return page.url.rsplit("/", 1)[1]
+    address: str = page.url
+    return address.rsplit("/", 1)[1]
 
 
 def watch_to_the_end(page: Any, final_state: str, *, must_move: bool = True) -> None:

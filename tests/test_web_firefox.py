@@ -76,11 +76,11 @@ def test_place_a_call_and_watch_it_end_without_reload(server: AppServer, firefox
     wait_until(lambda: "/calls/" in firefox.get_url())
     # A marker on this document: it survives only if the page is never reloaded.
     firefox.execute_script("window.__sameDocument = true;", sandbox=None)
-    seen: set[str] = set()
+    seen: set[str | None] = set()
 
     def completed() -> bool:
         try:
-            state = firefox.find_element(By.ID, "timeline").get_attribute("data-state")
+            state: str | None = firefox.find_element(By.ID, "timeline").get_attribute("data-state")
         except StaleElementException:
             return False  # swapped for a fresher copy between finding and reading it
         seen.add(state)

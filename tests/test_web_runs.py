@@ -33,7 +33,8 @@ SUITE: dict[str, Any] = {
 
 @pytest.fixture
 async def web(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path))
+    client: httpx.AsyncClient = await client_for(settings_for(sandbox, tmp_path))
+    return client
 
 
 def section(html: str, marker: str) -> str:

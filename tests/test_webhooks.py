@@ -53,7 +53,10 @@ def signed(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> d
 
 @pytest.fixture
 async def api(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> httpx.AsyncClient:
-    return await client_for(settings_for(sandbox, tmp_path, workers=False, elevenlabs_webhook_secret=SECRET))
+    client: httpx.AsyncClient = await client_for(
+        settings_for(sandbox, tmp_path, workers=False, elevenlabs_webhook_secret=SECRET)
+    )
+    return client
 
 
 async def placed_conversation(api: httpx.AsyncClient, number: str = "+15550100001") -> tuple[str, str]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, Response
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from callcheck.api.deps import ServicesDep

@@ -57,7 +57,7 @@ def nice_top(value: float) -> float:
     if value <= 0:
         return 1.0
     step = value / 4
-    power = 10 ** math.floor(math.log10(step))
+    power: float = 10 ** math.floor(math.log10(step))  # int ** int is typed Any (a negative power gives a float)
     for factor in (1, 2, 2.5, 5, 10):
         if factor * power >= step:
             return factor * power * 4

@@ -128,7 +128,7 @@ class TokenStore:
             id=str(r["id"]),
             name=str(r["name"]),
             scope=TokenScope(str(r["scope"])),
-            created_at=_aware(r["created_at"]) or _now(),  # type: ignore[arg-type]
-            last_used_at=_aware(r["last_used_at"]),  # type: ignore[arg-type]
-            revoked_at=_aware(r["revoked_at"]),  # type: ignore[arg-type]
+            created_at=_aware(r["created_at"]) or _now(),
+            last_used_at=_aware(r["last_used_at"]),
+            revoked_at=_aware(r["revoked_at"]),
         )

@@ -234,9 +234,7 @@ def script_for(
 ) -> CallScript:
     """The complete call for an outcome, given the agent's tools and the caller's first message."""
     caller = caller or Caller()
-    if outcome in (Outcome.BUSY, Outcome.NO_ANSWER) or (
-        outcome is not Outcome.BUSY and ring_secs >= ringing_timeout_secs
-    ):
+    if outcome in (Outcome.BUSY, Outcome.NO_ANSWER) or ring_secs >= ringing_timeout_secs:
         busy = outcome is Outcome.BUSY
         return _unanswered(busy, ring_secs if busy else ringing_timeout_secs)
     if outcome is Outcome.REFUSES_OVERRIDES:
