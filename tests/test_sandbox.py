@@ -619,6 +619,25 @@ def test_list_filters_by_user_and_pages_newest_first(sandbox: httpx.Client) -> N
     assert bad.status_code == 400 and bad.json()["detail"]["code"] == "invalid_cursor"
 
 
+def assert_row_says_what_the_conversation_says(row: dict[str, Any], full: dict[str, Any]) -> None:
+    analysis = full["analysis"] or {}
+    assert row["status"] == full["status"]
+    assert row["call_duration_secs"] == full["metadata"]["call_duration_secs"]
+    assert row["cost"] == full["metadata"]["cost"]
+    assert row["termination_reason"] == full["metadata"]["termination_reason"]
+    assert row["user_message_count"] == full["user_message_count"]
+    assert row["agent_message_count"] == full["agent_message_count"]
+    assert row["message_count"] == full["user_message_count"] + full["agent_message_count"]
+    assert row["call_successful"] == analysis.get("call_successful", "unknown")
+    assert row["transcript_summary"] == analysis.get("transcript_summary")
+    assert row["call_summary_title"] == analysis.get("call_summary_title")
+    assert row["tool_names"] == sorted(set(tool_names(full)))
+
+
+def listed_ids(client: httpx.Client, **params: Any) -> list[str]:
+    return [c["conversation_id"] for c in client.get("/v1/convai/conversations", params=params).json()["conversations"]]
+
+
 def test_list_summaries_say_what_each_conversation_says_at_every_step(
     make_sandbox: Callable[..., tuple[SandboxServer, httpx.Client]],
 ) -> None:
@@ -633,29 +652,14 @@ def test_list_summaries_say_what_each_conversation_says_at_every_step(
         assert [r["conversation_id"] for r in rows] == ids[::-1]
         for row in rows:
             full = sandbox.get(f"/v1/convai/conversations/{row['conversation_id']}").json()
-            analysis = full["analysis"] or {}
+            assert_row_says_what_the_conversation_says(row, full)
             seen.add(full["status"])
-            assert row["status"] == full["status"]
-            assert row["call_duration_secs"] == full["metadata"]["call_duration_secs"]
-            assert row["cost"] == full["metadata"]["cost"]
-            assert row["termination_reason"] == full["metadata"]["termination_reason"]
-            assert row["user_message_count"] == full["user_message_count"]
-            assert row["agent_message_count"] == full["agent_message_count"]
-            assert row["message_count"] == full["user_message_count"] + full["agent_message_count"]
-            assert row["call_successful"] == analysis.get("call_successful", "unknown")
-            assert row["transcript_summary"] == analysis.get("transcript_summary")
-            assert row["call_summary_title"] == analysis.get("call_summary_title")
-            assert row["tool_names"] == sorted(set(tool_names(full)))
         for status in {r["status"] for r in rows}:
-            kept = sandbox.get("/v1/convai/conversations", params={"exclude_statuses": status}).json()
-            assert [r["conversation_id"] for r in kept["conversations"]] == [
-                r["conversation_id"] for r in rows if r["status"] != status
-            ]
+            expected = [r["conversation_id"] for r in rows if r["status"] != status]
+            assert listed_ids(sandbox, exclude_statuses=status) == expected
         for verdict in ("success", "failure", "unknown"):
-            only = sandbox.get("/v1/convai/conversations", params={"call_successful": verdict}).json()
-            assert [r["conversation_id"] for r in only["conversations"]] == [
-                r["conversation_id"] for r in rows if r["call_successful"] == verdict
-            ]
+            expected = [r["conversation_id"] for r in rows if r["call_successful"] == verdict]
+            assert listed_ids(sandbox, call_successful=verdict) == expected
         clock.advance(1.5)
     assert seen == {"initiated", "in-progress", "processing", "done", "failed"}
 
