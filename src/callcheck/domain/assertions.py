@@ -502,7 +502,7 @@ class JudgeAnswer(BaseModel):
 
 
 class Judge(Protocol):
-    """An LLM deciding whether a plain-language criterion holds for a call (see callcheck.domain.judge)."""
+    """An LLM deciding whether a plain-language criterion holds for a call (see callcheck.providers.llm)."""
 
     async def judge(self, criterion: str, evidence: CallEvidence) -> JudgeAnswer:
         """Decide `criterion` over the call's transcript."""
