@@ -162,6 +162,25 @@ async def apply_conversation(services: Services, call: CallRow, snapshot: Conver
 
 
 async def _apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
+    changes, told = _changes(call, snapshot)
+    target = snapshot.state
+    extra = _failure_error(call, snapshot)
+    moves = target is not None and target != call.state
+    # Events in the order a person reads them: a call is in progress before its first words, and its last words
+    # come before its end.
+    if moves and target is not None and not target.terminal:
+        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
+    await services.store.update_call(call.id, told, **changes)
+    if moves and target is not None and target.terminal:
+        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
+    services.notifier.publish(call.id)
+    fresh = await services.store.get_call(call.id)
+    assert fresh is not None
+    return fresh.state
+
+
+def _changes(call: CallRow, snapshot: ConversationSnapshot) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """The call's columns a snapshot updates, and the event telling of new turns (None when there are none)."""
     facts = snapshot.facts
     turns = snapshot.turns if snapshot.has_transcript else _stored_turns(call)
     journey = journey_for(turns, snapshot.analysis, facts)
@@ -176,24 +195,19 @@ async def _apply_conversation(services: Services, call: CallRow, snapshot: Conve
         changes["analysis"] = snapshot.analysis.model_dump()
     if facts.call_sid and not call.call_sid:
         changes["call_sid"] = facts.call_sid
-    target = snapshot.state
-    extra: dict[str, Any] = {}
-    if target == CallState.FAILED and snapshot.setup_error:
-        extra["error"] = snapshot.setup_error
-    elif target == CallState.FAILED and (facts.error_reason or facts.error_code is not None) and not call.error:
-        extra["error"] = _upstream_error(snapshot)
-    moves = target is not None and target != call.state
-    # Events in the order a person reads them: a call is in progress before its first words, and its last words
-    # come before its end.
-    if moves and target is not None and not target.terminal:
-        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
-    await services.store.update_call(call.id, told, **changes)
-    if moves and target is not None and target.terminal:
-        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
-    services.notifier.publish(call.id)
-    fresh = await services.store.get_call(call.id)
-    assert fresh is not None
-    return fresh.state
+    return changes, told
+
+
+def _failure_error(call: CallRow, snapshot: ConversationSnapshot) -> dict[str, Any]:
+    """`{"error": ...}` for a snapshot that fails the call with something to say, else nothing."""
+    facts = snapshot.facts
+    if snapshot.state != CallState.FAILED:
+        return {}
+    if snapshot.setup_error:
+        return {"error": snapshot.setup_error}
+    if (facts.error_reason or facts.error_code is not None) and not call.error:
+        return {"error": _upstream_error(snapshot)}
+    return {}
 
 
 def _stored_turns(call: CallRow) -> list[Turn]:
