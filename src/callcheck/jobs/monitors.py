@@ -333,6 +333,10 @@ async def claim(services: Services, monitor_id: str, slot: int, manual: bool) ->
         return {"outcome": "paused"}
     active = await monitors.active_run(monitor_id)
     if active is not None:
+        # Another process may have stored this very slot's run between the two reads above: found, not skipped.
+        stored = await monitors.run_for_slot(monitor_id, slot)
+        if stored is not None:
+            return {"outcome": "ran", "run_id": stored.id, "start": stored.state in ACTIVE_RUN_STATES}
         log.info("monitor %s: slot %s skipped, run %s still running", monitor.name, slot, active.id)
         await _done_with(monitors, monitor_id, slot, manual, skipped=True)
         return {"outcome": "skipped"}
