@@ -20,7 +20,7 @@ class PagedUpstream(ScriptedServer):
 
     pages: list[Any]
 
-    @property  # type: ignore[override]
+    @property
     def reply(self) -> Any:
         return self.pages[min(len(self.requests), len(self.pages)) - 1]
 
