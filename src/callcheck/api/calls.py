@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Request
 
 from callcheck.api.body import json_object, optional_text
 from callcheck.api.deps import SESSION_KEY, ServicesDep, context_id_of, get_context, token_name_of
-from callcheck.api.errors import error_response
 from callcheck.api.schemas import (
     DIALING_ERRORS,
     ERRORS,
@@ -19,13 +18,12 @@ from callcheck.api.schemas import (
     ErrorBody,
     json_body,
 )
-from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR, clean_text, normalize_scenario
-from callcheck.errors import Conflict, InvalidInput
-from callcheck.jobs.placing import CallRequest, place_call
+from callcheck.errors import InvalidInput
+from callcheck.jobs.placing import CallRequest, place_once
 from callcheck.providers.elevenlabs.wire import call_sid_of
-from callcheck.store.repo import CallRow, DuplicateKey
+from callcheck.store.repo import CallRow
 
 router = APIRouter(prefix="/api", tags=["calls"])
 
@@ -103,10 +101,6 @@ async def initiate_call(
     if context is None and not clean_text(scenario_in):
         context = await get_context(request, services)
     scenario = normalize_scenario(scenario_in, context.scenario if context else None)
-    if idempotency_key:
-        replay = await _replay(services, idempotency_key, (number, description, scenario))
-        if replay is not None:
-            return replay
     call_request = CallRequest(
         to_number=number,
         description=description,
@@ -116,43 +110,5 @@ async def initiate_call(
         idempotency_key=idempotency_key or None,
         token_name=token_name_of(request),
     )
-    try:
-        call, raw = await place_call(services, call_request)
-    except DuplicateKey as exc:
-        # Two requests with one key raced; the other one dials.
-        raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
+    call, raw = await place_once(services, call_request)
     return initiated_body(call, raw)
-
-
-async def _replay(services: ServicesDep, key: str, asked: tuple[str, str, str]) -> Any:
-    """The stored answer to an earlier request with this Idempotency-Key, or None when this one should dial.
-
-    The key names one request: used again for another number, description or scenario, it is a 422 (answering
-    with the first call's body would tell the client a number was dialed that was not). An earlier attempt that
-    ElevenLabs refused (an error status, or `success: false`) placed nothing: its key is freed and this request
-    dials, so a client retrying after a 429 can succeed. A timeout may hide a placed call, so it is replayed.
-    """
-    call = await services.store.get_call_by_key(key)
-    if call is None:
-        return None
-    if (call.to_number, call.business_description, call.scenario) != asked:
-        return error_response(
-            "This Idempotency-Key was used for a different request (another number, description or scenario).", 422
-        )
-    if call.state == CallState.FAILED and (call.error or "").startswith("ElevenLabs API error"):
-        await services.store.update_call(call.id, idempotency_key=None)
-        return None
-    # The stored answer is the upstream's body for failures too (a 4xx `detail`, a 200 `success: false`): only one
-    # saying `success: true` is a placed call. A call whose answer was lost (a crash, a timeout) and that was then
-    # found placed has no answer kept, but has its conversation id: it was placed too, and says so (never a 409,
-    # which would invite a retry under a new key and a second dial).
-    answer = call.upstream_response if isinstance(call.upstream_response, dict) else None
-    settled = call.state not in (CallState.DIALING, CallState.QUEUED)
-    if settled and (call.conversation_id or (answer is not None and answer.get("success") is True)):
-        return initiated_body(call, answer or {})
-    if call.error:
-        status = 502 if call.error.startswith(("ElevenLabs API error", "Could not reach")) else 500
-        return error_response(call.error, status)
-    if settled:
-        return error_response(f"The call was not placed (it ended {call.state.value}).", 500)
-    raise Conflict("A request with this Idempotency-Key is already in progress.")

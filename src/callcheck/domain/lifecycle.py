@@ -31,6 +31,14 @@ class CallState(StrEnum):
         return self in RECORDED_STATES
 
 
+class CallErrorKind(StrEnum):
+    """What a call's stored error means for whoever asks again (an Idempotency-Key replay). Stored as text;
+    an error of no kind (NULL) is one that happened after the dial: the call was not placed, or it failed later."""
+
+    REFUSED = "refused"  # ElevenLabs answered the dial with an error (or success: false): nothing was placed
+    UNREACHABLE = "unreachable"  # ElevenLabs could not be reached: the call may or may not have been placed
+
+
 TERMINAL_STATES = frozenset(
     {
         CallState.COMPLETED,

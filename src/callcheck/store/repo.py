@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
+from callcheck.domain.lifecycle import TERMINAL_STATES, CallErrorKind, CallState, can_move
 from callcheck.domain.limits import CallLimits, Window
 from callcheck.errors import InvalidInput, LimitReached
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
@@ -127,11 +127,13 @@ class CallRow:
     token_name: str | None = None  # the API token that placed it
     events: list[CallEvent] = field(default_factory=list)
     placed_by: str | None = None  # the executor that dialed it (PostgreSQL; jobs/executors.py)
+    error_kind: CallErrorKind | None = None  # what `error` means for a replay; None: no error, or of no kind
 
 
 def _call(row: sa.Row[Any]) -> CallRow:
     data = dict(row._mapping)
     data["state"] = CallState(data["state"])
+    data["error_kind"] = CallErrorKind(data["error_kind"]) if data.get("error_kind") else None
     for key in ("created_at", "updated_at", "ended_at"):
         data[key] = _aware(data[key])
     return CallRow(**data)
@@ -143,7 +145,17 @@ def _call_from_values(values: dict[str, Any]) -> CallRow:
     data["simulated"] = False
     data.update(values)
     data["state"] = CallState(data["state"])
+    data["error_kind"] = CallErrorKind(data["error_kind"]) if data.get("error_kind") else None
     return CallRow(**data)
+
+
+def _error_with_its_kind(values: dict[str, Any]) -> None:
+    """A cleared error clears its kind. An error written without a kind keeps the one stored: a call left DIALING
+    by a lost answer is failed later with the same error text, which is still of the dial's kind."""
+    if "error" in values and values["error"] is None:
+        values["error_kind"] = None
+    elif values.get("error_kind") is not None:
+        values["error_kind"] = CallErrorKind(values["error_kind"]).value
 
 
 @dataclass
@@ -424,6 +436,7 @@ class Store:
         """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
         transaction when given: a reader never sees the change without the event that tells of it."""
         assert "state" not in values, "use move_call to change a state"
+        _error_with_its_kind(values)
         check_lengths(calls, values)
         now = utcnow()
         values["updated_at"] = now
@@ -441,6 +454,7 @@ class Store:
 
         The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
         """
+        _error_with_its_kind(values)
         check_lengths(calls, values)
         sources = [s.value for s in CallState if can_move(s, new)]
         if not sources:
