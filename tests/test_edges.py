@@ -1,0 +1,115 @@
+"""Typed edges: the Idempotency-Key replay reads the stored error kind (not its text); the kind's migration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from alembic import command
+
+from callcheck.domain.lifecycle import CallErrorKind, CallState
+from callcheck.providers.elevenlabs.sandbox import SandboxServer
+from callcheck.store import db
+from tests.conftest import BACKEND, fresh_postgres_database, settings_for
+
+OUTBOUND = "/v1/convai/twilio/outbound-call"
+BODY = {"to_number": "+15551234567", "business_description": "A shop.", "scenario": "buy milk"}
+
+
+def dials(sandbox: SandboxServer) -> int:
+    return len(httpx.get(f"{sandbox.url}/_sandbox/requests", params={"path": OUTBOUND}).json())
+
+
+async def test_a_refused_dial_is_stored_with_its_kind_and_frees_its_key(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    refused = {**BODY, "to_number": "+15550100500"}
+    first = await api.post("/api/call", json=refused, headers={"Idempotency-Key": "r-1"})
+    assert first.status_code == 502 and first.json()["error"].startswith("ElevenLabs API error")
+    store = api.callcheck_app.state.services.store  # type: ignore[attr-defined]
+    row = await store.get_call(first.json().get("id") or (await api.get("/api/calls")).json()["calls"][0]["id"])
+    assert row.error_kind == CallErrorKind.REFUSED and row.idempotency_key == "r-1"
+    again = await api.post("/api/call", json=refused, headers={"Idempotency-Key": "r-1"})
+    assert again.status_code == 502 and dials(sandbox) == 2  # nothing was placed: the key was freed, dialed again
+
+
+async def test_the_replay_reads_the_kind_not_the_words(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> None:
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    store = api.callcheck_app.state.services.store  # type: ignore[attr-defined]
+
+    async def stored(key: str, error: str, kind: CallErrorKind | None) -> None:
+        call = await store.create_call(
+            id=f"call-{key}",
+            state=CallState.DIALING.value,
+            origin="api",
+            to_number=BODY["to_number"],
+            business_description=BODY["business_description"],
+            scenario=BODY["scenario"],
+            prompt="p",
+            first_message="f",
+            request_payload={},
+            idempotency_key=key,
+        )
+        assert await store.move_call(call.id, CallState.FAILED, error, error=error, error_kind=kind)
+
+    # Words that once meant "refused", stored without that kind (a failure after the dial): replayed, not re-dialed.
+    await stored("k-words", "ElevenLabs API error (400): seen in a transcript", None)
+    words = await api.post("/api/call", json=BODY, headers={"Idempotency-Key": "k-words"})
+    assert words.status_code == 500
+    assert words.json() == {"error": "ElevenLabs API error (400): seen in a transcript"}
+    # An unreachable kind is a 502 whatever its words.
+    await stored("k-kind", "The line dropped.", CallErrorKind.UNREACHABLE)
+    kind = await api.post("/api/call", json=BODY, headers={"Idempotency-Key": "k-kind"})
+    assert kind.status_code == 502 and kind.json() == {"error": "The line dropped."}
+    # A refused kind frees the key whatever its words: this request dials.
+    await stored("k-refused", "Refused.", CallErrorKind.REFUSED)
+    placed = await api.post("/api/call", json=BODY, headers={"Idempotency-Key": "k-refused"})
+    assert placed.status_code == 200 and placed.json()["ok"] is True
+    assert dials(sandbox) == 1
+
+
+async def test_clearing_an_error_clears_its_kind(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> None:
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    store = api.callcheck_app.state.services.store  # type: ignore[attr-defined]
+    placed = (await api.post("/api/call", json=BODY)).json()
+    await store.update_call(placed["id"], error="Could not reach ElevenLabs: timed out", error_kind="unreachable")
+    assert (await store.get_call(placed["id"])).error_kind == CallErrorKind.UNREACHABLE
+    await store.update_call(placed["id"], error="The same words, kept by a later step.")
+    assert (await store.get_call(placed["id"])).error_kind == CallErrorKind.UNREACHABLE
+    await store.update_call(placed["id"], error=None)
+    row = await store.get_call(placed["id"])
+    assert row.error is None and row.error_kind is None
+
+
+def test_the_migration_gives_stored_errors_the_kind_their_words_said(tmp_path: Path) -> None:
+    url = fresh_postgres_database() if BACKEND == "postgres" else f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(db.alembic_config(url), "0007")
+    engine = sa.create_engine(db.sync_url(url))
+    columns = (
+        "id, created_at, updated_at, state, simulated, origin, to_number, business_description, scenario, "
+        "prompt, first_message, request_payload, error"
+    )
+    try:
+        with engine.begin() as conn:
+            for call_id, error in (
+                ("a", "ElevenLabs API error (429): busy"),
+                ("b", "Could not reach ElevenLabs: timed out"),
+                ("c", "The conversation failed upstream."),
+                ("d", None),
+            ):
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO calls ({columns}) VALUES (:id, :now, :now, 'failed', false, 'api', "
+                        "'+15551234567', 'd', 's', 'p', 'f', '{}', :error)"
+                    ),
+                    {"id": call_id, "now": "2026-12-01 00:00:00+00:00", "error": error},
+                )
+        command.upgrade(db.alembic_config(url), "head")
+        with engine.connect() as conn:
+            kinds = dict(conn.execute(sa.text("SELECT id, error_kind FROM calls ORDER BY id")).all())
+    finally:
+        engine.dispose()
+    assert kinds == {"a": "refused", "b": "unreachable", "c": None, "d": None}
