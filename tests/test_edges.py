@@ -109,7 +109,9 @@ def test_the_migration_gives_stored_errors_the_kind_their_words_said(tmp_path: P
                 )
         command.upgrade(db.alembic_config(url), "head")
         with engine.connect() as conn:
-            kinds = dict(conn.execute(sa.text("SELECT id, error_kind FROM calls ORDER BY id")).all())
+            kinds: dict[str, str | None] = dict(
+                conn.execute(sa.text("SELECT id, error_kind FROM calls ORDER BY id")).all()
+            )
     finally:
         engine.dispose()
     assert kinds == {"a": "refused", "b": "unreachable", "c": None, "d": None}
