@@ -6,10 +6,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from callcheck.domain.lifecycle import CallErrorKind, CallState
+from callcheck.domain.lifecycle import (
+    TERMINAL_RUN_STATES,
+    CallErrorKind,
+    CallState,
+    IllegalTransition,
+    ItemStatus,
+    RunState,
+    can_mark_item,
+    can_move_run,
+    check_run_move,
+    item_sources,
+    run_sources,
+)
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from callcheck.store import db
 from tests.conftest import BACKEND, fresh_postgres_database, settings_for
@@ -115,3 +128,39 @@ def test_the_migration_gives_stored_errors_the_kind_their_words_said(tmp_path: P
     finally:
         engine.dispose()
     assert kinds == {"a": "refused", "b": "unreachable", "c": None, "d": None}
+
+
+def test_run_and_item_moves_are_one_table() -> None:
+    assert can_move_run(RunState.RUNNING, RunState.CANCELLING)
+    assert not can_move_run(RunState.CANCELLING, RunState.RUNNING)
+    assert all(not can_move_run(done, other) for done in TERMINAL_RUN_STATES for other in RunState)
+    assert run_sources(RunState.CANCELLING) == [RunState.RUNNING]
+    with pytest.raises(IllegalTransition, match="a run cannot move from completed to running"):
+        check_run_move(RunState.COMPLETED, RunState.RUNNING)
+    assert item_sources(ItemStatus.SKIPPED) == [ItemStatus.PENDING]
+    assert not can_mark_item(ItemStatus.PLACED, ItemStatus.SKIPPED)
+    # Stored values are unchanged: the enums are the strings the database has always held.
+    assert [s.value for s in RunState] == ["running", "cancelling", "completed", "cancelled", "failed"]
+    assert [s.value for s in ItemStatus] == ["pending", "placed", "skipped"]
+
+
+async def test_the_store_writes_only_allowed_moves(client_for: Any, tmp_path: Path) -> None:
+    api = await client_for(settings_for(None, tmp_path, workers=False))
+    runs = api.callcheck_app.state.services.store.runs  # type: ignore[attr-defined]
+    run = await runs.create_run(
+        [("a", "goal", 1), ("b", "goal", 1)], name="n", source_name="s", suite_text="x", concurrency=1
+    )
+    assert run.state is RunState.RUNNING
+    first, _second = await runs.items(run.id)
+    assert first.status is ItemStatus.PENDING
+    await runs.mark_items([first.id], ItemStatus.SKIPPED)
+    await runs.mark_items([first.id], ItemStatus.PLACED)  # a skipped call is never placed after
+    assert [i.status for i in await runs.items(run.id)] == [ItemStatus.SKIPPED, ItemStatus.PENDING]
+    assert await runs.request_cancel(run.id)
+    assert await runs.update_run(run.id, state=RunState.CANCELLED, exit_code=2)
+    # A finished run stays finished (a second finisher writes nothing), other fields still change.
+    assert not await runs.update_run(run.id, state=RunState.COMPLETED, exit_code=0)
+    assert await runs.update_run(run.id, error="a note")
+    stored = await runs.get_run(run.id)
+    assert stored.state is RunState.CANCELLED and stored.exit_code == 2 and stored.error == "a note"
+    assert not await runs.request_cancel(run.id)

@@ -20,6 +20,7 @@ from callcheck.jobs.destinations import check_destination
 from callcheck.providers.elevenlabs.agent_profile import explain_refused_override
 from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override
 from callcheck.services import Services
+from callcheck.store.fields import CallChanges
 from callcheck.store.repo import CallRow, DuplicateKey, new_id
 
 log = logging.getLogger("callcheck.placing")
@@ -125,14 +126,14 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
     conversation_id, call_sid = placed_ids(raw)
     # The answer may be the first to show that "ElevenLabs" is callcheck's sandbox (one started on its own).
     newly_simulated = services.simulated and not call.simulated
+    accepted: CallChanges = {"upstream_response": raw, "conversation_id": conversation_id, "call_sid": call_sid}
+    if newly_simulated:
+        accepted["simulated"] = True
     await services.store.move_call(
         call.id,
         CallState.RINGING,
         "ElevenLabs accepted the call" + ("" if conversation_id else " without a conversation id"),
-        upstream_response=raw,
-        conversation_id=conversation_id,
-        call_sid=call_sid,
-        **({"simulated": True} if newly_simulated else {}),
+        **accepted,
     )
     if newly_simulated and call.run_id:
         await services.store.runs.update_run(call.run_id, simulated=True)
