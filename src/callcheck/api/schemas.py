@@ -24,7 +24,7 @@ class ErrorBody(BaseModel):
     error: str = Field(examples=["Phone number must be in E.164 format, for example +15551234567."])
 
 
-def _required(schema: dict[str, Any]) -> None:
+def required_field(schema: dict[str, Any]) -> None:
     """A field the seed requires, though the model takes it absent: its absence has the seed's own error, checked by
     the route in the seed's order (a missing description first)."""
     schema.pop("default", None)
@@ -41,7 +41,7 @@ class CallBody(BodyModel):
         default=None,
         description="The phone number to call in E.164 format (e.g., +15551234567).",
         examples=["+15551234567"],
-        json_schema_extra=_required,
+        json_schema_extra=required_field,
     )
     business_description: str | None = Field(
         default=None,
@@ -77,7 +77,7 @@ class ContextBody(BodyModel):
     model_config = ConfigDict(json_schema_extra={"required": ["description"]})
 
     description: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
-        default=None, description="What the business is and does.", json_schema_extra=_required
+        default=None, description="What the business is and does.", json_schema_extra=required_field
     )
     scenario: str | None = Field(default=None, description="The task later calls try, unless they name their own.")
 
