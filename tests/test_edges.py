@@ -1,4 +1,4 @@
-"""Typed edges: the Idempotency-Key replay reads the stored error kind (not its text); the kind's migration."""
+"""Typed edges: body models, declared answers, run and item moves, and the replay reading a stored error kind."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from callcheck.api.body import validated
+from callcheck.api.schemas import CallBody, CallInitiated, ContextBody
 from callcheck.domain.lifecycle import (
     TERMINAL_RUN_STATES,
     CallErrorKind,
@@ -23,6 +25,7 @@ from callcheck.domain.lifecycle import (
     item_sources,
     run_sources,
 )
+from callcheck.errors import InvalidInput
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from callcheck.store import db
 from tests.conftest import BACKEND, fresh_postgres_database, settings_for
@@ -164,3 +167,36 @@ async def test_the_store_writes_only_allowed_moves(client_for: Any, tmp_path: Pa
     stored = await runs.get_run(run.id)
     assert stored.state is RunState.CANCELLED and stored.exit_code == 2 and stored.error == "a note"
     assert not await runs.request_cancel(run.id)
+
+
+def test_a_body_model_keeps_each_fields_type_error_for_the_route_to_raise_in_its_turn() -> None:
+    body = validated(CallBody, {"to_number": 15551234567, "scenario": ["x"], "business_description": "A shop."})
+    assert body.business_description == "A shop." and body.to_number is None and body.scenario is None
+    assert body.check("business_description") is body
+    with pytest.raises(InvalidInput, match=r"^Field 'to_number' must be a string\.$"):
+        body.check("business_description", "to_number", "scenario")
+    with pytest.raises(InvalidInput, match=r"^Field 'scenario' must be a string\.$"):
+        body.check("scenario")
+    # Strict: a number is never taken for text; unknown fields are ignored, as they always were.
+    context = validated(ContextBody, {"description": "x", "unknown": 1})
+    assert context.check("description", "scenario").description == "x"
+
+
+async def test_the_routes_answer_their_declared_models(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> None:
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    spec = (await api.get("/openapi.json")).json()
+    ok = spec["paths"]["/api/call"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/CallInitiated"}
+    saved = spec["paths"]["/api/context"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert saved == {"$ref": "#/components/schemas/ContextSaved"}
+    # Every request body's schema stands on its own (no $ref to a $defs it does not carry).
+    assert "$defs" not in str(spec["paths"]["/api/tokens"])
+    placed = await api.post("/api/call", json={**BODY, "unknown": {"ignored": True}})
+    assert placed.status_code == 200
+    answer = placed.json()
+    assert CallInitiated.model_validate(answer).id == answer["id"]
+    assert list(answer) == [
+        "ok", "status", "message", "to_number", "scenario", "call_sid", "conversation_id", "raw", "id"
+    ]  # fmt: skip
+    saved_body = await api.post("/api/context", json={"description": "A shop.", "scenario": " buy milk "})
+    assert saved_body.json() == {"ok": True, "scenario": "buy milk"}
