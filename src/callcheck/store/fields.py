@@ -79,3 +79,51 @@ class RunChanges(TypedDict, total=False):
     simulated: bool
     last_placed_at: float | None
     owner: str | None
+
+
+class NewMonitor(TypedDict, total=False):
+    """A monitor about to be stored (MonitorStore.create); it starts pending, with no failures counted."""
+
+    id: str
+    name: Required[str]
+    suite_text: Required[str]
+    source_name: Required[str]
+    suite_name: Required[str]
+    calls_per_run: Required[int]
+    every_s: int | None
+    cron: str | None
+    timezone: Required[str]
+    concurrency: Required[int]
+    alert_after: Required[int]
+    channels: Required[list[dict[str, str]]]
+    paused: bool
+    last_slot: int | None
+
+
+class MonitorChanges(TypedDict, total=False):
+    """Fields of a stored monitor that a change sets (MonitorStore.update)."""
+
+    name: str
+    suite_text: str
+    source_name: str
+    suite_name: str
+    calls_per_run: int
+    every_s: int | None
+    cron: str | None
+    timezone: str
+    concurrency: int
+    alert_after: int
+    channels: list[dict[str, str]]
+    paused: bool
+    last_slot: int | None
+    run_requested_at: int | None
+
+
+class NewDelivery(TypedDict):
+    """An alert delivery still to make (MonitorStore.add_delivery)."""
+
+    kind: str  # alert | recovery | test
+    status: str  # the monitor's status it tells of
+    channel: str  # webhook | slack | email
+    target: str
+    payload: dict[str, Any]
