@@ -118,9 +118,9 @@ def can_move_run(current: RunState, new: RunState) -> bool:
     return new in RUN_MOVES[current]
 
 
-def run_sources(new: RunState) -> list[RunState]:
-    """The states a run may move to `new` from (a conditional update's WHERE clause)."""
-    return [state for state in RunState if can_move_run(state, new)]
+def run_sources(new: RunState) -> list[str]:
+    """The stored states a run may move to `new` from (a conditional update's WHERE clause)."""
+    return [state.value for state in RunState if can_move_run(state, new)]
 
 
 def check_run_move(current: RunState, new: RunState) -> None:
@@ -155,6 +155,6 @@ def can_mark_item(current: ItemStatus, new: ItemStatus) -> bool:
     return new in ITEM_MOVES[current]
 
 
-def item_sources(new: ItemStatus) -> list[ItemStatus]:
-    """The statuses a planned call may be marked `new` from (a conditional update's WHERE clause)."""
-    return [status for status in ItemStatus if can_mark_item(status, new)]
+def item_sources(new: ItemStatus) -> list[str]:
+    """The stored statuses a planned call may be marked `new` from (a conditional update's WHERE clause)."""
+    return [status.value for status in ItemStatus if can_mark_item(status, new)]

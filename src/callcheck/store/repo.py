@@ -702,7 +702,7 @@ class RunStore:
         new = fields.get("state")
         if new is not None:
             # Conditional on the state, in the one statement: a run finished twice (two processes) is written once.
-            where = where & runs.c.state.in_([state.value for state in run_sources(RunState(new))])
+            where = where & runs.c.state.in_(run_sources(RunState(new)))
             values["state"] = RunState(new).value
         async with self.engine.begin() as conn:
             result = await conn.execute(sa.update(runs).where(where).values(**values))
