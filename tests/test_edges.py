@@ -200,3 +200,9 @@ async def test_the_routes_answer_their_declared_models(client_for: Any, sandbox:
     ]  # fmt: skip
     saved_body = await api.post("/api/context", json={"description": "A shop.", "scenario": " buy milk "})
     assert saved_body.json() == {"ok": True, "scenario": "buy milk"}
+
+
+async def test_a_token_body_is_read_after_the_admin_check(client_for: Any, tmp_path: Path) -> None:
+    api = await client_for(settings_for(None, tmp_path, workers=False))
+    refused = await api.post("/api/tokens", content=b"{not json", headers={"content-type": "application/json"})
+    assert refused.status_code == 403 and "admin token" in refused.json()["error"]
