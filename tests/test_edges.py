@@ -45,7 +45,7 @@ async def test_a_refused_dial_is_stored_with_its_kind_and_frees_its_key(
     refused = {**BODY, "to_number": "+15550100500"}
     first = await api.post("/api/call", json=refused, headers={"Idempotency-Key": "r-1"})
     assert first.status_code == 502 and first.json()["error"].startswith("ElevenLabs API error")
-    store = api.callcheck_app.state.services.store  # type: ignore[attr-defined]
+    store = api.callcheck_app.state.services.store
     row = await store.get_call(first.json().get("id") or (await api.get("/api/calls")).json()["calls"][0]["id"])
     assert row.error_kind == CallErrorKind.REFUSED and row.idempotency_key == "r-1"
     again = await api.post("/api/call", json=refused, headers={"Idempotency-Key": "r-1"})
@@ -54,7 +54,7 @@ async def test_a_refused_dial_is_stored_with_its_kind_and_frees_its_key(
 
 async def test_the_replay_reads_the_kind_not_the_words(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> None:
     api = await client_for(settings_for(sandbox, tmp_path, workers=False))
-    store = api.callcheck_app.state.services.store  # type: ignore[attr-defined]
+    store = api.callcheck_app.state.services.store
 
     async def stored(key: str, error: str, kind: CallErrorKind | None) -> None:
         call = await store.create_call(
@@ -89,7 +89,7 @@ async def test_the_replay_reads_the_kind_not_the_words(client_for: Any, sandbox:
 
 async def test_clearing_an_error_clears_its_kind(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> None:
     api = await client_for(settings_for(sandbox, tmp_path, workers=False))
-    store = api.callcheck_app.state.services.store  # type: ignore[attr-defined]
+    store = api.callcheck_app.state.services.store
     placed = (await api.post("/api/call", json=BODY)).json()
     await store.update_call(placed["id"], error="Could not reach ElevenLabs: timed out", error_kind="unreachable")
     assert (await store.get_call(placed["id"])).error_kind == CallErrorKind.UNREACHABLE
@@ -149,7 +149,7 @@ def test_run_and_item_moves_are_one_table() -> None:
 
 async def test_the_store_writes_only_allowed_moves(client_for: Any, tmp_path: Path) -> None:
     api = await client_for(settings_for(None, tmp_path, workers=False))
-    runs = api.callcheck_app.state.services.store.runs  # type: ignore[attr-defined]
+    runs = api.callcheck_app.state.services.store.runs
     run = await runs.create_run(
         [("a", "goal", 1), ("b", "goal", 1)], name="n", source_name="s", suite_text="x", concurrency=1
     )
