@@ -39,7 +39,7 @@ from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
 from callcheck.providers.elevenlabs.outbound import sent_override
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
-from callcheck.store.repo import Admission, CallRow, RunBusy, RunItem, RunRow, utcnow
+from callcheck.store.repo import Admission, CallRow, ItemAlreadyPlaced, RunBusy, RunItem, RunRow, utcnow
 
 log = logging.getLogger("callcheck.runs")
 
@@ -249,6 +249,8 @@ async def _place_some(
     for item in items:
         try:
             call = await _place(services, run, item.id, planned[item.position], allowed, admission)
+        except ItemAlreadyPlaced:  # another process placed this one meanwhile (nothing was stored or dialed here)
+            continue
         except RunBusy as exc:  # the cap (some other process placed one) or the rate: wait for a place
             return started, min(exc.wait_s, 60.0) if exc.wait_s is not None else TICK_S
         except LimitReached as exc:
