@@ -103,6 +103,12 @@ async def running_services(
         from callcheck.api.metrics import count_upstream_errors
 
         count_upstream_errors(services)
+        if not db.is_sqlite(url):
+            # Live updates from every process on the database (jobs/notify.py), before any work starts.
+            from callcheck.jobs.notify import bridged
+
+            conninfo = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+            await stack.enter_async_context(bridged(services.notifier, conninfo))
         if effective.workers:
             from callcheck.jobs.monitors import MonitorScheduler  # imported first: its workflows exist at launch
             from callcheck.jobs.tracking import Tracker

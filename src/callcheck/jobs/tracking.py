@@ -679,6 +679,8 @@ class Tracker:
                 )
                 await self.lease.register()
                 self.services.executor_id = self.executor_id
+                # A call watched live through another process (one without workers) is polled often here.
+                self.services.notifier.on_watched = self.looked_at
                 await self.lease.adopt_dead()
                 await self.start_orphans()
                 self._background.append(asyncio.create_task(self.lease.run(), name="callcheck-lease"))
