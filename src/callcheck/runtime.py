@@ -59,18 +59,17 @@ async def web_lease(services: Services) -> AsyncIterator[None]:
     from callcheck.jobs.executors import Lease, new_executor_id
     from callcheck.store.executors import ExecutorStore
 
-    lease = Lease(
-        ExecutorStore(services.store.engine), new_executor_id("web"), "web", services.settings.executor_lease_s
-    )
-    await lease.register()
-    services.executor_id = lease.executor_id
-    beat = asyncio.create_task(lease.run(), name="callcheck-lease")
-    try:
-        yield
-    finally:
-        beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
-        await lease.release()
+    async with db.lease_engine(services.settings.resolved_database_url()) as engine:
+        lease = Lease(ExecutorStore(engine), new_executor_id("web"), "web", services.settings.executor_lease_s)
+        await lease.register()
+        services.executor_id = lease.executor_id
+        beat = asyncio.create_task(lease.run(), name="callcheck-lease")
+        try:
+            yield
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            await lease.release()
 
 
 @asynccontextmanager
