@@ -329,7 +329,10 @@ class Store:
                     # before it. (On SQLite the INSERT's write lock does the same: one writer at a time.)
                     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CALLS_LOCK_KEY)))
                 if admission is not None:
-                    await self._admit(conn, admission)
+                    # Stamped once admitted (the lock may have been waited for): the rate counts from the same time.
+                    now = utcnow()
+                    values["created_at"] = values["updated_at"] = now
+                    await self._admit(conn, admission, now.timestamp())
                 await conn.execute(sa.insert(calls).values(**values))
                 await self._within_concurrency(conn, admission is not None)
                 for window in windows:
@@ -355,7 +358,7 @@ class Store:
             raise ItemAlreadyPlaced(run_item_id)
 
     @staticmethod
-    async def _admit(conn: AsyncConnection, admission: Admission) -> None:
+    async def _admit(conn: AsyncConnection, admission: Admission, now: float) -> None:
         """RunBusy when the run may not place a call now: its cap is reached, or its rate says wait."""
         active = await conn.execute(
             sa.select(sa.func.count())
@@ -365,7 +368,6 @@ class Store:
         if active.scalar_one() >= admission.concurrency:
             raise RunBusy(None)
         last = (await conn.execute(sa.select(runs.c.last_placed_at).where(runs.c.id == admission.run_id))).scalar()
-        now = datetime.now(UTC).timestamp()
         if admission.interval_s and last is not None and now - last < admission.interval_s:
             raise RunBusy(admission.interval_s - (now - last))
         await conn.execute(sa.update(runs).where(runs.c.id == admission.run_id).values(last_placed_at=now))
