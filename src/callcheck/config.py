@@ -277,6 +277,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_MINUTE", "max_calls_per_minute"),
         description="Most calls placed in any 60 seconds, all numbers together (0: no limit).",
     )
+    max_concurrent_calls: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_CALL_LIMIT,
+        validation_alias=AliasChoices("CALLCHECK_MAX_CONCURRENT_CALLS", "max_concurrent_calls"),
+        description="Most calls in progress at once, every run and every process together (0: no limit). A suite "
+        "run waits for a place; a single call over it is refused with a 429.",
+    )
     max_calls_per_day: int = Field(
         default=1000,
         ge=0,
@@ -417,6 +425,7 @@ class Settings(BaseSettings):
             per_number_per_day=self.max_calls_per_number_per_day,
             per_minute=self.max_calls_per_minute,
             per_day=self.max_calls_per_day,
+            concurrent=self.max_concurrent_calls,
         )
 
     def missing_call_settings(self) -> list[str]:

@@ -59,18 +59,17 @@ async def web_lease(services: Services) -> AsyncIterator[None]:
     from callcheck.jobs.executors import Lease, new_executor_id
     from callcheck.store.executors import ExecutorStore
 
-    lease = Lease(
-        ExecutorStore(services.store.engine), new_executor_id("web"), "web", services.settings.executor_lease_s
-    )
-    await lease.register()
-    services.executor_id = lease.executor_id
-    beat = asyncio.create_task(lease.run(), name="callcheck-lease")
-    try:
-        yield
-    finally:
-        beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
-        await lease.release()
+    async with db.lease_engine(services.settings.resolved_database_url()) as engine:
+        lease = Lease(ExecutorStore(engine), new_executor_id("web"), "web", services.settings.executor_lease_s)
+        await lease.register()
+        services.executor_id = lease.executor_id
+        beat = asyncio.create_task(lease.run(), name="callcheck-lease")
+        try:
+            yield
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            await lease.release()
 
 
 @asynccontextmanager
@@ -103,6 +102,12 @@ async def running_services(
         from callcheck.api.metrics import count_upstream_errors
 
         count_upstream_errors(services)
+        if not db.is_sqlite(url):
+            # Live updates from every process on the database (jobs/notify.py), before any work starts.
+            from callcheck.jobs.notify import bridged
+
+            conninfo = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+            await stack.enter_async_context(bridged(services.notifier, conninfo))
         if effective.workers:
             from callcheck.jobs.monitors import MonitorScheduler  # imported first: its workflows exist at launch
             from callcheck.jobs.tracking import Tracker

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +63,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for the URL."""
+def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
+    """An async engine for the URL; with `pool_size` (PostgreSQL), a pool of that many connections and no more."""
     async_url, _ = _urls(url)
     if async_url.get_backend_name() == "sqlite":
         _prepare_sqlite_file(async_url)
         engine = create_async_engine(async_url)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    if pool_size is not None:
+        return create_async_engine(async_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0)
     return create_async_engine(async_url, pool_pre_ping=True)
+
+
+@asynccontextmanager
+async def lease_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    """A connection of its own for a process's lease (jobs/executors.py): a heartbeat never waits behind the
+    requests and workflows that use up the main pool under load, so a busy process is not taken for dead."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def alembic_config(url: str) -> Config:
