@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from callcheck.config import DEFAULT_API_BASE, MIN_SECRET_KEY_CHARS, Settings, env_name, settings_problems
 from callcheck.errors import ConfigurationError
+from callcheck.runtime import session_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +118,7 @@ def test_a_data_dir_that_cannot_hold_the_key_is_a_configuration_error(tmp_path: 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ConfigurationError) as caught:
-        Settings(_env_file=None, data_dir=blocker / "data").session_secret()  # type: ignore[call-arg]
+        session_secret(Settings(_env_file=None, data_dir=blocker / "data"))  # type: ignore[call-arg]
     assert caught.value.message.startswith(f"Cannot keep the cookie-signing key in {blocker / 'data' / 'secret_key'}")
     assert "CALLCHECK_DATA_DIR" in caught.value.message
 

@@ -6,11 +6,7 @@ docs/configuration.md, so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
-import secrets
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -21,8 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callcheck.domain.destinations import DialRules
 from callcheck.domain.limits import CallLimits
 from callcheck.domain.pacing import MAX_SANDBOX_TIME_SCALE
-from callcheck.errors import ConfigurationError
-from callcheck.store.files import private_dir
 
 # A generated key has 64; one set by hand should not be guessable either.
 MIN_SECRET_KEY_CHARS = 32
@@ -394,48 +388,6 @@ class Settings(BaseSettings):
             "ELEVENLABS_AGENT_PHONE_NUMBER_ID": self.elevenlabs_agent_phone_number_id or "",
         }
         return [name for name in REQUIRED_CALL_SETTINGS if not values[name].strip()]
-
-    def session_secret(self) -> str:
-        """The cookie-signing key: configured, or generated once and kept (mode 0600) in the data directory.
-
-        The file appears whole or not at all (written aside, then linked into place), so a process starting alongside
-        never reads it half-written; an empty or short file is refused rather than signing cookies with it.
-        """
-        if self.secret_key and self.secret_key.get_secret_value():
-            return self.secret_key.get_secret_value()
-        path = self.data_dir / "secret_key"
-        try:
-            key = self._kept_secret(path)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"Cannot keep the cookie-signing key in {path}: {exc.strerror or exc} "
-                "(check CALLCHECK_DATA_DIR, or set CALLCHECK_SECRET_KEY)."
-            ) from exc
-        if len(key) < MIN_SECRET_KEY_CHARS:
-            raise ConfigurationError(
-                f"The cookie-signing key in {path} is too short to be safe (under {MIN_SECRET_KEY_CHARS} characters): "
-                "delete the file to have a new one made, or set CALLCHECK_SECRET_KEY."
-            )
-        return key
-
-    def _kept_secret(self, path: Path) -> str:
-        """The key in `path`, generated there first when absent (blocking file I/O; OSError when it cannot be)."""
-        if not path.exists():
-            private_dir(self.data_dir)
-            fd, aside = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")  # mode 0600
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_urlsafe(48))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                # link, not rename: when two processes race, the first key stays and both read it.
-                with contextlib.suppress(FileExistsError):
-                    os.link(aside, path)
-            finally:
-                os.unlink(aside)
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)  # readable only by its owner, whoever loosened it
-        return path.read_text().strip()
 
 
 def _listed(value: str | None) -> list[str]:
