@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
 from callcheck.domain.limits import CallLimits, Window
+from callcheck.domain.storable import unstorable
 from callcheck.errors import InvalidInput, LimitReached
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 from callcheck.store.tokens import TokenStore
-from callcheck.text import unstorable
 
 # The PostgreSQL advisory lock that makes "count the recent calls, then record one" atomic across processes.
 CALLS_LOCK_KEY = 0x63616C6C73  # "calls"
