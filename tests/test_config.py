@@ -192,7 +192,7 @@ def test_names_without_the_prefix_are_not_settings(monkeypatch: pytest.MonkeyPat
     """A stray DATABASE_URL or WORKERS from another program's environment does not reach callcheck's settings."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://someone-else/db")
     monkeypatch.setenv("WORKERS", "false")
-    monkeypatch.setenv("CALLCHECK_ELEVENLABS_AGENT_ID", "not-a-name")  # the seed's names have no prefix
+    monkeypatch.setenv("AGENT_ID", "not-a-name")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (settings.database_url, settings.workers, settings.elevenlabs_agent_id) == (None, True, None)
 
