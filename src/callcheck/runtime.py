@@ -101,6 +101,19 @@ async def web_lease(services: Services) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
+async def store_services(settings: Settings) -> AsyncIterator[Services]:
+    """The migrated store and an HTTP client, without sandbox or workers (`callcheck monitor ...`); closed on exit."""
+    url = settings.resolved_database_url()
+    await asyncio.to_thread(db.upgrade, url)
+    engine = db.create_engine(url)
+    try:
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+            yield Services(settings=settings, store=Store(engine), http=http)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
 async def running_services(
     settings: Settings, executor_id: str | None = None, role: str = "server"
 ) -> AsyncIterator[Services]:
