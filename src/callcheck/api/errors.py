@@ -14,10 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callcheck.errors import (
     CallcheckError,
+    CallNotPlaced,
     ConfigurationError,
     Conflict,
     DestinationRefused,
     InvalidInput,
+    KeyReused,
     LimitReached,
     NotFound,
     Unauthorized,
@@ -36,6 +38,8 @@ STATUS_BY_ERROR: list[tuple[type[CallcheckError], int]] = [
     (DestinationRefused, 403),
     (LimitReached, 429),
     (Conflict, 409),
+    (KeyReused, 422),
+    (CallNotPlaced, 500),
     (ConfigurationError, 500),
     (UpstreamError, 502),
 ]

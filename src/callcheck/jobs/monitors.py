@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from callcheck.config import Settings
 from callcheck.domain.alerts import alert_message
+from callcheck.domain.lifecycle import RunState
 from callcheck.domain.monitoring import (
     AlertKind,
     MonitorStatus,
@@ -371,7 +372,11 @@ async def claim(services: Services, monitor_id: str, slot: int, manual: bool) ->
             monitor_slot=slot,
         )
         await services.store.runs.update_run(
-            run.id, state="failed", exit_code=2, finished_at=utcnow(), error=f"The run could not start: {exc.message}"
+            run.id,
+            state=RunState.FAILED,
+            exit_code=2,
+            finished_at=utcnow(),
+            error=f"The run could not start: {exc.message}",
         )
         start = False
     await _done_with(monitors, monitor_id, slot, manual)

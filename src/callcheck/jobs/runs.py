@@ -19,7 +19,7 @@ from dbos import DBOS, SetWorkflowID
 from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, verdict_for
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
-from callcheck.domain.lifecycle import CallState
+from callcheck.domain.lifecycle import CallState, ItemStatus, RunState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
 from callcheck.errors import (
     ConfigurationError,
@@ -182,7 +182,7 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
     active = [item for item, call in with_calls if item.status == "placed" and call and not call.state.terminal]
     pending = [i for i in items if i.status == "pending"]
     if run.state == "cancelling" and pending:
-        await runs.mark_items([i.id for i in pending], "skipped")
+        await runs.mark_items([i.id for i in pending], ItemStatus.SKIPPED)
         pending = []
     started: list[str] = []
     wait = TICK_S
@@ -239,7 +239,7 @@ def _still_pending(pending: list[RunItem], started: list[str]) -> list[RunItem]:
 
 async def _give_up(services: Services, run_id: str, pending: list[RunItem], reason: str) -> None:
     """Stop a run from placing calls for good (its agent is gone, settings missing): the rest is skipped."""
-    await services.store.runs.mark_items([i.id for i in pending], "skipped")
+    await services.store.runs.mark_items([i.id for i in pending], ItemStatus.SKIPPED)
     await services.store.runs.update_run(run_id, error=reason)
     log.warning("run %s: %s", run_id, reason)
 
@@ -348,7 +348,7 @@ async def finish(services: Services, run_id: str) -> int:
     exit_code = EXIT_COULD_NOT_RUN if failed else report.exit_code
     await runs.update_run(
         run_id,
-        state="failed" if failed else ("cancelled" if cancelled else "completed"),
+        state=RunState.FAILED if failed else (RunState.CANCELLED if cancelled else RunState.COMPLETED),
         finished_at=utcnow(),
         report=report.model_dump(mode="json"),
         exit_code=exit_code,

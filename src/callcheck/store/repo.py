@@ -10,16 +10,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, Unpack, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
+from callcheck.domain.lifecycle import (
+    TERMINAL_STATES,
+    CallErrorKind,
+    CallState,
+    ItemStatus,
+    RunState,
+    can_move,
+    item_sources,
+    run_sources,
+)
 from callcheck.domain.limits import CallLimits, Window
 from callcheck.domain.storable import unstorable
 from callcheck.errors import InvalidInput, LimitReached
+from callcheck.store.fields import CallChanges, NewCall, NewRun, RunChanges
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 from callcheck.store.tokens import TokenStore
 
@@ -127,11 +137,13 @@ class CallRow:
     token_name: str | None = None  # the API token that placed it
     events: list[CallEvent] = field(default_factory=list)
     placed_by: str | None = None  # the executor that dialed it (PostgreSQL; jobs/executors.py)
+    error_kind: CallErrorKind | None = None  # what `error` means for a replay; None: no error, or of no kind
 
 
 def _call(row: sa.Row[Any]) -> CallRow:
     data = dict(row._mapping)
     data["state"] = CallState(data["state"])
+    data["error_kind"] = CallErrorKind(data["error_kind"]) if data.get("error_kind") else None
     for key in ("created_at", "updated_at", "ended_at"):
         data[key] = _aware(data[key])
     return CallRow(**data)
@@ -143,7 +155,17 @@ def _call_from_values(values: dict[str, Any]) -> CallRow:
     data["simulated"] = False
     data.update(values)
     data["state"] = CallState(data["state"])
+    data["error_kind"] = CallErrorKind(data["error_kind"]) if data.get("error_kind") else None
     return CallRow(**data)
+
+
+def _error_with_its_kind(values: dict[str, Any]) -> None:
+    """A cleared error clears its kind. An error written without a kind keeps the one stored: a call left DIALING
+    by a lost answer is failed later with the same error text, which is still of the dial's kind."""
+    if "error" in values and values["error"] is None:
+        values["error_kind"] = None
+    elif values.get("error_kind") is not None:
+        values["error_kind"] = CallErrorKind(values["error_kind"]).value
 
 
 @dataclass
@@ -279,7 +301,7 @@ class Store:
 
     # -- calls ------------------------------------------------------------------------------------------------
 
-    async def create_call(self, run_item_id: int | None = None, **values: Any) -> CallRow:
+    async def create_call(self, run_item_id: int | None = None, **fields: Unpack[NewCall]) -> CallRow:
         """Store a new call (state and origin given by the caller) and its first event.
 
         With `run_item_id`, the suite run's planned call is marked placed with this call in the same transaction,
@@ -287,6 +309,7 @@ class Store:
         when the call would overspend a budget (`self.limits`).
         """
         now = utcnow()
+        values: dict[str, Any] = dict(fields)
         values.setdefault("id", new_id())
         values.setdefault("created_at", now)
         values["updated_at"] = now
@@ -305,8 +328,8 @@ class Store:
                 if run_item_id is not None:
                     marked = await conn.execute(
                         sa.update(run_items)
-                        .where(run_items.c.id == run_item_id, run_items.c.status == "pending")
-                        .values(status="placed", call_id=values["id"])
+                        .where(run_items.c.id == run_item_id, run_items.c.status.in_(item_sources(ItemStatus.PLACED)))
+                        .values(status=ItemStatus.PLACED.value, call_id=values["id"])
                     )
                     if marked.rowcount != 1:
                         raise ItemAlreadyPlaced(run_item_id)
@@ -420,10 +443,13 @@ class Store:
                 )
         return found
 
-    async def update_call(self, call_id: str, event: tuple[str, str | None] | None = None, **values: Any) -> None:
+    async def update_call(
+        self, call_id: str, event: tuple[str, str | None] | None = None, **fields: Unpack[CallChanges]
+    ) -> None:
         """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
         transaction when given: a reader never sees the change without the event that tells of it."""
-        assert "state" not in values, "use move_call to change a state"
+        values: dict[str, Any] = dict(fields)
+        _error_with_its_kind(values)
         check_lengths(calls, values)
         now = utcnow()
         values["updated_at"] = now
@@ -436,11 +462,15 @@ class Store:
             if event is not None:
                 await self._event(conn, call_id, event[0], None, event[1], now, turns)
 
-    async def move_call(self, call_id: str, new: CallState, detail: str | None = None, **values: Any) -> bool:
+    async def move_call(
+        self, call_id: str, new: CallState, detail: str | None = None, **fields: Unpack[CallChanges]
+    ) -> bool:
         """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed.
 
         The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
         """
+        values: dict[str, Any] = dict(fields)
+        _error_with_its_kind(values)
         check_lengths(calls, values)
         sources = [s.value for s in CallState if can_move(s, new)]
         if not sources:
@@ -560,7 +590,7 @@ class RunItem:
     display_name: str
     scenario: str
     repeat: int
-    status: str  # pending | placed | skipped
+    status: ItemStatus
     call_id: str | None
 
 
@@ -572,7 +602,7 @@ class RunRow:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    state: str
+    state: RunState
     name: str
     source_name: str
     suite_text: str
@@ -594,6 +624,7 @@ def _run(row: sa.Row[Any]) -> RunRow:
     data = dict(row._mapping)
     for key in ("created_at", "updated_at", "finished_at"):
         data[key] = _aware(data[key])
+    data["state"] = RunState(data["state"])
     return RunRow(**data)
 
 
@@ -603,12 +634,15 @@ class RunStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create_run(self, items: list[tuple[str, str, int]], **values: Any) -> RunRow:
-        """Store a run and its planned calls (display name, scenario, repeat), all pending."""
+    async def create_run(self, items: list[tuple[str, str, int]], **fields: Unpack[NewRun]) -> RunRow:
+        """Store a run (running) and its planned calls (display name, scenario, repeat), all pending."""
         now = utcnow()
+        values: dict[str, Any] = dict(fields)
         values.setdefault("id", new_id())
         async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(runs).values(created_at=now, updated_at=now, state="running", **values))
+            await conn.execute(
+                sa.insert(runs).values(created_at=now, updated_at=now, state=RunState.RUNNING.value, **values)
+            )
             if items:
                 await conn.execute(
                     sa.insert(run_items),
@@ -619,7 +653,7 @@ class RunStore:
                             "display_name": d,
                             "scenario": s,
                             "repeat": r,
-                            "status": "pending",
+                            "status": ItemStatus.PENDING.value,
                         }
                         for i, (d, s, r) in enumerate(items)
                     ],
@@ -646,7 +680,8 @@ class RunStore:
         """Runs still running or being cancelled: a server's (`owned=False`) or `callcheck run` processes'."""
         owner = runs.c.owner.is_not(None) if owned else runs.c.owner.is_(None)
         async with self.engine.connect() as conn:
-            rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(["running", "cancelling"]), owner))
+            unfinished = [state.value for state in RunState if not state.terminal]
+            rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(unfinished), owner))
             return [_run(r) for r in rows.all()]
 
     async def items(self, run_id: str) -> list[RunItem]:
@@ -656,14 +691,22 @@ class RunStore:
                 sa.select(run_items).where(run_items.c.run_id == run_id).order_by(run_items.c.position)
             )
             return [
-                RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, r.status, r.call_id) for r in rows.all()
+                RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, ItemStatus(r.status), r.call_id)
+                for r in rows.all()
             ]
 
-    async def update_run(self, run_id: str, **values: Any) -> None:
-        """Set fields of a run."""
-        values["updated_at"] = utcnow()
+    async def update_run(self, run_id: str, **fields: Unpack[RunChanges]) -> bool:
+        """Set fields of a run; with a state, only when the run may move to it (RUN_MOVES). False when not written."""
+        values: dict[str, Any] = dict(fields, updated_at=utcnow())
+        where = runs.c.id == run_id
+        new = fields.get("state")
+        if new is not None:
+            # Conditional on the state, in the one statement: a run finished twice (two processes) is written once.
+            where = where & runs.c.state.in_(run_sources(RunState(new)))
+            values["state"] = RunState(new).value
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+            result = await conn.execute(sa.update(runs).where(where).values(**values))
+        return result.rowcount == 1
 
     async def request_cancel(self, run_id: str) -> bool:
         """Ask a running run to stop placing calls; False when it is not running."""
@@ -672,17 +715,22 @@ class RunStore:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(runs)
-                .where(runs.c.id == run_id, runs.c.state == "running")
-                .values(state="cancelling", updated_at=utcnow())
+                .where(runs.c.id == run_id, runs.c.state.in_(run_sources(RunState.CANCELLING)))
+                .values(state=RunState.CANCELLING.value, updated_at=utcnow())
             )
         return result.rowcount == 1
 
-    async def mark_items(self, item_ids: list[int], status: str) -> None:
-        """Set the status of planned calls (placing one goes through Store.create_call instead)."""
+    async def mark_items(self, item_ids: list[int], status: ItemStatus) -> None:
+        """Set the status of planned calls that may take it (placing one goes through Store.create_call instead)."""
         if not item_ids:
             return
+        sources = item_sources(ItemStatus(status))
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(run_items).where(run_items.c.id.in_(item_ids)).values(status=status))
+            await conn.execute(
+                sa.update(run_items)
+                .where(run_items.c.id.in_(item_ids), run_items.c.status.in_(sources))
+                .values(status=ItemStatus(status).value)
+            )
 
 
 class ItemAlreadyPlaced(Exception):
