@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from callcheck.jobs.notify import BRIDGED_FALLBACK_S, LOCAL_FALLBACK_S, WATCH_PREFIX, Notifier
+from callcheck.notifier import BRIDGED_FALLBACK_S, LOCAL_FALLBACK_S, WATCH_PREFIX, Notifier
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import fresh_postgres_database, settings_for
 

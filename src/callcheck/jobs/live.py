@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from callcheck.jobs.notify import WATCH_AGAIN_S, WATCH_PREFIX
+from callcheck.notifier import WATCH_AGAIN_S, WATCH_PREFIX
 from callcheck.services import Services
 from callcheck.store.repo import CallEvent, CallRow, utcnow
 
@@ -65,7 +65,7 @@ def settled(call: CallRow) -> bool:
 
 
 async def _wait_for_news(services: Services, call_id: str, shutdown: anyio.Event) -> None:
-    """Until the call's topic is published (in any process on PostgreSQL: jobs/notify.py), the notifier's fallback
+    """Until the call's topic is published (in any process on PostgreSQL: notifier.py), the notifier's fallback
     re-read is due, or the server starts shutting down."""
     async with anyio.create_task_group() as group:
 

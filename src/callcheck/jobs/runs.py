@@ -33,7 +33,7 @@ from callcheck.errors import (
 )
 from callcheck.jobs.destinations import check_destination
 from callcheck.jobs.placing import CallRequest, dial, record_call
-from callcheck.jobs.tracking import _on_app_loop, follow_call, track_workflow_task, workflow_id
+from callcheck.jobs.tracking import follow_call, on_app_loop, track_workflow_task, workflow_id
 from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
 from callcheck.providers.elevenlabs.outbound import sent_override
 from callcheck.providers.llm import judge_from_settings
@@ -392,12 +392,12 @@ async def finish(services: Services, run_id: str) -> int:
 
 @DBOS.step(name="callcheck.run_tick")
 async def _tick_step(run_id: str) -> dict[str, Any]:
-    return await _on_app_loop(lambda s: tick(s, run_id))
+    return await on_app_loop(lambda s: tick(s, run_id))
 
 
 @DBOS.step(name="callcheck.run_finish")
 async def _finish_step(run_id: str) -> int:
-    return await _on_app_loop(lambda s: finish(s, run_id))
+    return await on_app_loop(lambda s: finish(s, run_id))
 
 
 @DBOS.workflow(name="callcheck.run_suite")

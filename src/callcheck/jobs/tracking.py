@@ -77,7 +77,7 @@ class _Runtime:
     # Workflows running on the app's loop (those started here; DBOS runs the ones it recovers on a loop of its own),
     # cancelled at shutdown before DBOS is destroyed: see Tracker.running.
     workflows: set[asyncio.Task[Any]] = field(default_factory=set)
-    # Set when shutdown begins: no new step work starts (_on_app_loop).
+    # Set when shutdown begins: no new step work starts (on_app_loop).
     closing: bool = False
 
 
@@ -89,7 +89,7 @@ def workflow_id(call_id: str) -> str:
     return f"call-{call_id}"
 
 
-async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
+async def on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
     """Run `work(services)` on the app's event loop, from whichever loop DBOS runs the workflow on."""
     runtime = _runtime
     if runtime is None:
@@ -573,23 +573,23 @@ async def _ensure_placed_step(call_id: str) -> tuple[float, str | None, str]:
         cap = call.timeout_s if call is not None and call.timeout_s else services.settings.call_timeout_s
         return time.time() + cap, call.run_id if call is not None else None, state
 
-    return await _on_app_loop(place)
+    return await on_app_loop(place)
 
 
 @DBOS.step(name="callcheck.wait_for_end", retries_allowed=False)
 async def _wait_step(call_id: str, deadline: float) -> str:
     # Interrupted (a shutdown, a crash), nothing is recorded: the resumed workflow waits again, to the same deadline.
-    return await _on_app_loop(lambda s: _tracker(s).follower.wait_for_end(call_id, deadline))
+    return await on_app_loop(lambda s: _tracker(s).follower.wait_for_end(call_id, deadline))
 
 
 @DBOS.step(name="callcheck.time_out")
 async def _time_out_step(call_id: str) -> str:
-    return await _on_app_loop(lambda s: time_out(s, call_id))
+    return await on_app_loop(lambda s: time_out(s, call_id))
 
 
 @DBOS.step(name="callcheck.recording")
 async def _recording_step(call_id: str) -> bool:
-    return await _on_app_loop(lambda s: fetch_recording(s, call_id))
+    return await on_app_loop(lambda s: fetch_recording(s, call_id))
 
 
 @DBOS.workflow(name="callcheck.follow_call")

@@ -38,6 +38,20 @@ def sync_url(url: str) -> str:
     return _urls(url)[1].render_as_string(hide_password=False)
 
 
+def shown_url(url: str) -> str:
+    """The database URL for a person: without its password or query (which may carry one)."""
+    return make_url(url).set(query={}).render_as_string(hide_password=True)
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` (a driver's error, say) with the URL's password, wherever it appears, replaced by ***."""
+    try:
+        password = make_url(url).password
+    except (sa.exc.ArgumentError, ValueError):
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
 def is_sqlite(url: str) -> bool:
     """True for a SQLite URL."""
     return _urls(url)[1].get_backend_name() == "sqlite"

@@ -27,11 +27,11 @@ from callcheck.domain.lifecycle import (
     run_sources,
 )
 from callcheck.domain.limits import CallLimits, Window, concurrent_refusal
+from callcheck.domain.storable import unstorable
 from callcheck.errors import InvalidInput, LimitReached
 from callcheck.store.fields import CallChanges, NewCall, NewRun, RunChanges
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 from callcheck.store.tokens import TokenStore
-from callcheck.text import unstorable
 
 # The PostgreSQL advisory lock that makes "count the recent calls, then record one" atomic across processes.
 CALLS_LOCK_KEY = 0x63616C6C73  # "calls"
