@@ -35,7 +35,6 @@ from callcheck.providers.elevenlabs.agent_profile import (
     webhook_manual_step,
 )
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
-from callcheck.text import counted
 
 Status = Literal["pass", "fail", "warn", "skip"]
 SETUP = "Run `callcheck agent setup` (add --dry-run first to see what it would change)."
@@ -462,10 +461,7 @@ def _database_check(settings: Settings) -> Check:
         current = db.current_revision(url)
         head = db.head_revision(url)
     except Exception as exc:
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        password = _password_of(url)
-        if password:
-            text = text.replace(password, "***")
+        text = db.scrubbed(str(exc).splitlines()[0] if str(exc) else "", url)
         return _fail(
             "database",
             f"Could not open the database ({type(exc).__name__}: {text[:300]}).",
@@ -476,33 +472,6 @@ def _database_check(settings: Settings) -> Check:
     if current != head:
         return _fail("database", f"The database is at schema revision {current}; this callcheck needs {head}.", fix)
     return _pass("database", f"The database is reachable and migrated (revision {head}).")
-
-
-def _password_of(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).password
-    except Exception:
-        return None
-
-
-def format_report(report: DoctorReport) -> str:
-    """The doctor's report for a person: one line per check, with its fix under each problem."""
-    marks = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "skip"}
-    lines = []
-    for check in report.checks:
-        lines.append(f"[{marks[check.status]}] {check.name}: {check.message}")
-        if check.fix and check.status in ("fail", "warn"):
-            lines.append(f"       fix: {check.fix}")
-    failed = sum(1 for c in report.checks if c.status == "fail")
-    skipped = sum(1 for c in report.checks if c.status == "skip")
-    warned = sum(1 for c in report.checks if c.status == "warn")
-    if report.ok:
-        lines.append("All checks passed." if not warned else f"All checks passed ({counted(warned, 'warning')}).")
-    else:
-        lines.append(f"{counted(failed, 'check')} failed, {skipped} skipped.")
-    return "\n".join(lines)
 
 
 # The page's setup panel and GET /api/doctor ask ElevenLabs twice per run: a server answers from a report at most

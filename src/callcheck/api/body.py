@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcheck.api.errors import error_response
+from callcheck.domain.storable import unstorable, without_nul
 from callcheck.errors import InvalidInput, UnsupportedMediaType
-from callcheck.text import unstorable, without_nul
 
 TOO_LARGE = "Request body is too large."
 M = TypeVar("M", bound="BodyModel")

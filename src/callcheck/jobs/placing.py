@@ -21,7 +21,7 @@ from callcheck.providers.elevenlabs.agent_profile import explain_refused_overrid
 from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override
 from callcheck.services import Services
 from callcheck.store.fields import CallChanges
-from callcheck.store.repo import CallRow, DuplicateKey, new_id
+from callcheck.store.repo import Admission, CallRow, DuplicateKey, new_id
 
 log = logging.getLogger("callcheck.placing")
 
@@ -49,8 +49,12 @@ class CallRequest:
     token_name: str | None = None  # the API token that asked for it (a run's calls: the run's)
 
 
-async def record_call(services: Services, request: CallRequest, state: CallState) -> CallRow:
-    """Store a call about to be placed (DIALING) or waiting for a worker (QUEUED). Checks settings first."""
+async def record_call(
+    services: Services, request: CallRequest, state: CallState, *, admission: Admission | None = None
+) -> CallRow:
+    """Store a call about to be placed (DIALING) or waiting for a worker (QUEUED). Checks settings first.
+
+    A suite run's call brings its `admission` (the run's caps, held by the database across processes)."""
     client_settings = services.settings
     services.client()  # raises MissingSettings before anything is stored
     await check_destination(services, request.to_number)  # DestinationRefused; budgets are checked by create_call
@@ -68,6 +72,7 @@ async def record_call(services: Services, request: CallRequest, state: CallState
     )
     return await services.store.create_call(
         request.run_item_id,
+        admission=admission,
         id=call_id,
         state=state.value,
         simulated=services.simulated,

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar, Unpack, cast
 
 import sqlalchemy as sa
@@ -26,15 +26,38 @@ from callcheck.domain.lifecycle import (
     item_sources,
     run_sources,
 )
-from callcheck.domain.limits import CallLimits, Window
+from callcheck.domain.limits import CallLimits, Window, concurrent_refusal
+from callcheck.domain.storable import unstorable
 from callcheck.errors import InvalidInput, LimitReached
 from callcheck.store.fields import CallChanges, NewCall, NewRun, RunChanges
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 from callcheck.store.tokens import TokenStore
-from callcheck.text import unstorable
 
 # The PostgreSQL advisory lock that makes "count the recent calls, then record one" atomic across processes.
 CALLS_LOCK_KEY = 0x63616C6C73  # "calls"
+
+# The states of calls under way (not final): what the concurrency caps count.
+_TERMINAL = sorted(state.value for state in TERMINAL_STATES)
+# When a single call refused by CALLCHECK_MAX_CONCURRENT_CALLS is told to try again (calls last minutes; a guess).
+CONCURRENT_RETRY = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A suite run's call asking for a place: at most `concurrency` of its calls under way, one every `interval_s`."""
+
+    run_id: str
+    concurrency: int
+    interval_s: float = 0.0
+
+
+class RunBusy(Exception):
+    """A run's call may not be placed now; `wait_s`: when it may (None: when one of the calls under way ends)."""
+
+    def __init__(self, wait_s: float | None) -> None:
+        super().__init__(wait_s)
+        self.wait_s = wait_s
+
 
 # The owner of a run a server took over from a stopped `callcheck run` (its DBOS executor id).
 SERVER_OWNER = "local"
@@ -301,12 +324,19 @@ class Store:
 
     # -- calls ------------------------------------------------------------------------------------------------
 
-    async def create_call(self, run_item_id: int | None = None, **fields: Unpack[NewCall]) -> CallRow:
+    async def create_call(
+        self, run_item_id: int | None = None, *, admission: Admission | None = None, **fields: Unpack[NewCall]
+    ) -> CallRow:
         """Store a new call (state and origin given by the caller) and its first event.
 
         With `run_item_id`, the suite run's planned call is marked placed with this call in the same transaction,
         so a crash can never leave a planned call without its call, or give it two. LimitReached, storing nothing,
-        when the call would overspend a budget (`self.limits`).
+        when the call would overspend a budget (`self.limits`). With `admission` (a run's call), RunBusy, storing
+        nothing, when the run already has its cap of calls under way, placed its last call too recently for its
+        rate, or CALLCHECK_MAX_CONCURRENT_CALLS calls are under way: the run waits, it does not stop.
+
+        Every check counts what is committed, under one lock (PostgreSQL's advisory lock; SQLite's single writer),
+        so the caps hold across every process on the database, not only within one.
         """
         now = utcnow()
         values: dict[str, Any] = dict(fields)
@@ -317,28 +347,66 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 windows = self.limits.windows()
-                if windows and conn.dialect.name == "postgresql":
-                    # One call recorded at a time, in every process: the count below then sees every call committed
+                if (windows or admission or self.limits.concurrent) and conn.dialect.name == "postgresql":
+                    # One call recorded at a time, in every process: the counts below then see every call committed
                     # before it. (On SQLite the INSERT's write lock does the same: one writer at a time.)
                     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CALLS_LOCK_KEY)))
+                if admission is not None:
+                    # Stamped once admitted (the lock may have been waited for): the rate counts from the same time.
+                    now = utcnow()
+                    values["created_at"] = values["updated_at"] = now
+                    await self._admit(conn, admission, now.timestamp())
                 await conn.execute(sa.insert(calls).values(**values))
+                await self._within_concurrency(conn, admission is not None)
                 for window in windows:
                     await self._within_budget(conn, window, values["to_number"], values["created_at"])
                 await self._event(conn, values["id"], "state", str(values["state"]), None, now)
                 if run_item_id is not None:
-                    marked = await conn.execute(
-                        sa.update(run_items)
-                        .where(run_items.c.id == run_item_id, run_items.c.status.in_(item_sources(ItemStatus.PLACED)))
-                        .values(status=ItemStatus.PLACED.value, call_id=values["id"])
-                    )
-                    if marked.rowcount != 1:
-                        raise ItemAlreadyPlaced(run_item_id)
+                    await self._mark_placed(conn, run_item_id, values["id"])
         except IntegrityError as exc:
             if values.get("idempotency_key"):
                 raise DuplicateKey(values["idempotency_key"]) from exc
             raise
         # Built from what was written, not read back: placing a call stays one round trip before the dial.
         return _call_from_values(values)
+
+    @staticmethod
+    async def _mark_placed(conn: AsyncConnection, run_item_id: int, call_id: str) -> None:
+        marked = await conn.execute(
+            sa.update(run_items)
+            .where(run_items.c.id == run_item_id, run_items.c.status.in_(item_sources(ItemStatus.PLACED)))
+            .values(status=ItemStatus.PLACED.value, call_id=call_id)
+        )
+        if marked.rowcount != 1:
+            raise ItemAlreadyPlaced(run_item_id)
+
+    @staticmethod
+    async def _admit(conn: AsyncConnection, admission: Admission, now: float) -> None:
+        """RunBusy when the run may not place a call now: its cap is reached, or its rate says wait."""
+        active = await conn.execute(
+            sa.select(sa.func.count())
+            .select_from(run_items.join(calls, calls.c.id == run_items.c.call_id))
+            .where(run_items.c.run_id == admission.run_id, calls.c.state.not_in(_TERMINAL))
+        )
+        if active.scalar_one() >= admission.concurrency:
+            raise RunBusy(None)
+        last = (await conn.execute(sa.select(runs.c.last_placed_at).where(runs.c.id == admission.run_id))).scalar()
+        if admission.interval_s and last is not None and now - last < admission.interval_s:
+            raise RunBusy(admission.interval_s - (now - last))
+        await conn.execute(sa.update(runs).where(runs.c.id == admission.run_id).values(last_placed_at=now))
+
+    async def _within_concurrency(self, conn: AsyncConnection, waits: bool) -> None:
+        """Over CALLCHECK_MAX_CONCURRENT_CALLS (the call just inserted included): RunBusy for a run's call (it
+        waits), LimitReached for a single call (a 429)."""
+        limit = self.limits.concurrent
+        if not limit:
+            return
+        count = await conn.execute(sa.select(sa.func.count()).select_from(calls).where(calls.c.state.not_in(_TERMINAL)))
+        if count.scalar_one() <= limit:
+            return
+        if waits:
+            raise RunBusy(None)
+        raise LimitReached(concurrent_refusal(limit), "CALLCHECK_MAX_CONCURRENT_CALLS", utcnow() + CONCURRENT_RETRY)
 
     async def _within_budget(self, conn: AsyncConnection, window: Window, number: str, now: datetime) -> None:
         """LimitReached when the calls in `window` (the one just inserted included) are over its limit."""
@@ -694,6 +762,44 @@ class RunStore:
                 RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, ItemStatus(r.status), r.call_id)
                 for r in rows.all()
             ]
+
+    async def progress(self, run_id: str) -> tuple[int, int]:
+        """(planned calls still pending, calls placed and not final yet) of a run, in one query."""
+        placed_active = (run_items.c.status == ItemStatus.PLACED.value) & calls.c.state.not_in(_TERMINAL)
+        query = (
+            sa.select(
+                sa.func.count().filter(run_items.c.status == ItemStatus.PENDING.value),
+                sa.func.count().filter(placed_active),
+            )
+            .select_from(run_items.outerjoin(calls, calls.c.id == run_items.c.call_id))
+            .where(run_items.c.run_id == run_id)
+        )
+        async with self.engine.connect() as conn:
+            pending, active = (await conn.execute(query)).one()
+        return int(pending), int(active)
+
+    async def next_pending(self, run_id: str, limit: int) -> list[RunItem]:
+        """The first `limit` planned calls of a run not placed yet, in order."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(run_items)
+                .where(run_items.c.run_id == run_id, run_items.c.status == ItemStatus.PENDING.value)
+                .order_by(run_items.c.position)
+                .limit(limit)
+            )
+            return [
+                RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, ItemStatus(r.status), r.call_id)
+                for r in rows.all()
+            ]
+
+    async def skip_pending(self, run_id: str) -> None:
+        """Mark every planned call of a run not placed yet skipped (a cancel, a run that gave up)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(run_items)
+                .where(run_items.c.run_id == run_id, run_items.c.status == ItemStatus.PENDING.value)
+                .values(status=ItemStatus.SKIPPED.value)
+            )
 
     async def update_run(self, run_id: str, **fields: Unpack[RunChanges]) -> bool:
         """Set fields of a run; with a state, only when the run may move to it (RUN_MOVES). False when not written."""
