@@ -19,7 +19,7 @@ async def test_only_rows_taken_over_longer_ago_than_the_bound_are_pruned(
     client_for: Any, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     api = await client_for(settings_for(sandbox, tmp_path, workers=False))
-    engine = api.callcheck_app.state.services.store.engine  # type: ignore[attr-defined]
+    engine = api.callcheck_app.state.services.store.engine
     store = ExecutorStore(engine)
     for name in ("old-adopted", "new-adopted", "old-alive"):
         await store.register(name, "server", "host", 1, 10.0)

@@ -166,7 +166,7 @@ async def test_two_processes_ticking_one_run_place_no_more_than_its_cap(
     # the run's cap across them, so exactly `concurrency` calls are placed (nobody follows them: they stay under way).
     first = settings_for(sandbox, tmp_path, workers=False, **NO_LIMITS)
     apis = [await client_for(first), await client_for(first.model_copy())]
-    services = [api.callcheck_app.state.services for api in apis]  # type: ignore[attr-defined]
+    services = [api.callcheck_app.state.services for api in apis]
     items = [(f"s{i}", f"s{i}", 1) for i in range(6)]
     run = await services[0].store.runs.create_run(
         items, name="n", source_name="api", suite_text=json.dumps(suite(6)), concurrency=2
@@ -183,7 +183,7 @@ async def test_the_account_wide_cap_refuses_a_single_call_and_holds_a_run(
     client_for: Any, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     api = await client_for(settings_for(sandbox, tmp_path, workers=False, max_concurrent_calls=1, **NO_LIMITS))
-    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    services = api.callcheck_app.state.services
     assert (await call(api)).status_code == 200  # under way: nobody follows it to its end here
     refused = await call(api, "+15550100004")
     assert_limited(refused, "CALLCHECK_MAX_CONCURRENT_CALLS")

@@ -26,7 +26,7 @@ async def test_a_topic_published_in_one_process_wakes_a_waiter_in_another(
 ) -> None:
     settings = settings_for(sandbox, tmp_path, workers=False, database_url=fresh_postgres_database())
     apis = [await client_for(settings), await client_for(settings.model_copy())]
-    first, second = (api.callcheck_app.state.services.notifier for api in apis)  # type: ignore[attr-defined]
+    first, second = (api.callcheck_app.state.services.notifier for api in apis)
     await asyncio.gather(_listening(first), _listening(second))
     assert second.fallback_s == BRIDGED_FALLBACK_S
     watched: list[str] = []
