@@ -21,6 +21,7 @@ from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import settings_for
+from tests.scripted import ScriptedServer, running
 from tests.servers import AppServer, free_port
 from tests.waiting import wait_for_call
 
@@ -300,6 +301,32 @@ async def test_unknown_conversation_is_kept_and_matched_later(
     await engine.dispose()
     assert final is not None and final.state == CallState.COMPLETED
     assert final.transcript and final.transcript[1]["text"] == "Sure, what size?"
+
+
+async def test_a_webhook_that_beats_the_dials_answer_is_applied_when_the_answer_comes(
+    sandbox: SandboxServer, tmp_path: Path, client_for: Any
+) -> None:
+    # The order that once depended on luck, made certain: the post-call event is kept before the dial's answer
+    # stores the conversation id. No workers, no poll: only the dial itself can apply it.
+    with running(ScriptedServer()) as upstream:
+        upstream.reply = {"success": True, "message": "ok", "conversation_id": "conv_beaten", "callSid": "CA1"}
+        settings = settings_for(
+            sandbox,
+            tmp_path,
+            workers=False,
+            elevenlabs_webhook_secret=SECRET,
+            elevenlabs_api_base=upstream.url,
+            allowed_countries="1",
+        )
+        api = await client_for(settings)
+        body = json.dumps(transcription_event("conv_beaten")).encode()
+        assert (await api.post(PATH, content=body, headers=signed(body))).json() == {"ok": True, "matched": False}
+        placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "Pizza."})
+        assert placed.status_code == 200, placed.text
+        call = (await api.get(f"/api/calls/{placed.json()['id']}")).json()
+    assert call["state"] == "completed"
+    assert call["transcript"][1]["text"] == "Sure, what size?"
+    assert [path for path, _, _ in upstream.requests] == ["/v1/convai/twilio/outbound-call"]  # nothing polled
 
 
 async def test_real_webhook_delivery_ends_the_call_without_waiting_for_a_poll(tmp_path: Path) -> None:
