@@ -22,7 +22,7 @@ from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import settings_for
 from tests.scripted import ScriptedServer, running
-from tests.servers import AppServer, free_port
+from tests.servers import HTTP_TIMEOUT_S, AppServer, free_port
 from tests.waiting import wait_for_call
 
 SECRET = "whsec-test-0123456789abcdef"
@@ -209,7 +209,7 @@ def what_a_call_keeps(call: dict[str, Any]) -> dict[str, Any]:
 async def call_through(settings: Settings, number: str, port: int | None = None) -> dict[str, Any]:
     """Place a call through a real callcheck server and wait for its end; the stored call."""
     with AppServer(settings, port=port) as server:
-        async with httpx.AsyncClient(base_url=server.url) as api:
+        async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT_S) as api:
             placed = await api.post("/api/call", json={"to_number": number, "business_description": "Pizza."})
             return await wait_for_call(api, placed.json()["id"])
 
@@ -338,7 +338,7 @@ async def test_real_webhook_delivery_ends_the_call_without_waiting_for_a_poll(tm
         # Polls are 60 s apart: only the webhook can end this call within the test's deadline.
         settings = settings_for(sandbox, tmp_path, elevenlabs_webhook_secret=SECRET, poll_initial_s=60, poll_max_s=60)
         with AppServer(settings, port=port) as server:
-            async with httpx.AsyncClient(base_url=server.url) as api:
+            async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT_S) as api:
                 response = await api.post(
                     "/api/call", json={"to_number": "+15550100001", "business_description": "A pizza shop."}
                 )
