@@ -12,7 +12,7 @@ from callcheck.api.deps import ServicesDep
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import InvalidInput
-from callcheck.jobs.tracking import apply_webhook, attach_conversation
+from callcheck.jobs.tracking import apply_kept_webhooks, apply_webhook, attach_conversation
 from callcheck.providers.elevenlabs.snapshot import decode_webhook
 from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, check_header, verify
 from callcheck.services import Services
@@ -53,7 +53,15 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
         # Kept for later: the call's conversation id may not be stored yet (the webhook beat our own answer).
         if not await services.store.record_webhook(digest, event.type, conversation_id, event.stored, None):
             return {"ok": True, "duplicate": True}
-        return {"ok": True, "matched": False}
+        # The dial's answer may have stored the id between the look-ups above and this keeping: it looked for kept
+        # webhooks before this one was kept, so look once more, now that it is kept (see jobs/placing.dial).
+        late = await services.store.find_call_by_conversation(conversation_id) if conversation_id else None
+        if late is None:
+            return {"ok": True, "matched": False}
+        await apply_kept_webhooks(services, late.id)
+        if services.tracker is not None:
+            await services.tracker.wake(late.id)
+        return {"ok": True, "matched": True, "call_id": late.id}
     await apply_webhook(services, event)
     # Marked seen only once applied: a delivery that failed half-way (an error, a crash) is applied when re-sent.
     # Two deliveries of it at once may both apply it: state moves are conditional and a recording is kept whole,
