@@ -32,7 +32,7 @@ from callcheck.domain.lifecycle import CallState
 from callcheck.errors import UpstreamError
 from callcheck.providers.elevenlabs.listing import ConversationMark, marks_of, next_cursor, recent_query, untouched
 from callcheck.services import Services
-from callcheck.store.repo import FollowedCall
+from callcheck.store.repo import CallRow, FollowedCall
 
 log = logging.getLogger("callcheck.following")
 
@@ -50,7 +50,7 @@ FETCHES_AT_ONCE = 8
 
 Refresh = Callable[[Services, str], Awaitable[CallState | None]]
 Poll = Callable[[Services, str], Awaitable[str]]
-Found = Callable[[Services, str], Awaitable[None]]
+Found = Callable[[Services, "str | CallRow"], Awaitable[None]]
 
 
 class Follower:
@@ -85,7 +85,7 @@ class Follower:
             if call.state.terminal:
                 return call.state.value
             if call.conversation_id:
-                await self._found(self.services, call_id)  # webhooks that beat the dial's answer
+                await self._found(self.services, call)  # webhooks that beat the dial's answer (the row: no re-read)
             remaining = deadline - time.time()
             if remaining <= 0:
                 return ""

@@ -530,11 +530,12 @@ async def refresh(services: Services, call_id: str) -> CallState | None:
     return await apply_conversation(services, call, snapshot_of(conversation))
 
 
-async def apply_kept_webhooks(services: Services, call_id: str) -> None:
-    """Apply the webhooks that arrived for a call before its conversation id was known."""
-    call = await services.store.get_call(call_id)
-    if call is not None:
-        await apply_stored_webhooks(services, call)
+async def apply_kept_webhooks(services: Services, call: str | CallRow) -> None:
+    """Apply the webhooks that arrived for a call (its id, or its row just read) before its conversation id was
+    known."""
+    row = await services.store.get_call(call) if isinstance(call, str) else call
+    if row is not None:
+        await apply_stored_webhooks(services, row)
 
 
 # -- the workflow ------------------------------------------------------------------------------------------------
@@ -581,11 +582,20 @@ async def _recording_step(call_id: str) -> bool:
     return await _on_app_loop(lambda s: fetch_recording(s, call_id))
 
 
+# What the placer already knows of a call it placed: (its deadline as unix time, its run's id, its state once placed).
+Placed = tuple[float, str | None, str]
+
+
 @DBOS.workflow(name="callcheck.follow_call")
-async def follow_call(call_id: str) -> str:
-    """Follow one call from placing to its final state and recording."""
+async def follow_call(call_id: str, placed_already: Placed | None = None) -> str:
+    """Follow one call from placing to its final state and recording.
+
+    `placed_already` is given by the request that just placed the call (place_call): the call needs no placing and
+    its deadline is known, so the workflow skips the placing step (a recorded step and three reads less per call).
+    It is part of the workflow's recorded input, so a resumed workflow takes the same path.
+    """
     track_workflow_task()
-    deadline, run_id, placed = await _ensure_placed_step(call_id)
+    deadline, run_id, placed = placed_already or await _ensure_placed_step(call_id)
     state = CallState(placed)
     if not state.terminal:
         ended = await _wait_step(call_id, deadline)
@@ -628,7 +638,7 @@ class Tracker:
         self.adopted_runs: set[str] = set()
         self.follower = Follower(services, refresh=refresh, poll=poll_once, found=apply_kept_webhooks)
         # Calls placed by a request, whose workflows are started after the answer went out (follow_soon).
-        self._to_start: asyncio.Queue[str] = asyncio.Queue()
+        self._to_start: asyncio.Queue[tuple[str, Placed | None]] = asyncio.Queue()
         self._background: list[asyncio.Task[None]] = []
 
     def _dbos_config(self) -> dict[str, Any]:
@@ -874,23 +884,26 @@ class Tracker:
         # Errors of the workflows themselves are already recorded on their calls; only their end mattered here.
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def follow(self, call_id: str) -> None:
-        """Start following a call (a no-op when its workflow exists already)."""
+    async def follow(self, call_id: str, placed: Placed | None = None) -> None:
+        """Start following a call (a no-op when its workflow exists already); `placed` when it was just placed."""
         with SetWorkflowID(workflow_id(call_id)):
-            await DBOS.start_workflow_async(follow_call, call_id)
+            if placed is None:
+                await DBOS.start_workflow_async(follow_call, call_id)
+            else:
+                await DBOS.start_workflow_async(follow_call, call_id, placed)
 
-    def follow_soon(self, call_id: str) -> None:
+    def follow_soon(self, call_id: str, placed: Placed | None = None) -> None:
         """Start following a call shortly, off the caller's critical path (a request placing a call answers first).
 
         Safe across a crash before the start: a server starts a workflow for every unfinished call at launch.
         """
-        self._to_start.put_nowait(call_id)
+        self._to_start.put_nowait((call_id, placed))
 
     async def _start_followed(self) -> None:
         while True:
-            call_id = await self._to_start.get()
+            call_id, placed = await self._to_start.get()
             try:
-                await self.follow(call_id)
+                await self.follow(call_id, placed)
             except Exception:  # one call's start failing must not stop the others'; the next launch retries it
                 log.exception("could not start following call %s", call_id)
 
