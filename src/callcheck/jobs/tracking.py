@@ -452,6 +452,14 @@ async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
     call = await services.store.find_call_by_conversation(event.conversation_id)
     if call is None:
         return None
+    await apply_webhook_to(services, call, event)
+    return call.id
+
+
+async def apply_webhook_to(services: Services, call: CallRow, event: WebhookEvent) -> CallState | None:
+    """Apply a verified, decoded webhook event to `call` (just read); the call's state afterwards when the event
+    decided it (None: an audio event, or an event left to polling)."""
+    assert event.conversation_id is not None
     if event.kind == "transcript" and event.snapshot is not None and not call.state.terminal:
         snapshot = event.snapshot
         if not snapshot.has_transcript:
@@ -461,25 +469,30 @@ async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
             fetched = await final_conversation(services, event.conversation_id)
             if fetched is None or not fetched.has_transcript:
                 log.warning("post-call webhook for call %s had no transcript; left to polling", call.id)
-                return call.id
+                return None
             snapshot = fetched
-        await apply_conversation(services, call, snapshot)
-    elif event.kind == "audio":
+        return await apply_conversation(services, call, snapshot)
+    if event.kind == "audio":
         if event.audio is None:
             log.warning("audio webhook for call %s carried no base64 audio", call.id)
         else:
             await save_recording(services, call.id, event.audio)
-    elif event.kind == "initiation_failure" and not call.state.terminal:
+        return None
+    if event.kind == "initiation_failure" and not call.state.terminal:
         # The event carries no metadata or analysis of the conversation: read it, so the call ends with the same
         # record as a polled one (and a suite judges both alike). Only when it cannot be read does the event's
         # own reason decide.
         conversation = await final_conversation(services, event.conversation_id)
-        if conversation is not None and (await apply_conversation(services, call, conversation)).terminal:
-            return call.id
+        if conversation is not None:
+            state = await apply_conversation(services, call, conversation)
+            if state.terminal:
+                return state
         target = event.failure_state or CallState.FAILED
-        await services.store.move_call(call.id, target, f"call initiation failed: {event.failure_reason}")
+        moved = await services.store.move_call(call.id, target, f"call initiation failed: {event.failure_reason}")
         services.notifier.publish(call.id)
-    return call.id
+        # Not moved: the call ended meanwhile, and whoever ended it woke its workflow.
+        return target if moved else None
+    return call.state
 
 
 async def final_conversation(services: Services, conversation_id: str) -> ConversationSnapshot | None:
@@ -913,6 +926,11 @@ class Tracker:
         A workflow waiting in another process is not reached from here: its own poller sees the end at its next sweep.
         """
         await self.follower.wake(call_id)
+
+    def ended(self, call_id: str, state: CallState) -> None:
+        """A call is in `state` (just written here): its workflow, if it waits in this process, goes on at once when
+        the state is final. A workflow elsewhere learns it from its own reads."""
+        self.follower.ended(call_id, state)
 
     def watching(self, call_id: str) -> AbstractContextManager[None]:
         """While inside, the call is polled often (someone watches it live)."""
