@@ -111,6 +111,7 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
     conversation_id, call_sid = placed_ids(raw)
     # The answer may be the first to show that "ElevenLabs" is callcheck's sandbox (one started on its own).
     newly_simulated = services.simulated and not call.simulated
+    simulated: dict[str, Any] = {"simulated": True} if newly_simulated else {}
     await services.store.move_call(
         call.id,
         CallState.RINGING,
@@ -118,7 +119,7 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         upstream_response=raw,
         conversation_id=conversation_id,
         call_sid=call_sid,
-        **({"simulated": True} if newly_simulated else {}),
+        **simulated,
     )
     if newly_simulated and call.run_id:
         await services.store.runs.update_run(call.run_id, simulated=True)

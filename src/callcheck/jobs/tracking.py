@@ -187,11 +187,16 @@ async def _apply_conversation(services: Services, call: CallRow, snapshot: Conve
     moves = target is not None and target != call.state
     # Events in the order a person reads them: a call is in progress before its first words, and its last words
     # come before its end.
-    if moves and target is not None and not target.terminal:
+    if moves and target is not None and target.terminal:
+        # The usual end (a post-call webhook, a final poll): what the conversation says and the final state in one
+        # write, the transcript told before the end. Refused (the call ended meanwhile), nothing was written.
+        if await services.store.move_call(call.id, target, snapshot.status_note, told_first=told, **changes, **extra):
+            services.notifier.publish(call.id)
+            return target
+        moves = False
+    if moves and target is not None:
         await services.store.move_call(call.id, target, snapshot.status_note, **extra)
     await services.store.update_call(call.id, told, **changes)
-    if moves and target is not None and target.terminal:
-        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
     services.notifier.publish(call.id)
     fresh = await services.store.get_call(call.id)
     assert fresh is not None
