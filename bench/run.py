@@ -424,6 +424,42 @@ async def following(server: Server, standin: str, small_first: bool) -> dict[Any
     return figures
 
 
+@dataclass
+class Following:
+    """Figures 5, 3 and 4 of a run: following at scale, then verdicts and ingestion on the same calls."""
+
+    rows: list[str] = field(default_factory=list)
+    verdicts: dict[str, list[float]] = field(default_factory=dict)
+    ingest: dict[str, float] = field(default_factory=dict)
+    ingest_before: dict[str, float] = field(default_factory=dict)
+
+    async def measure(self, label: str, source: Path | None, env: dict[str, str], standin: str, tmp: Path) -> None:
+        async with httpx.AsyncClient() as http:
+            await http.post(f"{standin}/_standin/reset")
+        # An agent of its own: the calls of figure 1 (the same stand-in) are not on its conversations list.
+        agent = {"ELEVENLABS_AGENT_ID": f"agent_follow_{label[:6]}"}
+        with serving({**env, **agent}, tmp / f"follow-{label[:6]}", source=source) as server:
+            figures = await following(server, standin, small_first=source is None)
+            for size in (FOLLOWED_SMALL, FOLLOWED):
+                if size in figures:
+                    f = figures[size]
+                    self.rows.append(
+                        f"| {label}, {size:,} calls ringing | {f['cpu_pct']:.1f}% | {f['req_per_min']:,.1f} "
+                        f"({f['list_per_min']:,.1f} list, {f['get_per_min']:,.1f} get) "
+                        f"| {f['rss_mb']:,.0f} MB |"
+                    )
+            if source is None:
+                calls = figures["calls"]
+                self.verdicts = await verdict_latency(server, calls[:VERDICT_SAMPLES])
+                print(f"  verdicts: {self.verdicts}", file=sys.stderr)
+                self.ingest = await ingestion(server, calls[VERDICT_SAMPLES:])
+                print(f"  ingestion: {self.ingest}", file=sys.stderr)
+            else:
+                # The code before, on its 100 calls: the same webhooks, for a same-run ratio.
+                self.ingest_before = await ingestion(server, figures["calls"])
+                print(f"  ingestion before: {self.ingest_before}", file=sys.stderr)
+
+
 # -- 2. suite wall time ---------------------------------------------------------------------------------------
 
 
@@ -527,6 +563,31 @@ def extract(rev: str, into: Path) -> Path:
     return into
 
 
+def ingestion_lines(ingest: dict[str, float], ingest_before: dict[str, float], before_rev: str | None) -> list[str]:
+    """Figure 4's Markdown."""
+    lines: list[str] = []
+    say = lines.append
+    if not ingest:
+        return lines
+    say("")
+    say("### 4. Webhook ingestion: signed post_call_transcription webhooks, 20 at once, each for its own call")
+    say("")
+    say(
+        f"{ingest['accepted']:.0f} of {ingest['sent']:.0f} accepted and matched, **{ingest['per_s']:.0f}/s** "
+        f"({ingest['per_s'] / ingest['healthz_per_s']:.2f} of the {ingest['healthz_per_s']:.0f}/s of "
+        f"`GET /healthz` at the same concurrency); calls completed afterwards: {ingest['completed']:.0f} "
+        f"(the {VERDICT_SAMPLES} of figure 3 included). Target: ≥ 300/s, none lost."
+    )
+    if ingest_before:
+        say(
+            f"Before ({before_rev}), the same webhooks for its {ingest_before['sent']:.0f} calls: "
+            f"{ingest_before['accepted']:.0f} accepted and matched, **{ingest_before['per_s']:.0f}/s** "
+            f"({ingest_before['per_s'] / ingest_before['healthz_per_s']:.2f} of its `GET /healthz` "
+            f"{ingest_before['healthz_per_s']:.0f}/s)."
+        )
+    return lines
+
+
 async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None:
     lines: list[str] = []
     say = lines.append
@@ -566,40 +627,15 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
                 cost(f"1. API overhead, {label}", section)
 
             # 5, 3, 4: following, then verdicts and ingestion on the same 1,000 calls
-            follow_rows: list[str] = []
-            verdicts: dict[str, list[float]] = {}
-            ingest: dict[str, float] = {}
-            ingest_before: dict[str, float] = {}
             follow_configs: list[tuple[str, Path | None]] = [("after", None)]
             if before is not None and "before-following" not in skip:
                 follow_configs.append((f"before ({before_rev})", before))
+            scale = Following()
             for label, source in follow_configs:
                 section = time.monotonic()
-                async with httpx.AsyncClient() as http:
-                    await http.post(f"{standin}/_standin/reset")
-                # An agent of its own: the calls of figure 1 (the same stand-in) are not on its conversations list.
-                agent = {"ELEVENLABS_AGENT_ID": f"agent_follow_{label[:6]}"}
-                with serving({**env, **agent}, tmp / f"follow-{label[:6]}", source=source) as server:
-                    figures = await following(server, standin, small_first=source is None)
-                    for size in (FOLLOWED_SMALL, FOLLOWED):
-                        if size in figures:
-                            f = figures[size]
-                            follow_rows.append(
-                                f"| {label}, {size:,} calls ringing | {f['cpu_pct']:.1f}% | {f['req_per_min']:,.1f} "
-                                f"({f['list_per_min']:,.1f} list, {f['get_per_min']:,.1f} get) "
-                                f"| {f['rss_mb']:,.0f} MB |"
-                            )
-                    if source is None:
-                        calls = figures["calls"]
-                        verdicts = await verdict_latency(server, calls[:VERDICT_SAMPLES])
-                        print(f"  verdicts: {verdicts}", file=sys.stderr)
-                        ingest = await ingestion(server, calls[VERDICT_SAMPLES:])
-                        print(f"  ingestion: {ingest}", file=sys.stderr)
-                    else:
-                        # The code before, on its 100 calls: the same webhooks, for a same-run ratio.
-                        ingest_before = await ingestion(server, figures["calls"])
-                        print(f"  ingestion before: {ingest_before}", file=sys.stderr)
+                await scale.measure(label, source, env, standin, tmp)
                 cost(f"5, 3, 4. following, verdicts, ingestion: {label}", section)
+            follow_rows, verdicts, ingest, ingest_before = scale.rows, scale.verdicts, scale.ingest, scale.ingest_before
             # 7. one and two processes on one PostgreSQL database (docs/production.md)
             if "postgres" not in skip and "processes" not in skip:
                 section = time.monotonic()
@@ -681,23 +717,7 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
         say(f"| (`GET /healthz`) | {pct(verdicts['floor'], 0.5) * 1000:.0f} ms | {floor * 1000:.0f} ms | 1.0 |")
         say("")
         say("Target: p99 ≤ 250 ms.")
-    if ingest:
-        say("")
-        say("### 4. Webhook ingestion: signed post_call_transcription webhooks, 20 at once, each for its own call")
-        say("")
-        say(
-            f"{ingest['accepted']:.0f} of {ingest['sent']:.0f} accepted and matched, **{ingest['per_s']:.0f}/s** "
-            f"({ingest['per_s'] / ingest['healthz_per_s']:.2f} of the {ingest['healthz_per_s']:.0f}/s of "
-            f"`GET /healthz` at the same concurrency); calls completed afterwards: {ingest['completed']:.0f} "
-            f"(the {VERDICT_SAMPLES} of figure 3 included). Target: ≥ 300/s, none lost."
-        )
-    if ingest_before:
-        say(
-            f"Before ({before_rev}), the same webhooks for its {ingest_before['sent']:.0f} calls: "
-            f"{ingest_before['accepted']:.0f} accepted and matched, **{ingest_before['per_s']:.0f}/s** "
-            f"({ingest_before['per_s'] / ingest_before['healthz_per_s']:.2f} of its `GET /healthz` "
-            f"{ingest_before['healthz_per_s']:.0f}/s)."
-        )
+    lines += ingestion_lines(ingest, ingest_before, before_rev)
     say("")
     say(
         f"### 5. Following at scale: calls ringing, nothing changing; a {IDLE_WINDOW_S:.0f} s window "

@@ -162,7 +162,8 @@ async def apply_conversation(services: Services, call: CallRow, snapshot: Conver
         return await _apply_conversation(services, call, snapshot)
 
 
-async def _apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
+def _changes_of(call: CallRow, snapshot: ConversationSnapshot) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """(the fields a snapshot sets on the call, the transcript event to tell with them or None)."""
     facts = snapshot.facts
     turns = snapshot.turns if snapshot.has_transcript else _stored_turns(call)
     journey = journey_for(turns, snapshot.analysis, facts)
@@ -177,6 +178,12 @@ async def _apply_conversation(services: Services, call: CallRow, snapshot: Conve
         changes["analysis"] = snapshot.analysis.model_dump()
     if facts.call_sid and not call.call_sid:
         changes["call_sid"] = facts.call_sid
+    return changes, told
+
+
+async def _apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
+    facts = snapshot.facts
+    changes, told = _changes_of(call, snapshot)
     target = snapshot.state
     extra: dict[str, Any] = {}
     if target == CallState.FAILED and facts.override_refused:
