@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from dbos import DBOS
 
+from callcheck.jobs.tracking import workflow_id
 from callcheck.providers.elevenlabs.sandbox import SandboxServer, SteppedClock
 from tests.conftest import settings_for
 from tests.servers import AppServer
@@ -63,6 +65,17 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
     assert audio.status_code == 200
     assert audio.headers["content-type"] == "audio/mpeg"
     assert audio.content[:3] == b"ID3" or audio.content[:2] == b"\xff\xfb"
+
+
+async def test_a_call_placed_by_a_request_is_followed_without_a_placing_step(api: httpx.AsyncClient) -> None:
+    # The request that placed it hands its workflow the deadline: the workflow's first recorded step is the wait,
+    # and the call is still followed to its end and its recording.
+    call_id = await place(api, "+15550100001")
+    call = await wait_for_call(api, call_id, recording=True)
+    assert call["state"] == "completed" and call["recording_url"]
+    steps = [s["function_name"] for s in await DBOS.list_workflow_steps_async(workflow_id(call_id), load_output=False)]
+    assert steps[0] == "callcheck.wait_for_end", steps
+    assert "callcheck.ensure_placed" not in steps
 
 
 @pytest.mark.parametrize(
