@@ -932,13 +932,6 @@ class Tracker:
             except Exception:  # one call's start failing must not stop the others'; the next launch retries it
                 log.exception("could not start following call %s", call_id)
 
-    async def wake(self, call_id: str) -> None:
-        """Tell a call's workflow that something arrived for it (a webhook): it goes on at once if the call ended.
-
-        A workflow waiting in another process is not reached from here: its own poller sees the end at its next sweep.
-        """
-        await self.follower.wake(call_id)
-
     def ended(self, call_id: str, state: CallState) -> None:
         """A call is in `state` (just written here): its workflow, if it waits in this process, goes on at once when
         the state is final. A workflow elsewhere learns it from its own reads."""
