@@ -672,7 +672,11 @@ class Tracker:
             # DBOS keeps its own tables; on SQLite a file of its own avoids contending for one writer lock.
             database = Path(db.sync_url(url).removeprefix("sqlite:///"))
             system_url = f"sqlite:///{database.with_name(database.stem + '-dbos.sqlite')}"
-            private_sqlite(database.with_name(database.stem + "-dbos.sqlite"))  # 0600 before DBOS creates it
+            system_file = database.with_name(database.stem + "-dbos.sqlite")
+            private_sqlite(system_file)  # 0600 before DBOS creates it
+            # DBOS leaves its SQLite file in the default rollback-journal mode: every step it records is then a
+            # journal file created, synced and deleted. In WAL mode (kept in the file) a commit is one append.
+            db.use_wal(system_file)
         else:
             system_url = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
         return {
