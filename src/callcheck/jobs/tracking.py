@@ -6,9 +6,10 @@ interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, i
     ensure placed (and the deadline) ─► wait for the end ─► final? ─► fetch the recording
                                               └──── deadline reached ─► timed_out
 
-Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. It ends when a
-webhook or the batched poller (jobs/following.py: one conversations list per sweep for every call followed, full
-fetches only for those that changed) sees the call final, or at the deadline.
+Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. A call placed by
+a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the placed state.
+The wait ends when a webhook or the batched poller (jobs/following.py: one conversations list per sweep for every
+call followed, full fetches only for those that changed) sees the call final, or at the deadline.
 
 Why the bridge below: DBOS runs workflows it *recovers* on its own background event loop, while our database engine
 and HTTP client belong to the app's loop. Every step therefore hands its work to the app's loop, so the same
