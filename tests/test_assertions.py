@@ -360,3 +360,42 @@ def test_merge_keeps_defaults_of_kinds_the_scenario_does_not_state() -> None:
         FinalStateExpectation(state=CallState.COMPLETED),
         MaxTurnsExpectation(turns=10),
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("outcome", "failure"),
+        ("final_state", "busy"),
+        ("reached_human", False),
+        ("transcript_not_contains", {"speaker": "business", "text": "closed"}),
+        ("transcript_matches", r"order \d{4}"),
+        ("max_duration_s", 90),
+        ("max_turns", 3),
+        ("max_first_response_s", 1),
+        ("keypad_sent", "1w2"),
+        ("data_collected", {"key": "party_size", "value": 4}),
+        ("criterion", {"id": "x", "result": "unknown"}),
+        ("judge", "Polite."),
+    ],
+)
+def test_every_registered_kind_round_trips_through_the_scenario_union(kind: str, value: Any) -> None:
+    # The registry builds the pydantic union: a stored scenario's assertion comes back as its own class, equal.
+    from pydantic import TypeAdapter
+
+    from callcheck.domain.assertions import REGISTRY
+
+    built, problems = parse_assertion(kind, value)
+    assert built is not None and not problems
+    assert type(built) is REGISTRY[kind] and built.kind == kind
+    adapter: TypeAdapter[Expectation] = TypeAdapter(Expectation)
+    assert adapter.validate_python(adapter.dump_python(built, mode="json")) == built
+    assert built.describe().startswith(f"{kind}: ")
+
+
+def test_the_registry_lists_every_kind_once_in_the_documented_order() -> None:
+    from callcheck.domain.assertions import ASSERTION_KINDS, KINDS
+
+    assert [name for cls in KINDS for name in cls.kinds] == list(ASSERTION_KINDS)
+    assert ASSERTION_KINDS[:4] == ("outcome", "final_state", "reached_human", "transcript_contains")
+    assert ASSERTION_KINDS[-1] == "judge" and len(set(ASSERTION_KINDS)) == 13

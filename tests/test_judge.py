@@ -11,14 +11,9 @@ import pytest
 from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, JudgeExpectation, verdict_for
 from callcheck.domain.evidence import Turn
-from callcheck.domain.judge import (
-    OpenAICompatibleJudge,
-    completions_url,
-    judge_from_settings,
-    judge_request,
-    parse_judge_reply,
-)
+from callcheck.domain.judge import judge_request, parse_judge_reply
 from callcheck.domain.lifecycle import CallState
+from callcheck.providers.llm import OpenAICompatibleJudge, completions_url, judge_from_settings
 from tests.fake_openai import FakeOpenAI
 
 EVIDENCE = CallEvidence(

@@ -67,8 +67,8 @@ def test_rejects_empty_description_and_bad_number() -> None:
 
 
 async def test_llm_adds_valid_business_specific_scenarios(fake_openai: Any) -> None:
-    from callcheck.domain.judge import OpenAICompatibleJudge
     from callcheck.domain.suggest import suggest_suite_with_llm
+    from callcheck.providers.llm import OpenAICompatibleJudge
 
     fake_openai.answer(
         '```json\n{"scenarios": [{"name": "Gluten Free", "goal": "ask whether the crust can be gluten-free."},'
@@ -87,8 +87,8 @@ async def test_llm_adds_valid_business_specific_scenarios(fake_openai: Any) -> N
 
 
 async def test_llm_failure_falls_back_to_the_template(fake_openai: Any) -> None:
-    from callcheck.domain.judge import OpenAICompatibleJudge
     from callcheck.domain.suggest import suggest_suite, suggest_suite_with_llm
+    from callcheck.providers.llm import OpenAICompatibleJudge
 
     fake_openai.status = 500
     fake_openai.answer("{}")

@@ -375,8 +375,8 @@ def suggest_command(
     """Draft a starter suite for a business (richer when an LLM is configured with CALLCHECK_JUDGE_*)."""
     import httpx
 
-    from callcheck.domain.judge import judge_from_settings
     from callcheck.domain.suggest import suggest_suite_with_llm
+    from callcheck.providers.llm import judge_from_settings
 
     if output is not None and (problem := _output_problem(output)):
         typer.echo(problem, err=True)

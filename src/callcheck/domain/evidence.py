@@ -172,6 +172,38 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
+class _ToolsSeen(BaseModel):
+    """What the caller's tools did during a call, from their results."""
+
+    keypad: list[KeypadPress] = Field(default_factory=list)
+    voicemail: bool = False  # the voicemail tool ran
+    transferred: bool = False  # a transfer ran
+    caller_ended: bool = False  # the caller hung up (or left a voicemail and hung up)
+
+
+def _tools_seen(turns: list[Turn]) -> _ToolsSeen:
+    seen = _ToolsSeen()
+    for turn in turns:
+        for call in turn.tool_calls:
+            if call.kind == "keypad":
+                ok = None if call.status == "unknown" else call.status == "succeeded"
+                seen.keypad.append(KeypadPress(digits=call.keys or "", time_in_call_secs=turn.time_in_call_secs, ok=ok))
+                continue
+            if call.status != "succeeded":
+                continue
+            seen.voicemail = seen.voicemail or call.kind == "voicemail"
+            seen.transferred = seen.transferred or call.kind == "transfer"
+            seen.caller_ended = seen.caller_ended or (
+                call.kind in ("hang_up", "voicemail") and turn.speaker == "caller"
+            )
+    return seen
+
+
+def _data_bool(analysis: Analysis | None, key: str) -> bool | None:
+    data = analysis.data if analysis else {}
+    return _as_bool(data[key].value) if key in data else None
+
+
 def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) -> Journey:
     """The journey figures of a call from its evidence.
 
@@ -180,37 +212,20 @@ def journey_for(turns: list[Turn], analysis: Analysis | None, facts: CallFacts) 
     """
     spoken = [t for t in turns if t.spoken]
     business = [t for t in spoken if t.speaker == "business"]
-    keypad: list[KeypadPress] = []
-    ended_by: Literal["caller", "business", "unknown"] = "unknown"
-    voicemail = facts.call_result == "voicemail" or facts.voicemail_ended
-    transfer_seen = False
-    for turn in turns:
-        for call in turn.tool_calls:
-            if call.kind == "keypad":
-                ok = None if call.status == "unknown" else call.status == "succeeded"
-                keypad.append(KeypadPress(digits=call.keys or "", time_in_call_secs=turn.time_in_call_secs, ok=ok))
-                continue
-            if call.status != "succeeded":
-                continue
-            if call.kind == "voicemail":
-                voicemail = True
-            elif call.kind == "transfer":
-                transfer_seen = True
-            if call.kind in ("hang_up", "voicemail") and turn.speaker == "caller":
-                ended_by = "caller"
-    if ended_by == "unknown":
-        ended_by = facts.ended_by
+    seen = _tools_seen(turns)
+    voicemail = facts.call_result == "voicemail" or facts.voicemail_ended or seen.voicemail
+    ended_by: Literal["caller", "business", "unknown"] = "caller" if seen.caller_ended else facts.ended_by
     # ElevenLabs' analysis is one source; where it says nothing, what the tools did and the metadata say decide.
     # Nobody picked up, or a voicemail did: no human was reached and nothing was transferred. Nothing short of
     # the analysis says whoever answered a connected call was a person.
     no_one = facts.call_result in NOT_CONNECTED or voicemail
-    data = analysis.data if analysis else {}
-    reached = _as_bool(data[DATA_REACHED_HUMAN].value) if DATA_REACHED_HUMAN in data else None
+    reached = _data_bool(analysis, DATA_REACHED_HUMAN)
     if reached is None and no_one:
         reached = False
-    transferred = _as_bool(data[DATA_TRANSFERRED].value) if DATA_TRANSFERRED in data else None
+    transferred = _data_bool(analysis, DATA_TRANSFERRED)
     if transferred is None:
-        transferred = True if transfer_seen else (False if no_one else None)
+        transferred = True if seen.transferred else (False if no_one else None)
+    keypad = seen.keypad
     return Journey(
         first_response_s=business[0].time_in_call_secs if business else None,
         time_to_answer_s=facts.time_to_answer_s,

@@ -1,19 +1,16 @@
 """The `judge` assertion: an LLM over an OpenAI-compatible chat-completions API decides a plain criterion.
 
-The request and the reading of the reply are pure functions (`judge_request`, `parse_judge_reply`); the one
-I/O is `OpenAICompatibleJudge.judge`, over an injectable httpx client. It never raises and never guesses: a
-network error, an error status or an unreadable answer is `not_evaluated` with the reason, never a pass.
+Pure: the request (`judge_request`) and the reading of the reply (`parse_judge_reply`). The one round trip is
+`callcheck.providers.llm.OpenAICompatibleJudge`, which never raises and never guesses: a network error, an error
+status or an unreadable answer is `not_evaluated` with the reason, never a pass.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
-
-from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, JudgeAnswer
 
 # The transcript is cut beyond this many characters: the judge must stay cheap; calls this long are rare.
@@ -66,7 +63,18 @@ def judge_request(model: str, criterion: str, evidence: CallEvidence) -> dict[st
     }
 
 
-def _short(text: str) -> str:
+class ChatCompletions(Protocol):
+    """An OpenAI-compatible chat-completions endpoint (callcheck.providers.llm): what domain needs of an LLM."""
+
+    model: str
+
+    async def complete(self, body: dict[str, Any]) -> tuple[Any, str | None]:
+        """POST one request: (the JSON response, None), or (None, why it failed)."""
+        ...
+
+
+def short(text: str) -> str:
+    """`text` on one line, cut to REASON_CHARS: a reason or an error body as a person reads it."""
     flat = " ".join(text.split())
     return flat if len(flat) <= REASON_CHARS else flat[: REASON_CHARS - 1] + "…"
 
@@ -96,10 +104,10 @@ def parse_judge_reply(body: Any) -> JudgeAnswer:
         return JudgeAnswer(status="not_evaluated", reason="the judge's answer is empty")
     answer = json_in_text(content)
     if not isinstance(answer, dict):
-        return JudgeAnswer(status="not_evaluated", reason=f"the judge did not answer in JSON: {_short(content)}")
+        return JudgeAnswer(status="not_evaluated", reason=f"the judge did not answer in JSON: {short(content)}")
     verdict = str(answer.get("verdict", "")).strip().lower()
     reason = answer.get("reason")
-    reason_text = _short(reason) if isinstance(reason, str) and reason.strip() else "no reason given"
+    reason_text = short(reason) if isinstance(reason, str) and reason.strip() else "no reason given"
     if verdict in ("pass", "passed"):
         return JudgeAnswer(status="pass", reason=reason_text)
     if verdict in ("fail", "failed"):
@@ -107,66 +115,3 @@ def parse_judge_reply(body: Any) -> JudgeAnswer:
     return JudgeAnswer(
         status="not_evaluated", reason=f"the judge's verdict is {answer.get('verdict')!r}, not pass or fail"
     )
-
-
-def completions_url(base_url: str) -> str:
-    """`{base}/v1/chat/completions`, accepting a base that already ends in /v1 (as OpenAI's often is)."""
-    base = base_url.rstrip("/")
-    if base.endswith("/v1"):
-        base = base[: -len("/v1")]
-    return f"{base}/v1/chat/completions"
-
-
-class OpenAICompatibleJudge:
-    """A judge over an OpenAI-compatible chat-completions API."""
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        *,
-        http: httpx.AsyncClient | None = None,
-        timeout_s: float = 60.0,
-    ) -> None:
-        self.url = completions_url(base_url)
-        self.model = model
-        self._api_key = api_key
-        self._http = http
-        self._timeout_s = timeout_s
-
-    async def complete(self, body: dict[str, Any]) -> tuple[Any, str | None]:
-        """POST a chat-completions request: (the JSON response, None), or (None, why it failed)."""
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        try:
-            if self._http is not None:
-                response = await self._http.post(self.url, json=body, headers=headers, timeout=self._timeout_s)
-            else:
-                async with httpx.AsyncClient(timeout=self._timeout_s) as client:
-                    response = await client.post(self.url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            # str(exc) can be empty (e.g. some timeouts); the class name still says what happened.
-            return None, f"could not be reached: {str(exc) or type(exc).__name__}"
-        if response.status_code >= 400:
-            return None, f"answered HTTP {response.status_code}: {_short(response.text)}"
-        try:
-            return response.json(), None
-        except ValueError:
-            return None, f"the response is not JSON: {_short(response.text)}"
-
-    async def judge(self, criterion: str, evidence: CallEvidence) -> JudgeAnswer:
-        """Ask the model whether `criterion` holds; not_evaluated with the reason when it cannot say."""
-        payload, problem = await self.complete(judge_request(self.model, criterion, evidence))
-        if problem is not None:
-            return JudgeAnswer(status="not_evaluated", reason=f"the judge {problem}")
-        return parse_judge_reply(payload)
-
-
-def judge_from_settings(settings: Settings, http: httpx.AsyncClient | None = None) -> OpenAICompatibleJudge | None:
-    """The configured judge, or None when CALLCHECK_JUDGE_BASE_URL or CALLCHECK_JUDGE_MODEL is unset."""
-    base = (settings.judge_base_url or "").strip()
-    model = (settings.judge_model or "").strip()
-    if not base or not model:
-        return None
-    key = settings.judge_api_key.get_secret_value() if settings.judge_api_key else None
-    return OpenAICompatibleJudge(base, model, key or None, http=http, timeout_s=settings.http_timeout_s)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from callcheck.domain.evidence import CRITERION_GOAL_ACHIEVED
-from callcheck.domain.judge import OpenAICompatibleJudge, json_in_text
+from callcheck.domain.judge import ChatCompletions, json_in_text
 from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR
 from callcheck.domain.suite import load_suite
@@ -312,29 +313,22 @@ LLM_SYSTEM_PROMPT = (
 MAX_LLM_SCENARIOS = 5
 
 
-async def suggest_suite_with_llm(
-    description: str, number: str | None, llm: OpenAICompatibleJudge | None
-) -> tuple[str, str | None]:
-    """The starter suite, with business-specific scenarios an LLM proposed added when one is configured.
-
-    Returns (YAML text, a note for the user or None). The template alone is returned, with a note saying why,
-    whenever the model cannot be reached or proposes nothing usable: a suggestion never fails for its sake.
-    """
-    base = suggest_suite(description, number)
-    if llm is None:
-        return base, None
+def suggest_request(model: str, description: str) -> dict[str, Any]:
+    """The chat-completions request asking `model` for scenarios beyond the template's, for this business."""
     existing = [s.name for s in _template(business_type(description)).scenarios]
-    request = {
-        "model": llm.model,
+    return {
+        "model": model,
         "messages": [
             {"role": "system", "content": LLM_SYSTEM_PROMPT},
             {"role": "user", "content": f"Business: {description.strip()}\nAlready covered: {', '.join(existing)}"},
         ],
         "temperature": 0,
     }
-    payload, problem = await llm.complete(request)
-    if problem is not None:
-        return base, f"the LLM {problem}; this is the template suite only"
+
+
+def suite_from_reply(description: str, base: str, payload: Any) -> tuple[str, str]:
+    """The template suite `base` with the valid scenarios the LLM's reply proposes added, and a note for the user."""
+    existing = [s.name for s in _template(business_type(description)).scenarios]
     try:
         content = payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
@@ -360,3 +354,20 @@ async def suggest_suite_with_llm(
     if not added:
         return base, "the LLM proposed no usable scenario; this is the template suite only"
     return text, f"added {counted(len(added), 'scenario')} proposed by the LLM: {', '.join(added)}"
+
+
+async def suggest_suite_with_llm(
+    description: str, number: str | None, llm: ChatCompletions | None
+) -> tuple[str, str | None]:
+    """The starter suite, with business-specific scenarios an LLM proposed added when one is configured.
+
+    Returns (YAML text, a note for the user or None). The template alone is returned, with a note saying why,
+    whenever the model cannot be reached or proposes nothing usable: a suggestion never fails for its sake.
+    """
+    base = suggest_suite(description, number)
+    if llm is None:
+        return base, None
+    payload, problem = await llm.complete(suggest_request(llm.model, description))
+    if problem is not None:
+        return base, f"the LLM {problem}; this is the template suite only"
+    return suite_from_reply(description, base, payload)

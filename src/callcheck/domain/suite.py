@@ -650,15 +650,7 @@ class _Reader:
             self.problem(path, line, "a scenario must be a mapping with at least a name and a goal")
             return None
         self.keys(item, SCENARIO_KEYS, path)
-        name = self.text(item, "name", path)
-        if name is not None:
-            name_line = _key_line(item, "name")
-            if "#" in name:
-                self.problem(f"{path}.name", name_line, "must not contain '#' (it marks repeats: name#2)")
-            elif name in seen:
-                self.problem(f"{path}.name", name_line, f"'{name}' is already the name of scenarios[{seen[name]}]")
-            else:
-                seen[name] = int(path[len("scenarios[") : -1])
+        name = self.scenario_name(item, path, seen)
         goal = self.text(item, "goal", path)
         own_number = self.number(item, path)
         if not number_given and "number" not in item:
@@ -683,9 +675,28 @@ class _Reader:
             repeat=repeat or default_repeat,
             required_pass_rate=rate or default_rate,
             expect=expect,
-            timeouts=Timeouts(call_s=(timeouts.call_s if timeouts else None) or default_timeouts.call_s),
+            timeouts=_timeouts_over(timeouts, default_timeouts),
             first_message=opening,
         )
+
+    def scenario_name(self, item: dict[str, Any], path: str, seen: dict[str, int]) -> str | None:
+        """A scenario's name, checked to be free of '#' and unique in the suite (`seen`: name -> index)."""
+        name = self.text(item, "name", path)
+        if name is None:
+            return None
+        name_line = _key_line(item, "name")
+        if "#" in name:
+            self.problem(f"{path}.name", name_line, "must not contain '#' (it marks repeats: name#2)")
+        elif name in seen:
+            self.problem(f"{path}.name", name_line, f"'{name}' is already the name of scenarios[{seen[name]}]")
+        else:
+            seen[name] = int(path[len("scenarios[") : -1])
+        return name
+
+
+def _timeouts_over(own: Timeouts | None, default: Timeouts) -> Timeouts:
+    """A scenario's timeouts, each unset one taken from the defaults."""
+    return Timeouts(call_s=(own.call_s if own else None) or default.call_s)
 
 
 def _first_words(text: str, most: int = 48) -> str:

@@ -99,62 +99,50 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else b - a
 
 
+def _figure_rows(fa: dict[str, float | None], fb: dict[str, float | None]) -> list[dict[str, Any]]:
+    return [
+        {"name": key, "label": label, "a": fa.get(key), "b": fb.get(key), "delta": _delta(fa.get(key), fb.get(key))}
+        for key, label in FIGURES.items()
+    ]
+
+
+def _change(sa: dict[str, Any] | None, sb: dict[str, Any] | None) -> str:
+    if sa is None:
+        return "added"
+    if sb is None:
+        return "removed"
+    return "flipped" if sa.get("status") != sb.get("status") else "same"
+
+
+def _scenario_row(name: Any, sa: dict[str, Any] | None, sb: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "a_status": sa.get("status") if sa else None,
+        "b_status": sb.get("status") if sb else None,
+        "change": _change(sa, sb),
+        "figures": _figure_rows(
+            figures_of(sa.get("runs", [])) if sa else {}, figures_of(sb.get("runs", [])) if sb else {}
+        ),
+    }
+
+
 def compare_reports(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
     """What changed from report `a` to report `b`: scenarios that flipped (or appeared, or went), and figures that
     moved, overall and per scenario."""
-    scenarios_a = {s.get("name"): s for s in (a or {}).get("scenarios", [])}
-    scenarios_b = {s.get("name"): s for s in (b or {}).get("scenarios", [])}
-    rows = []
-    for name in [*scenarios_a, *[n for n in scenarios_b if n not in scenarios_a]]:
-        sa, sb = scenarios_a.get(name), scenarios_b.get(name)
-        fa = figures_of(sa.get("runs", [])) if sa else {}
-        fb = figures_of(sb.get("runs", [])) if sb else {}
-        status_a = sa.get("status") if sa else None
-        status_b = sb.get("status") if sb else None
-        rows.append(
-            {
-                "name": name,
-                "a_status": status_a,
-                "b_status": status_b,
-                "change": (
-                    "added"
-                    if sa is None
-                    else "removed"
-                    if sb is None
-                    else "flipped"
-                    if status_a != status_b
-                    else "same"
-                ),
-                "figures": [
-                    {
-                        "name": key,
-                        "label": label,
-                        "a": fa.get(key),
-                        "b": fb.get(key),
-                        "delta": _delta(fa.get(key), fb.get(key)),
-                    }
-                    for key, label in FIGURES.items()
-                ],
-            }
-        )
-    overall_a = figures_of(_calls((a or {}).get("scenarios", [])))
-    overall_b = figures_of(_calls((b or {}).get("scenarios", [])))
+    report_a, report_b = a or {}, b or {}
+    scenarios_a = {s.get("name"): s for s in report_a.get("scenarios", [])}
+    scenarios_b = {s.get("name"): s for s in report_b.get("scenarios", [])}
+    names = [*scenarios_a, *[n for n in scenarios_b if n not in scenarios_a]]
+    rows = [_scenario_row(name, scenarios_a.get(name), scenarios_b.get(name)) for name in names]
     return {
-        "passed": {"a": (a or {}).get("passed"), "b": (b or {}).get("passed")},
+        "passed": {"a": report_a.get("passed"), "b": report_b.get("passed")},
         "flipped": [r for r in rows if r["change"] == "flipped"],
         "added": [r["name"] for r in rows if r["change"] == "added"],
         "removed": [r["name"] for r in rows if r["change"] == "removed"],
         "scenarios": rows,
-        "figures": [
-            {
-                "name": key,
-                "label": label,
-                "a": overall_a[key],
-                "b": overall_b[key],
-                "delta": _delta(overall_a[key], overall_b[key]),
-            }
-            for key, label in FIGURES.items()
-        ],
+        "figures": _figure_rows(
+            figures_of(_calls(report_a.get("scenarios", []))), figures_of(_calls(report_b.get("scenarios", [])))
+        ),
     }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from callcheck.domain.destinations import Rule, calling_code, refusal
 from callcheck.errors import DestinationRefused
-from callcheck.providers.elevenlabs.wire import phone_number_of
+from callcheck.providers import caller_for
 from callcheck.services import Services
 
 log = logging.getLogger("callcheck.destinations")
@@ -38,7 +38,7 @@ async def agent_calling_code(services: Services) -> int | None:
     async with home.lock:  # concurrent first calls ask ElevenLabs once
         if home.code is not None and home.phone_number_id == wanted:
             return home.code
-        number = phone_number_of(await services.client().list_phone_numbers(), wanted)
+        number = await caller_for(services).own_number()
         code = calling_code(number) if number and number.startswith("+") else None
         if code is None:
             log.warning("the agent's phone number %s is not listed by ElevenLabs with an E.164 number", wanted)

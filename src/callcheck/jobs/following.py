@@ -31,7 +31,8 @@ from contextlib import contextmanager, suppress
 
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import UpstreamError
-from callcheck.providers.elevenlabs.listing import ConversationMark, marks_of, next_cursor, recent_query, untouched
+from callcheck.providers import caller_for
+from callcheck.providers.base import ConversationMark
 from callcheck.services import Services
 from callcheck.store.repo import CallRow, FollowedCall
 
@@ -232,7 +233,7 @@ class Follower:
                 continue
             elif (
                 conversation_id not in self._marks
-                and untouched(mark)
+                and mark.untouched
                 and by_conversation[conversation_id].state == CallState.RINGING
             ):
                 # A call just placed, still ringing: the list says all a fetch would.
@@ -261,22 +262,15 @@ class Follower:
 
     async def _list(self, since: int, wanted: set[str]) -> dict[str, ConversationMark] | None:
         """The summaries of the agent's conversations started after `since`, page by page until every wanted one was
-        seen (or the list ends); None when ElevenLabs could not be read."""
-        client = self.services.client()
-        agent_id = self.services.settings.elevenlabs_agent_id or ""
-        marks: dict[str, ConversationMark] = {}
-        cursor: str | None = None
-        while True:
-            self.stats["pages"] += 1
-            try:
-                page = await client.list_conversations(**recent_query(agent_id, since, cursor))
-            except UpstreamError as exc:
-                log.warning("conversations not listed: %s", exc.message)
-                return None
-            marks.update(marks_of(page))
-            cursor = next_cursor(page)
-            if cursor is None or wanted.issubset(marks):
-                return marks
+        seen (or the list ends); None when the provider could not be read."""
+        try:
+            listing = await caller_for(self.services).changed_conversations(since, wanted)
+        except UpstreamError as exc:
+            self.stats["pages"] += 1  # the request that failed counts towards the pace too
+            log.warning("conversations not listed: %s", exc.message)
+            return None
+        self.stats["pages"] += listing.requests
+        return listing.marks
 
     async def _poll_lost(self, row: FollowedCall) -> bool:
         """A call left DIALING with no conversation id (its dial's answer was lost): look it up on its own."""

@@ -187,20 +187,11 @@ async def change_monitor(
         raise InvalidInput(f"Unknown field(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
     now = time.time()
     values: dict[str, Any] = {}
+    # Checked in this order, so a PATCH with several bad fields is told of the same one first every time.
     if "suite" in changes:
-        text = changes["suite"]
-        if isinstance(text, dict):
-            import json
-
-            text = json.dumps(text, ensure_ascii=False)
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInput("suite must be the suite as YAML or JSON text, or as a JSON object.")
-        values.update(_suite_fields(text, "request body", settings))
+        values.update(_suite_change(changes["suite"], settings))
     if {"every", "cron", "timezone"} & set(changes):
-        every = changes.get("every") if ("every" in changes or "cron" in changes) else monitor.every_s
-        cron = changes.get("cron") if ("every" in changes or "cron" in changes) else monitor.cron
-        schedule = schedule_from(every, cron, changes.get("timezone", monitor.timezone))
-        values.update(_schedule_fields(schedule, now))
+        values.update(_schedule_change(monitor, changes, now))
     if "alerts" in changes:
         values["channels"] = channels_from(changes["alerts"])
     if "after" in changes:
@@ -212,14 +203,40 @@ async def change_monitor(
             raise InvalidInput("name must be a string.")
         values["name"] = check_name(changes["name"])
     if "paused" in changes:
-        if not isinstance(changes["paused"], bool):
-            raise InvalidInput("paused must be true or false.")
-        values["paused"] = changes["paused"]
-        if not changes["paused"] and monitor.paused and monitor.cron and "last_slot" not in values:
-            values["last_slot"] = monitor.schedule.latest_slot(now)  # resumed: the next cron match, not a late one
+        values.update(_paused_change(monitor, changes["paused"], "last_slot" in values, now))
     if values:
         await store.update(name, **values)
     return await get_monitor(store, values.get("name", name))
+
+
+def _suite_change(text: Any, settings: Settings | None) -> dict[str, Any]:
+    """The fields of a PATCH's new suite, given as YAML or JSON text or as a JSON object."""
+    if isinstance(text, dict):
+        import json
+
+        text = json.dumps(text, ensure_ascii=False)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("suite must be the suite as YAML or JSON text, or as a JSON object.")
+    return _suite_fields(text, "request body", settings)
+
+
+def _schedule_change(monitor: MonitorRow, changes: dict[str, Any], now: float) -> dict[str, Any]:
+    """The schedule fields of a PATCH changing every, cron or timezone (the others kept as they are)."""
+    replaced = "every" in changes or "cron" in changes
+    every = changes.get("every") if replaced else monitor.every_s
+    cron = changes.get("cron") if replaced else monitor.cron
+    schedule = schedule_from(every, cron, changes.get("timezone", monitor.timezone))
+    return _schedule_fields(schedule, now)
+
+
+def _paused_change(monitor: MonitorRow, paused: Any, slot_set: bool, now: float) -> dict[str, Any]:
+    """The fields of pausing or resuming; a resumed cron monitor waits for its next match, not a late one."""
+    if not isinstance(paused, bool):
+        raise InvalidInput("paused must be true or false.")
+    values: dict[str, Any] = {"paused": paused}
+    if not paused and monitor.paused and monitor.cron and not slot_set:
+        values["last_slot"] = monitor.schedule.latest_slot(now)
+    return values
 
 
 async def set_paused(store: MonitorStore, name: str, paused: bool) -> MonitorRow:
@@ -316,6 +333,10 @@ async def claim(services: Services, monitor_id: str, slot: int, manual: bool) ->
         return {"outcome": "paused"}
     active = await monitors.active_run(monitor_id)
     if active is not None:
+        # Another process may have stored this very slot's run between the two reads above: found, not skipped.
+        stored = await monitors.run_for_slot(monitor_id, slot)
+        if stored is not None:
+            return {"outcome": "ran", "run_id": stored.id, "start": stored.state in ACTIVE_RUN_STATES}
         log.info("monitor %s: slot %s skipped, run %s still running", monitor.name, slot, active.id)
         await _done_with(monitors, monitor_id, slot, manual, skipped=True)
         return {"outcome": "skipped"}

@@ -19,7 +19,6 @@ from dbos import DBOS, SetWorkflowID
 from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, verdict_for
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
-from callcheck.domain.judge import judge_from_settings
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
 from callcheck.errors import (
@@ -36,6 +35,7 @@ from callcheck.jobs.placing import CallRequest, dial, record_call
 from callcheck.jobs.tracking import _on_app_loop, follow_call, track_workflow_task, workflow_id
 from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
 from callcheck.providers.elevenlabs.outbound import sent_override
+from callcheck.providers.llm import judge_from_settings
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
 from callcheck.store.repo import CallRow, RunItem, RunRow, utcnow

@@ -43,9 +43,8 @@ from callcheck.errors import UpstreamError, UpstreamHTTPError
 from callcheck.jobs.executors import Lease, new_executor_id, recover
 from callcheck.jobs.following import Follower
 from callcheck.jobs.placing import NO_ID_FOUND, dial
-from callcheck.providers.elevenlabs.agent_profile import OVERRIDES_REFUSED
-from callcheck.providers.elevenlabs.snapshot import ConversationSnapshot, WebhookEvent, decode_webhook, snapshot_of
-from callcheck.providers.elevenlabs.wire import conversation_ids_of
+from callcheck.providers import caller_for
+from callcheck.providers.base import ConversationSnapshot, WebhookEvent
 from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.executors import ExecutorStore
@@ -163,35 +162,10 @@ async def apply_conversation(services: Services, call: CallRow, snapshot: Conver
         return await _apply_conversation(services, call, snapshot)
 
 
-def _changes_of(call: CallRow, snapshot: ConversationSnapshot) -> tuple[dict[str, Any], tuple[str, str] | None]:
-    """(the fields a snapshot sets on the call, the transcript event to tell with them or None)."""
-    facts = snapshot.facts
-    turns = snapshot.turns if snapshot.has_transcript else _stored_turns(call)
-    journey = journey_for(turns, snapshot.analysis, facts)
-    changes: dict[str, Any] = {"facts": facts.model_dump(), "journey": journey.model_dump()}
-    told = None
-    if snapshot.has_transcript:
-        transcript = [t.model_dump() for t in turns]
-        changes["transcript"] = transcript
-        if len(transcript) > len(call.transcript or []):
-            told = ("transcript", counted(len(transcript), "turn"))  # stored turns: the event stream resumes by it
-    if snapshot.analysis is not None:
-        changes["analysis"] = snapshot.analysis.model_dump()
-    if facts.call_sid and not call.call_sid:
-        changes["call_sid"] = facts.call_sid
-    return changes, told
-
-
 async def _apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
-    facts = snapshot.facts
-    changes, told = _changes_of(call, snapshot)
+    changes, told = _changes(call, snapshot)
     target = snapshot.state
-    extra: dict[str, Any] = {}
-    if target == CallState.FAILED and facts.override_refused:
-        # Refused at the conversation's start rather than at dial time: say what fixes it.
-        extra["error"] = f"{OVERRIDES_REFUSED[0].upper()}{OVERRIDES_REFUSED[1:]}."
-    elif target == CallState.FAILED and (facts.error_reason or facts.error_code is not None) and not call.error:
-        extra["error"] = _upstream_error(snapshot)
+    extra = _failure_error(call, snapshot)
     moves = target is not None and target != call.state
     # Events in the order a person reads them: a call is in progress before its first words, and its last words
     # come before its end.
@@ -211,6 +185,37 @@ async def _apply_conversation(services: Services, call: CallRow, snapshot: Conve
     return fresh.state
 
 
+def _changes(call: CallRow, snapshot: ConversationSnapshot) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """The call's columns a snapshot updates, and the event telling of new turns (None when there are none)."""
+    facts = snapshot.facts
+    turns = snapshot.turns if snapshot.has_transcript else _stored_turns(call)
+    journey = journey_for(turns, snapshot.analysis, facts)
+    changes: dict[str, Any] = {"facts": facts.model_dump(), "journey": journey.model_dump()}
+    told = None
+    if snapshot.has_transcript:
+        transcript = [t.model_dump() for t in turns]
+        changes["transcript"] = transcript
+        if len(transcript) > len(call.transcript or []):
+            told = ("transcript", counted(len(transcript), "turn"))  # stored turns: the event stream resumes by it
+    if snapshot.analysis is not None:
+        changes["analysis"] = snapshot.analysis.model_dump()
+    if facts.call_sid and not call.call_sid:
+        changes["call_sid"] = facts.call_sid
+    return changes, told
+
+
+def _failure_error(call: CallRow, snapshot: ConversationSnapshot) -> dict[str, Any]:
+    """`{"error": ...}` for a snapshot that fails the call with something to say, else nothing."""
+    facts = snapshot.facts
+    if snapshot.state != CallState.FAILED:
+        return {}
+    if snapshot.setup_error:
+        return {"error": snapshot.setup_error}
+    if (facts.error_reason or facts.error_code is not None) and not call.error:
+        return {"error": _upstream_error(snapshot)}
+    return {}
+
+
 def _stored_turns(call: CallRow) -> list[Turn]:
     return [Turn.model_validate(t) for t in call.transcript or [] if isinstance(t, dict)]
 
@@ -228,12 +233,10 @@ async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
     The list endpoint filters by `?user_id=` (confirmed by the SDK and docs); not shown anywhere is that a Twilio
     call still `initiated` is already listed with it, so a call not found yet is looked up again on the next poll.
     """
-    client = services.client()
-    page = await client.list_conversations(agent_id=services.settings.elevenlabs_agent_id, user_id=call.id)
-    found = conversation_ids_of(page)
-    if not found:
+    found = await caller_for(services).find_call(call.id)
+    if found is None:
         return False
-    await attach_conversation(services, call.id, found[0], how)
+    await attach_conversation(services, call.id, found, how)
     return True
 
 
@@ -313,7 +316,7 @@ async def poll_once(services: Services, call_id: str) -> str:
     if call.state.terminal or not call.conversation_id:
         return call.state.value
     try:
-        conversation = await services.client().get_conversation(call.conversation_id)
+        snapshot = await caller_for(services).conversation(call.conversation_id)
     except UpstreamHTTPError as exc:
         if exc.status == 404:
             return (await conversation_not_found(services, call)).value
@@ -323,7 +326,7 @@ async def poll_once(services: Services, call_id: str) -> str:
         # Reads are safe to repeat: the next poll tries again.
         log.warning("poll of call %s failed: %s", call_id, exc.message)
         return call.state.value
-    return (await apply_conversation(services, call, snapshot_of(conversation))).value
+    return (await apply_conversation(services, call, snapshot)).value
 
 
 NOT_FOUND_UPSTREAM = "conversation not found upstream"
@@ -431,7 +434,7 @@ async def fetch_recording(services: Services, call_id: str) -> bool:
     if not await _has_audio(services, call):
         return False
     try:
-        audio = await services.client().get_audio(call.conversation_id)
+        audio = await caller_for(services).recording(call.conversation_id)
     except UpstreamError as exc:
         log.warning("recording of call %s not fetched: %s", call_id, exc.message)
         return False
@@ -448,7 +451,7 @@ async def _has_audio(services: Services, call: CallRow) -> bool:
         return True
     assert call.conversation_id is not None
     try:
-        snapshot = snapshot_of(await services.client().get_conversation(call.conversation_id))
+        snapshot = await caller_for(services).conversation(call.conversation_id)
     except UpstreamError as exc:
         log.warning("recording of call %s not looked for: %s", call.id, exc.message)
         return False
@@ -514,7 +517,7 @@ async def final_conversation(services: Services, conversation_id: str) -> Conver
     started = time.monotonic()
     for attempt in range(1, FINAL_READ_ATTEMPTS + 1):
         try:
-            snapshot = snapshot_of(await services.client().get_conversation(conversation_id))
+            snapshot = await caller_for(services).conversation(conversation_id)
         except UpstreamError as exc:
             log.warning("conversation %s not read (attempt %d): %s", conversation_id, attempt, exc.message)
         else:
@@ -536,7 +539,7 @@ async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
         return  # the usual case: nothing to apply, nothing to write
     for payload in payloads:
         if isinstance(payload, dict):
-            await apply_webhook(services, decode_webhook(payload))
+            await apply_webhook(services, caller_for(services).decode_webhook(payload))
     await services.store.match_webhooks(call.conversation_id, call.id)
 
 
@@ -549,11 +552,11 @@ async def refresh(services: Services, call_id: str) -> CallState | None:
     if call.state.terminal or not call.conversation_id:
         return call.state
     try:
-        conversation = await services.client().get_conversation(call.conversation_id)
+        snapshot = await caller_for(services).conversation(call.conversation_id)
     except UpstreamError as exc:
         log.warning("call %s not fetched: %s", call_id, exc.message)
         return None
-    return await apply_conversation(services, call, snapshot_of(conversation))
+    return await apply_conversation(services, call, snapshot)
 
 
 async def apply_kept_webhooks(services: Services, call: str | CallRow) -> None:

@@ -204,29 +204,47 @@ def _offset(start: str, at: str) -> str:
     return f"+{short_seconds(max(seconds, 0.0))}"
 
 
-def timeline(call: dict[str, Any]) -> list[Step]:
-    """The lifecycle as steps: dialing, ringing, in progress, processing, then the final state."""
-    state = CallState(call["state"])
+def _reached_at(call: dict[str, Any]) -> dict[str, str]:
+    """When the call first entered each state, from its state events."""
     reached: dict[str, str] = {}
     for event in call.get("events", []):
         if event.get("kind") == "state" and event.get("state") and event["state"] not in reached:
             reached[event["state"]] = event["at"]
+    return reached
+
+
+def _step_status(step: CallState, index: int, position: int, state: CallState, reached: dict[str, str]) -> str:
+    if step == state:
+        return "current"
+    if step in reached or (not state.terminal and index < position) or state == CallState.COMPLETED:
+        # Polling can miss a short state (a fast call may first be seen already over); a call that got further,
+        # or completed, went through it all the same, only its time is unknown.
+        return "done"
+    return "skipped" if state.terminal else "pending"  # skipped: e.g. a busy line never answers
+
+
+def _offsets_by_next(steps: list[Step]) -> None:
+    """A step the call went through between two looks (a short "processing") has no time of its own; it was reached
+    by the time of the next step that has one, which is what it shows, rather than nothing."""
+    later: str | None = None
+    for step_ in reversed(steps):
+        if step_.offset:
+            later = step_.offset
+        elif step_.status == "done" and later:
+            step_.offset = f"by {later}"
+
+
+def timeline(call: dict[str, Any]) -> list[Step]:
+    """The lifecycle as steps: dialing, ringing, in progress, processing, then the final state."""
+    state = CallState(call["state"])
+    reached = _reached_at(call)
     steps: list[Step] = []
     order = list(LIVE_STEPS)
     if CallState.QUEUED in reached:
         order.insert(0, CallState.QUEUED)
     position = order.index(state) if state in order else len(order)
     for index, step in enumerate(order):
-        if step == state:
-            status = "current"
-        elif step in reached or (not state.terminal and index < position) or state == CallState.COMPLETED:
-            # Polling can miss a short state (a fast call may first be seen already over); a call that got further,
-            # or completed, went through it all the same, only its time is unknown.
-            status = "done"
-        elif state.terminal:
-            status = "skipped"  # e.g. a busy line never answers
-        else:
-            status = "pending"
+        status = _step_status(step, index, position, state, reached)
         at = reached.get(step)
         steps.append(Step(step.value, state_label(step), status, _offset(call["created_at"], at) if at else None))
     if state.terminal:
@@ -235,14 +253,7 @@ def timeline(call: dict[str, Any]) -> list[Step]:
         steps.append(Step(state.value, state_label(state), "done", offset, outcome_class(state)))
     else:
         steps.append(Step("ended", "Ended", "pending"))
-    # A step the call went through between two looks (a short "processing") has no time of its own; it was reached
-    # by the time of the next step that has one, which is what it shows, rather than nothing.
-    later: str | None = None
-    for step_ in reversed(steps):
-        if step_.offset:
-            later = step_.offset
-        elif step_.status == "done" and later:
-            step_.offset = f"by {later}"
+    _offsets_by_next(steps)
     return steps
 
 

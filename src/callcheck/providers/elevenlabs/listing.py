@@ -7,25 +7,11 @@ the last ones seen tells which conversations to fetch in full. Pure functions: n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from callcheck.providers.base import ConversationMark
+
 PAGE_SIZE = 100  # the list's largest page (contract §4.2)
-
-
-@dataclass(frozen=True)
-class ConversationMark:
-    """What changes in a conversation's summary when the call moves on (its status, its message count, its outcome)."""
-
-    status: str | None
-    message_count: int | None
-    call_successful: str | None
-
-
-def untouched(mark: ConversationMark) -> bool:
-    """True for a conversation that has not started yet (still ringing, nothing said): fetching it tells nothing
-    a freshly placed call does not already know."""
-    return mark.status == "initiated" and not mark.message_count
 
 
 def recent_query(agent_id: str, started_after_unix: int, cursor: str | None) -> dict[str, Any]:
@@ -50,11 +36,13 @@ def marks_of(page: dict[str, Any]) -> dict[str, ConversationMark]:
         count = item.get("message_count")
         status = item.get("status")
         outcome = item.get("call_successful")
-        marks[item["conversation_id"]] = ConversationMark(
-            status if isinstance(status, str) else None,
-            count if isinstance(count, int) and not isinstance(count, bool) else None,
-            outcome if isinstance(outcome, str) else None,
-        )
+        status = status if isinstance(status, str) else None
+        count = count if isinstance(count, int) and not isinstance(count, bool) else None
+        outcome = outcome if isinstance(outcome, str) else None
+        # Fetching a conversation that has not started yet (still ringing, nothing said) tells nothing a freshly
+        # placed call does not already know.
+        untouched_now = status == "initiated" and not count
+        marks[item["conversation_id"]] = ConversationMark((status, count, outcome), untouched=untouched_now)
     return marks
 
 

@@ -1,20 +1,20 @@
 """ElevenLabs conversation records and post-call webhooks, read into callcheck's own types.
 
 Everything outside this provider speaks of a `ConversationSnapshot` (our state, turns with their tool calls joined
-to their results, the analysis, the facts) and a `WebhookEvent` (what a webhook tells about which call), never of
-ElevenLabs' statuses, Twilio's call results or webhook types. Pure: no I/O.
+to their results, the analysis, the facts) and a `WebhookEvent` (what a webhook tells about which call), both in
+providers/base.py, never of ElevenLabs' statuses, Twilio's call results or webhook types. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.lifecycle import CallState
+from callcheck.providers.base import ConversationSnapshot, EventKind, WebhookEvent
 from callcheck.providers.elevenlabs import wire
+from callcheck.providers.elevenlabs.agent_profile import OVERRIDES_REFUSED
 
 # ElevenLabs conversation status -> our state while the call is live (contract §4.1).
 LIVE_STATES = {
@@ -43,26 +43,6 @@ def state_for(status: str | None, call_result: str | None) -> CallState | None:
     return None
 
 
-@dataclass(frozen=True)
-class ConversationSnapshot:
-    """One reading of a conversation, in callcheck's words."""
-
-    conversation_id: str | None
-    state: CallState | None  # None: a status callcheck does not know (the call is left as it is)
-    final: bool  # the record will not change any more
-    turns: list[Turn]
-    has_transcript: bool  # False: the record carried no usable transcript (never store it over a kept one)
-    analysis: Analysis | None
-    facts: CallFacts
-    user_id: str | None = None
-    status_note: str = ""  # what the provider said, for the call's history
-
-    @property
-    def has_audio(self) -> bool:
-        """Whether a recording can be fetched."""
-        return self.facts.has_audio
-
-
 def snapshot_of(conversation: dict[str, Any]) -> ConversationSnapshot:
     """A conversation record (GET conversation, or a post_call_transcription's data) read into our types."""
     facts = wire.facts_of(conversation)
@@ -79,25 +59,9 @@ def snapshot_of(conversation: dict[str, Any]) -> ConversationSnapshot:
         facts=facts,
         user_id=facts.user_id,
         status_note=note,
+        # Refused at the conversation's start rather than at dial time: say what fixes it.
+        setup_error=f"{OVERRIDES_REFUSED[0].upper()}{OVERRIDES_REFUSED[1:]}." if facts.override_refused else None,
     )
-
-
-EventKind = Literal["transcript", "audio", "initiation_failure", "other"]
-
-
-@dataclass(frozen=True)
-class WebhookEvent:
-    """What a verified post-call webhook tells: which conversation (and call id tag), and what happened."""
-
-    kind: EventKind
-    type: str  # the provider's own name of the event, kept with the stored webhook
-    conversation_id: str | None
-    user_id: str | None = None  # our call id, when the conversation was tagged with it
-    snapshot: ConversationSnapshot | None = None  # transcript: the conversation as the event carries it
-    audio: bytes | None = None  # audio: the MP3 (None when absent or not base64)
-    failure_state: CallState | None = None  # initiation_failure: the state it means
-    failure_reason: str | None = None
-    stored: dict[str, Any] = field(default_factory=dict)  # the event to keep (audio left out: it is kept as a file)
 
 
 _KINDS: dict[str, EventKind] = {
@@ -139,3 +103,6 @@ def decode_webhook(event: dict[str, Any]) -> WebhookEvent:
             stored=stored,
         )
     return WebhookEvent("other", type_, conversation_id or None, user_id, stored=stored)
+
+
+__all__ = ["ConversationSnapshot", "WebhookEvent", "decode_webhook", "snapshot_of", "state_for"]

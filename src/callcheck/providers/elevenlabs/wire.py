@@ -56,26 +56,36 @@ def _error_text(body: Any, fallback: str) -> str:
         looks_like_html = body.lstrip()[:1] == "<"
         return body if body.strip() and not looks_like_html else fallback
     detail = _dict(body).get("detail", body if isinstance(body, list) else None)
-    if isinstance(detail, str) and detail.strip():
-        return detail.strip()
+    text = _detail_text(detail)
+    if text is not None:
+        return text
+    message = _str(_dict(body).get("message"))
+    return message.strip() if message and message.strip() else fallback
+
+
+def _detail_text(detail: Any) -> str | None:
+    """What an error's `detail` says (a string, an object with a message, or 422's validation items), if anything."""
+    if isinstance(detail, str):
+        return detail.strip() or None
     if isinstance(detail, dict):
         for key in ("message", "msg", "status", "code"):
             text = _str(detail.get(key))
             if text and text.strip():
                 return text.strip()
+        return None
     if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in _list(item.get("loc")) if p != "body")
-                msg = _str(item.get("msg")) or "invalid"
-                parts.append(f"{loc}: {msg}" if loc else msg)
-            elif isinstance(item, str):
-                parts.append(item)
-        if parts:
-            return "; ".join(parts)
-    message = _str(_dict(body).get("message"))
-    return message.strip() if message and message.strip() else fallback
+        parts = [_validation_item(item) for item in detail if isinstance(item, dict | str)]
+        return "; ".join(parts) if parts else None
+    return None
+
+
+def _validation_item(item: dict[str, Any] | str) -> str:
+    """One pydantic validation item `{loc, msg, type}` as `field.path: message`."""
+    if isinstance(item, str):
+        return item
+    loc = ".".join(str(p) for p in _list(item.get("loc")) if p != "body")
+    msg = _str(item.get("msg")) or "invalid"
+    return f"{loc}: {msg}" if loc else msg
 
 
 def conversation_ids_of(page: dict[str, Any]) -> list[str]:
