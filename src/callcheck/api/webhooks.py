@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 
 from callcheck.api.deps import ServicesDep
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body
-from callcheck.jobs.webhooks import check_signature_header, receive_webhook
-from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER
+from callcheck.jobs.webhooks import receive_webhook, webhook_secret
+from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, check_header
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
@@ -24,5 +24,5 @@ async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[st
     """Verify, keep once, and apply a post_call_transcription / post_call_audio / call_initiation_failure event."""
     header = request.headers.get(SIGNATURE_HEADER)
     # An unsigned or stale request is refused before its body is read (the body is capped by BodyLimit too).
-    check_signature_header(services, header)
+    check_header(webhook_secret(services), header)
     return await receive_webhook(services, header, await request.body())

@@ -16,15 +16,10 @@ from callcheck.api.body import parse_json
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import InvalidInput
 from callcheck.jobs.tracking import apply_webhook_to, attach_conversation
-from callcheck.providers.elevenlabs.snapshot import WebhookEvent, decode_webhook
-from callcheck.providers.elevenlabs.webhooks import check_header, verify
+from callcheck.providers import caller_for
+from callcheck.providers.base import WebhookEvent
 from callcheck.services import Services
 from callcheck.store.repo import CallRow, check_webhook_fields
-
-
-def check_signature_header(services: Services, header: str | None) -> None:
-    """Unauthorized unless the signature header is well-formed and fresh: checked before the body is read."""
-    check_header(_secret(services), header)
 
 
 async def receive_webhook(services: Services, header: str | None, body: bytes) -> dict[str, Any]:
@@ -49,18 +44,20 @@ async def receive_webhook(services: Services, header: str | None, body: bytes) -
     return {"ok": True, "matched": True, "call_id": call.id}
 
 
-def _secret(services: Services) -> str | None:
+def webhook_secret(services: Services) -> str | None:
+    """The secret webhooks are signed with (None: not configured, every webhook is refused)."""
     secret = services.settings.elevenlabs_webhook_secret
     return secret.get_secret_value() if secret else None
 
 
 def _verified(services: Services, header: str | None, body: bytes) -> tuple[WebhookEvent, str]:
     """(the decoded event, the body's digest) of a correctly signed body; Unauthorized or InvalidInput otherwise."""
-    verify(_secret(services), header, body)
+    caller = caller_for(services)
+    caller.verify_webhook(webhook_secret(services), header, body)
     raw = parse_json(body, "Webhook body", drop_nul=True)
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise InvalidInput("Webhook body must be an object with a type.")
-    event = decode_webhook(raw)
+    event = caller.decode_webhook(raw)
     check_webhook_fields(event.type, event.conversation_id)  # 400, not a database error, for an over-long id or type
     return event, hashlib.sha256(body).hexdigest()
 
