@@ -437,7 +437,7 @@ def test_allowed_overrides_lists_every_enabled_leaf() -> None:
 
 async def test_create_webhook_makes_calls_report_through_it(bare_sandbox: SandboxServer, tmp_path: Path) -> None:
     """--create-webhook: the workspace webhook is created, the agent points at it, and its secret verifies."""
-    from callcheck.agent_setup import format_setup
+    from callcheck.cli.agent import format_setup
     from tests.conftest import settings_for
     from tests.servers import AppServer, free_port
     from tests.waiting import wait_for_call

@@ -236,3 +236,30 @@ def test_a_report_that_fails_to_write_at_the_end_leaves_the_others_and_the_summa
     assert result.stdout.startswith("PASSED: ")  # the summary is still printed
     assert json.loads((tmp_path / "out" / "r.json").read_text())["scenarios"][0]["name"] == "order"
     assert result.stderr.splitlines()[-1] == "cannot write the --junit report to /dev/full: No space left on device"
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [
+        ("nan", "the rate must be between 0.01 and 6000 calls per minute"),
+        ("inf", "the rate must be between 0.01 and 6000 calls per minute"),
+        ("1e12/s", "the rate must be between 0.01 and 6000 calls per minute"),
+        ("0.001/h", "the rate must be between 0.01 and 6000 calls per minute"),
+        ("0", "the rate must be positive"),
+        ("-3/min", "the rate must be positive"),
+        ("fast", "use a number of calls per minute, e.g. 10/min"),
+    ],
+)
+def test_run_refuses_a_rate_outside_the_apis_bounds(tmp_path: Path, rate: str, expected: str) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    code, lines = invoke(["run", str(suite), "--dry-run", "--rate", rate])
+    assert code == EXIT_COULD_NOT_RUN
+    assert f"Invalid value: {expected}" in usage_error(lines)
+
+
+@pytest.mark.parametrize(("rate", "per_min"), [("10/min", 10.0), ("10", 10.0), ("0.5/s", 30.0), ("100/sec", 6000.0)])
+def test_rates_at_and_within_the_bounds_are_accepted(rate: str, per_min: float) -> None:
+    from callcheck.cli.run import parse_rate
+
+    assert parse_rate(rate) == per_min

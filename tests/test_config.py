@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from callcheck.config import DEFAULT_API_BASE, MIN_SECRET_KEY_CHARS, Settings, settings_problems
+from callcheck.config import DEFAULT_API_BASE, MIN_SECRET_KEY_CHARS, Settings, env_name, settings_problems
 from callcheck.errors import ConfigurationError
+from callcheck.runtime import session_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +118,7 @@ def test_a_data_dir_that_cannot_hold_the_key_is_a_configuration_error(tmp_path: 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ConfigurationError) as caught:
-        Settings(_env_file=None, data_dir=blocker / "data").session_secret()  # type: ignore[call-arg]
+        session_secret(Settings(_env_file=None, data_dir=blocker / "data"))  # type: ignore[call-arg]
     assert caught.value.message.startswith(f"Cannot keep the cookie-signing key in {blocker / 'data' / 'secret_key'}")
     assert "CALLCHECK_DATA_DIR" in caught.value.message
 
@@ -133,8 +134,8 @@ def test_every_bound_is_documented() -> None:
         if line.startswith("| `")
     }
     checked = 0
-    for field in Settings.model_fields.values():
-        env = str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+    for name, field in Settings.model_fields.items():
+        env = env_name(name)
         for bound in field.metadata:
             for attribute, words in (("ge", "at least"), ("gt", "more than"), ("le", "at most")):
                 if hasattr(bound, attribute):
@@ -142,3 +143,60 @@ def test_every_bound_is_documented() -> None:
                     checked += 1
     assert checked >= 12  # every numeric setting has a floor and a ceiling
     assert f"at least {MIN_SECRET_KEY_CHARS} characters" in rows["CALLCHECK_SECRET_KEY"]
+
+
+def _documented_names() -> list[str]:
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    return [line.split("|")[1].strip(" `") for line in docs.splitlines() if line.startswith("| `")]
+
+
+def test_every_documented_name_sets_its_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CALLCHECK_* through env_prefix and the seed's ELEVENLABS_* through their aliases: each name reaches its field."""
+    names = {env_name(field): field for field in Settings.model_fields}
+    assert set(_documented_names()) >= set(names)
+    for name in ("ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID", "ELEVENLABS_API_BASE", "CALLCHECK_DATABASE_URL"):
+        assert name in names
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "key-from-env")
+    monkeypatch.setenv("ELEVENLABS_AGENT_ID", "agent-from-env")
+    monkeypatch.setenv("ELEVENLABS_AGENT_PHONE_NUMBER_ID", "phone-from-env")
+    monkeypatch.setenv("ELEVENLABS_API_BASE", "http://127.0.0.1:9")
+    monkeypatch.setenv("ELEVENLABS_WEBHOOK_SECRET", "secret-from-env")
+    monkeypatch.setenv("CALLCHECK_DATABASE_URL", "sqlite:///from-env.db")
+    monkeypatch.setenv("CALLCHECK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CALLCHECK_MAX_CALLS_PER_DAY", "7")
+    monkeypatch.setenv("CALLCHECK_SMTP_STARTTLS", "false")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.elevenlabs_api_key is not None and settings.elevenlabs_api_key.get_secret_value() == "key-from-env"
+    assert settings.elevenlabs_webhook_secret is not None
+    assert (settings.elevenlabs_agent_id, settings.elevenlabs_agent_phone_number_id) == (
+        "agent-from-env",
+        "phone-from-env",
+    )
+    assert settings.elevenlabs_api_base == "http://127.0.0.1:9"
+    assert (settings.database_url, settings.data_dir, settings.max_calls_per_day) == (
+        "sqlite:///from-env.db",
+        tmp_path,
+        7,
+    )
+    assert settings.smtp_starttls is False
+
+
+def test_a_dotenv_file_uses_the_same_names(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("ELEVENLABS_AGENT_ID=agent-from-file\nCALLCHECK_MAX_CALLS_PER_RUN=12\n")
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert (settings.elevenlabs_agent_id, settings.max_calls_per_run) == ("agent-from-file", 12)
+
+
+def test_names_without_the_prefix_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stray DATABASE_URL or WORKERS from another program's environment does not reach callcheck's settings."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://someone-else/db")
+    monkeypatch.setenv("WORKERS", "false")
+    monkeypatch.setenv("AGENT_ID", "not-a-name")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.database_url, settings.workers, settings.elevenlabs_agent_id) == (None, True, None)
+
+
+def test_settings_are_given_by_field_name_in_code() -> None:
+    settings = Settings(_env_file=None, elevenlabs_agent_id="a", max_calls_per_run=3)  # type: ignore[call-arg]
+    assert (settings.elevenlabs_agent_id, settings.max_calls_per_run) == ("a", 3)

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from callcheck.agent_setup import setup_agent
 from callcheck.cli import app as cli_app
+from callcheck.cli.doctor import format_report
 from callcheck.config import Settings
-from callcheck.doctor import DoctorReport, _publicly_reachable, format_report, run_doctor
+from callcheck.doctor import DoctorReport, _publicly_reachable, run_doctor
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from callcheck.store import db

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from callcheck.domain.lifecycle import CallState
 from callcheck.jobs.runs import tick
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import settings_for
@@ -156,3 +157,45 @@ async def test_a_run_that_spends_the_minute_budget_waits_for_it(
     assert fresh.state == "running" and fresh.error is None
     assert [i.status for i in await services.store.runs.items(run.id)] == ["placed", "pending"]
     assert len(outbound_calls(sandbox)) == 1
+
+
+async def test_two_processes_ticking_one_run_place_no_more_than_its_cap(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # Two apps (two engines, as two processes would have) tick the same run at once, twice each: the database holds
+    # the run's cap across them, so exactly `concurrency` calls are placed (nobody follows them: they stay under way).
+    first = settings_for(sandbox, tmp_path, workers=False, **NO_LIMITS)
+    apis = [await client_for(first), await client_for(first.model_copy())]
+    services = [api.callcheck_app.state.services for api in apis]  # type: ignore[attr-defined]
+    items = [(f"s{i}", f"s{i}", 1) for i in range(6)]
+    run = await services[0].store.runs.create_run(
+        items, name="n", source_name="api", suite_text=json.dumps(suite(6)), concurrency=2
+    )
+    for _ in range(2):
+        ticks = await asyncio.gather(*(tick(s, run.id) for s in services for _ in range(2)))
+        assert sum(len(t["started"]) for t in ticks) <= 2
+        assert not any(t["finished"] for t in ticks)
+    assert len(outbound_calls(sandbox)) == 2
+    assert [i.status for i in await services[1].store.runs.items(run.id)].count("placed") == 2
+
+
+async def test_the_account_wide_cap_refuses_a_single_call_and_holds_a_run(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False, max_concurrent_calls=1, **NO_LIMITS))
+    services = api.callcheck_app.state.services  # type: ignore[attr-defined]
+    assert (await call(api)).status_code == 200  # under way: nobody follows it to its end here
+    refused = await call(api, "+15550100004")
+    assert_limited(refused, "CALLCHECK_MAX_CONCURRENT_CALLS")
+    run = await services.store.runs.create_run(
+        [("s0", "s0", 1)], name="n", source_name="api", suite_text=json.dumps(suite(1)), concurrency=3
+    )
+    waiting = await tick(services, run.id)
+    assert waiting["started"] == [] and not waiting["finished"]  # the run waits for a place; it does not fail
+    assert [i.status for i in await services.store.runs.items(run.id)] == ["pending"]
+    assert len(outbound_calls(sandbox)) == 1
+    (first,) = (await api.get("/api/calls")).json()["calls"]
+    await services.store.move_call(first["id"], CallState.COMPLETED)  # the call under way ends: a place frees up
+    placed = await tick(services, run.id)
+    assert len(placed["started"]) == 1
+    assert len(outbound_calls(sandbox)) == 2

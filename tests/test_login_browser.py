@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from callcheck.cli.token import _with_tokens
 from callcheck.domain.access import TokenScope
 from callcheck.store.tokens import TokenRow, TokenStore
-from callcheck.token_cli import _with_tokens
 from tests.browsing import ARTIFACTS, BROWSER_MARKS, chromium, sandbox_app, watched_page
 from tests.servers import AppServer
 from tests.test_web_browser import place

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from callcheck.cli import app
 from callcheck.config import Settings
+from callcheck.domain.lifecycle import RunState
 from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import backend_env
@@ -153,7 +154,7 @@ def test_compare_prints_what_changed(env: dict[str, str]) -> None:
                 [], name="pizza-line", source_name="s", suite_text="x", only=None, concurrency=1, rate_per_min=None,
                 simulated=True,
             )  # fmt: skip
-            await store.runs.update_run(run.id, state="completed", exit_code=0, report=report(status, answer))
+            await store.runs.update_run(run.id, state=RunState.COMPLETED, exit_code=0, report=report(status, answer))
             ids.append(run.id)
         await engine.dispose()
         return ids

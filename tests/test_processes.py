@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,22 @@ def _assert_finished_exactly_once(sandbox: SandboxServer, url: str, run_id: str)
     results = [r for s in run["report"]["scenarios"] for r in s["runs"]]
     assert len(results) == 4 and all(r["verdict"]["passed"] for r in results)
     assert _peak_overlap(url, run) <= CONCURRENCY
+    assert _peak_dialed_while_under_way(sandbox, url, run) <= CONCURRENCY
+
+
+def _peak_dialed_while_under_way(sandbox: SandboxServer, url: str, run: dict[str, Any]) -> int:
+    """The most calls under way when the sandbox received a dial, whichever process sent it: a call is under way from
+    its dial as the sandbox logged it (the truth, even for a dial whose answer was lost) until callcheck recorded it
+    final (no process may dial the next before that)."""
+    dialed_at = {
+        r["json"]["conversation_initiation_client_data"]["user_id"]: r["received_at"] for r in outbound_calls(sandbox)
+    }
+    spans = []
+    for item in run["items"]:
+        call = httpx.get(f"{url}/api/calls/{item['call_id']}", timeout=10).json()
+        final = datetime.fromisoformat([e for e in call["events"] if e["kind"] == "state"][-1]["at"]).timestamp()
+        spans.append((dialed_at[item["call_id"]], final))
+    return max(sum(1 for start, end in spans if start <= dial < end) for dial, _ in spans)
 
 
 def _start_run(url: str) -> str:
@@ -147,17 +164,25 @@ def slow_sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
-@pytest.mark.parametrize("moment", ["before_any_call", "before_the_dial", "between_dial_and_answer"])
+def _calls_in_progress(url: str, run_id: str) -> bool:
+    states = [i.get("call_state") for i in _run(url, run_id)["items"]]
+    return sum(s in {"ringing", "in_progress"} for s in states) == CONCURRENCY
+
+
+@pytest.mark.parametrize(
+    "moment", ["before_any_call", "before_the_dial", "between_dial_and_answer", "while_calls_are_in_progress"]
+)
 def test_survivor_server_finishes_a_run_whose_server_was_killed(
     slow_sandbox: SandboxServer, tmp_path: Path, moment: str
 ) -> None:
     database = fresh_postgres_database()
     with Gate(slow_sandbox.url) as gate:
+        rule = None
         if moment == "before_any_call":
             # The run is stored and its workflow reads the agent before its first dial: held there.
             agent = f"/v1/convai/agents/{slow_sandbox.config.agent_id}"
             rule = gate.hold("GET", agent, before=True, nth=2)
-        else:
+        elif moment != "while_calls_are_in_progress":
             # The first dial is held before it reaches ElevenLabs, or after ElevenLabs placed it (its answer lost).
             rule = gate.hold("POST", OUTBOUND, before=moment == "before_the_dial")
         port_a, port_b = free_port(), free_port()
@@ -168,7 +193,10 @@ def test_survivor_server_finishes_a_run_whose_server_was_killed(
             wait_healthy(url_a, timeout=240, process=a)
             wait_healthy(url_b, timeout=240, process=b)
             run_id = _start_run(url_a)
-            _wait("the gate holding A's request", rule.held.is_set)
+            if rule is not None:
+                _wait("the gate holding A's request", rule.held.is_set)
+            else:
+                _wait("two calls in progress", lambda: _calls_in_progress(url_b, run_id))
             _kill(a)
             gate.release_all()
             _assert_finished_exactly_once(slow_sandbox, url_b, run_id)
@@ -193,12 +221,7 @@ def test_worker_finishes_a_run_whose_server_was_killed_with_calls_in_progress(
         wait_healthy(url_a, timeout=240, process=a)
         wait_healthy(url_c, timeout=240)
         run_id = _start_run(url_a)
-
-        def calls_in_progress() -> bool:
-            states = [i.get("call_state") for i in _run(url_c, run_id)["items"]]
-            return sum(s in {"ringing", "in_progress"} for s in states) == CONCURRENCY
-
-        _wait("two calls in progress", calls_in_progress)
+        _wait("two calls in progress", lambda: _calls_in_progress(url_c, run_id))
         _kill(a)
         _assert_finished_exactly_once(slow_sandbox, url_c, run_id)
         assert worker.poll() is None

@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from callcheck.cli import app
 from callcheck.config import MIN_SECRET_KEY_CHARS, Settings
+from callcheck.runtime import session_secret
 
 
 def _key_of(data_dir: str) -> str:
-    return Settings(data_dir=Path(data_dir)).session_secret()
+    return session_secret(Settings(data_dir=Path(data_dir)))
 
 
 def test_processes_starting_together_agree_on_one_whole_key(tmp_path: Path) -> None:
@@ -30,10 +31,10 @@ def test_processes_starting_together_agree_on_one_whole_key(tmp_path: Path) -> N
 
 def test_a_loosened_key_file_is_made_owner_only_again(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    key = settings.session_secret()
+    key = session_secret(settings)
     path = tmp_path / "secret_key"
     path.chmod(0o644)
-    assert settings.session_secret() == key
+    assert session_secret(settings) == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -48,4 +49,4 @@ def test_an_empty_or_short_key_file_is_refused_not_used(tmp_path: Path) -> None:
     # A configured key stands without any file.
     path.unlink()
     configured = Settings(data_dir=tmp_path, secret_key=SecretStr("k" * 40))
-    assert configured.session_secret() == "k" * 40 and not path.exists()
+    assert session_secret(configured) == "k" * 40 and not path.exists()

@@ -10,6 +10,7 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
+from callcheck.runtime import session_secret
 from tests.conftest import settings_for
 
 OUTBOUND = "/v1/convai/twilio/outbound-call"
@@ -41,7 +42,7 @@ async def test_a_cookie_naming_another_context_is_honoured(app_client: httpx.Asy
     await services.store.save_context("browser-1", "Browser business.", "goal B")
     await services.store.save_context("local", "Local business.", "goal L")
     data = base64.b64encode(json.dumps({"context_id": "browser-1"}).encode())
-    signed = TimestampSigner(services.settings.session_secret()).sign(data).decode()
+    signed = TimestampSigner(session_secret(services.settings)).sign(data).decode()
     browser = fresh_client(app_client, {"callcheck_session": signed})
     assert (await browser.post("/api/call", json={"to_number": "+15551234567"})).json()["scenario"] == "goal B"
     plain = fresh_client(app_client)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from callcheck.config import Settings
+from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
 from callcheck.errors import NotFound, UpstreamHTTPError
 from callcheck.providers.elevenlabs.agent_profile import (
     DEFAULT_AGENT_NAME,
@@ -23,7 +24,6 @@ from callcheck.providers.elevenlabs.agent_profile import (
 )
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 
-WEBHOOK_ROUTE = "/api/webhooks/elevenlabs"
 WORKSPACE_WEBHOOK_NAME = "callcheck"
 
 
@@ -31,7 +31,7 @@ def webhook_url_for(public_url: str | None) -> str | None:
     """callcheck's webhook URL under a public base URL (CALLCHECK_PUBLIC_URL), or None."""
     if not public_url or not public_url.strip():
         return None
-    return public_url.strip().rstrip("/") + WEBHOOK_ROUTE
+    return public_url.strip().rstrip("/") + ELEVENLABS_WEBHOOK_PATH
 
 
 @dataclass
@@ -188,30 +188,3 @@ def _not_kept(sent: SetupPlan, after: SetupPlan) -> list[str]:
     # that dropped part of the change, rather than report success that did not happen.
     lost = [change for change in after.changes if change in sent.changes]
     return [f"ElevenLabs did not keep this change: {change}" for change in lost]
-
-
-def format_setup(result: SetupResult) -> str:
-    """The setup report for a person."""
-    label = result.agent_id or "(new agent)"
-    if result.agent_name:
-        label += f" ({result.agent_name!r})"
-    lines: list[str] = []
-    if not result.changed:
-        lines.append(f"Agent {label} is ready for callcheck: nothing to change.")
-    else:
-        verb = "Would change" if result.dry_run else ("Created" if result.created else "Changed")
-        lines.append(f"{verb} agent {label}:")
-        lines.extend(f"  - {change}" for change in result.changes)
-        if result.dry_run:
-            lines.append("Dry run: nothing was sent to ElevenLabs.")
-    if result.created and not result.dry_run:
-        lines.append(f"Use it: set ELEVENLABS_AGENT_ID={result.agent_id}")
-    lines.extend(f"Note: {note}" for note in result.notes)
-    if result.webhook_secret:
-        # Shown to the person running setup, once, because ElevenLabs will never show it again; callcheck keeps
-        # no copy (not in logs, not in the database).
-        lines.append(
-            "The new webhook's secret is shown only now. Put it in callcheck's environment (or .env):\n"
-            f"  ELEVENLABS_WEBHOOK_SECRET={result.webhook_secret}"
-        )
-    return "\n".join(lines)

@@ -18,7 +18,8 @@ from callcheck.api.errors import install_error_handlers
 from callcheck.api.guard import AccessControl, HostAllowlist, SecureCookies, TrustedProxies
 from callcheck.api.schemas import install_openapi
 from callcheck.config import Settings
-from callcheck.runtime import WEBHOOK_PATH, running_services
+from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
+from callcheck.runtime import running_services, session_secret
 
 log = logging.getLogger("callcheck")
 
@@ -49,17 +50,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_openapi(app)
     app.state.ready = False
-    install_error_handlers(app)
+    from callcheck.web.pages import not_found
+
+    install_error_handlers(app, not_found_page=not_found)
     app.state.exposed = False  # `serve` on an address beyond loopback sets it: then no token means no access
     app.add_middleware(AccessControl)  # inside the session: it reads the page's login from it
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.session_secret(),
+        secret_key=session_secret(settings),
         session_cookie="callcheck_session",
         same_site="lax",
         https_only=bool(settings.public_url and settings.public_url.startswith("https://")),
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides={WEBHOOK_PATH: WEBHOOK_MAX_BYTES})
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, overrides={ELEVENLABS_WEBHOOK_PATH: WEBHOOK_MAX_BYTES}
+    )
     app.add_middleware(SameOriginOnly)
     app.add_middleware(SecureCookies)
     app.add_middleware(HostAllowlist, allowed=settings.allowed_host_names())

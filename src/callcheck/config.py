@@ -6,22 +6,17 @@ docs/configuration.md, so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
-import secrets
-import tempfile
 from pathlib import Path
 
 import httpx
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcheck.domain.destinations import DialRules
 from callcheck.domain.limits import CallLimits
-from callcheck.errors import ConfigurationError
-from callcheck.store.files import private_dir
+from callcheck.domain.pacing import MAX_SANDBOX_TIME_SCALE
 
 # A generated key has 64; one set by hand should not be guessable either.
 MIN_SECRET_KEY_CHARS = 32
@@ -34,86 +29,84 @@ MIN_BODY_BYTES, MAX_BODY_BYTES = 1_000, 100_000_000
 MAX_HTTP_TIMEOUT_S = 600.0
 MIN_POLL_S, MAX_POLL_S = 0.05, 3600.0
 MAX_CALL_TIMEOUT_S = 86_400.0
-MAX_SANDBOX_TIME_SCALE = 100.0
 MAX_CALL_LIMIT = 10_000_000  # a call limit above this is a typo, not a budget
 
 # The three names the seed requires before a call can be placed, in the seed's order.
 REQUIRED_CALL_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID", "ELEVENLABS_AGENT_PHONE_NUMBER_ID")
 
 
+ENV_PREFIX = "CALLCHECK_"
+
+
 class Settings(BaseSettings):
     """Everything callcheck can be configured with."""
 
+    # Every setting is CALLCHECK_<FIELD> (env_prefix), except the seed's five ELEVENLABS_* names, given as aliases.
     # An empty variable (`ELEVENLABS_API_BASE=` in a .env) counts as unset: the default applies.
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     elevenlabs_api_key: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("ELEVENLABS_API_KEY", "elevenlabs_api_key"),
+        validation_alias="ELEVENLABS_API_KEY",
         description="ElevenLabs API key, sent as the xi-api-key header. Never stored or logged.",
     )
     elevenlabs_agent_id: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("ELEVENLABS_AGENT_ID", "elevenlabs_agent_id"),
+        validation_alias="ELEVENLABS_AGENT_ID",
         description="The ElevenLabs Conversational AI agent that plays the caller.",
     )
     elevenlabs_agent_phone_number_id: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("ELEVENLABS_AGENT_PHONE_NUMBER_ID", "elevenlabs_agent_phone_number_id"),
+        validation_alias="ELEVENLABS_AGENT_PHONE_NUMBER_ID",
         description="The ElevenLabs phone_number_id of the Twilio number the caller dials out from.",
     )
     elevenlabs_api_base: str = Field(
         default=DEFAULT_API_BASE,
-        validation_alias=AliasChoices("ELEVENLABS_API_BASE", "elevenlabs_api_base"),
+        validation_alias="ELEVENLABS_API_BASE",
         description="Base URL of the ElevenLabs API (point it at `callcheck sandbox` to try callcheck offline).",
     )
     elevenlabs_webhook_secret: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("ELEVENLABS_WEBHOOK_SECRET", "elevenlabs_webhook_secret"),
+        validation_alias="ELEVENLABS_WEBHOOK_SECRET",
         description="HMAC secret of the ElevenLabs post-call webhook; without it webhooks are refused "
         "and calls are followed by polling.",
     )
     database_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_DATABASE_URL", "database_url"),
         description="SQLAlchemy URL of callcheck's database (sqlite:///... or postgresql://...). "
         "Default: callcheck.db in the data directory.",
     )
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("callcheck")),
-        validation_alias=AliasChoices("CALLCHECK_DATA_DIR", "data_dir"),
         description="Where callcheck keeps its SQLite database, recordings and generated secret key.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_SECRET_KEY", "secret_key"),
         description="Key that signs session cookies. Default: generated once and kept in the data "
         "directory, readable only by its owner.",
     )
     public_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_PUBLIC_URL", "public_url"),
         description="Public base URL of this server, used to tell ElevenLabs where to send webhooks.",
     )
     max_body_bytes: int = Field(
         default=1_000_000,
         ge=MIN_BODY_BYTES,
         le=MAX_BODY_BYTES,
-        validation_alias=AliasChoices("CALLCHECK_MAX_BODY_BYTES", "max_body_bytes"),
         description="Largest request body accepted by /api/* routes (webhooks with audio excepted).",
     )
     http_timeout_s: float = Field(
         default=30.0,
         gt=0,
         le=MAX_HTTP_TIMEOUT_S,
-        validation_alias=AliasChoices("CALLCHECK_HTTP_TIMEOUT_S", "http_timeout_s"),
         description="Timeout in seconds of each request to ElevenLabs.",
     )
     poll_initial_s: float = Field(
         default=2.0,
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
-        validation_alias=AliasChoices("CALLCHECK_POLL_INITIAL_S", "poll_initial_s"),
         description=(
             "Seconds between two sweeps of the batched poller at first (one conversations list for every call "
             "followed, full fetches only of those that changed); doubles while nothing changes, up to poll_max_s."
@@ -123,7 +116,6 @@ class Settings(BaseSettings):
         default=30.0,
         ge=MIN_POLL_S,
         le=MAX_POLL_S,
-        validation_alias=AliasChoices("CALLCHECK_POLL_MAX_S", "poll_max_s"),
         description=(
             "Longest time in seconds between two sweeps of the batched poller (and between two fetches of a followed "
             "call the list does not show)."
@@ -133,56 +125,47 @@ class Settings(BaseSettings):
         default=1800.0,
         gt=0,
         le=MAX_CALL_TIMEOUT_S,
-        validation_alias=AliasChoices("CALLCHECK_CALL_TIMEOUT_S", "call_timeout_s"),
         description="How long a call is followed before it is marked timed_out.",
     )
     conversation_not_found_s: float = Field(
         default=120.0,
         gt=0,
         le=MAX_CALL_TIMEOUT_S,
-        validation_alias=AliasChoices("CALLCHECK_CONVERSATION_NOT_FOUND_S", "conversation_not_found_s"),
         description="How long after ElevenLabs accepted a call its conversation may stay unknown (404 on every "
         "read) before the call fails as 'conversation not found upstream'.",
     )
     sandbox: bool = Field(
         default=False,
-        validation_alias=AliasChoices("CALLCHECK_SANDBOX", "sandbox"),
         description="Run an in-process ElevenLabs sandbox and point the client at it (no account needed).",
     )
     sandbox_time_scale: float = Field(
         default=1.0,
         gt=0,
         le=MAX_SANDBOX_TIME_SCALE,
-        validation_alias=AliasChoices("CALLCHECK_SANDBOX_TIME_SCALE", "sandbox_time_scale"),
         description="Speed of simulated calls in the sandbox: 1.0 is real time, 0.1 ten times faster.",
     )
     workers: bool = Field(
         default=True,
-        validation_alias=AliasChoices("CALLCHECK_WORKERS", "workers"),
         description="Run the durable workers that follow calls to their end in this process.",
     )
     executor_lease_s: float = Field(
         default=15.0,
         ge=1.0,
         le=3600.0,
-        validation_alias=AliasChoices("CALLCHECK_EXECUTOR_LEASE_S", "executor_lease_s"),
         description="On PostgreSQL, how long a process that stops renewing its lease (every third of this) is "
         "still taken for alive; after it, a live process takes its unfinished work over.",
     )
     judge_base_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_JUDGE_BASE_URL", "judge_base_url"),
         description="Base URL of an OpenAI-compatible API for `judge` assertions "
         "(POST {base}/v1/chat/completions). Without it (or the model), judge assertions are not evaluated.",
     )
     judge_api_key: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_JUDGE_API_KEY", "judge_api_key"),
         description="Bearer token for the judge API; optional for local servers. Never stored or logged.",
     )
     judge_model: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_JUDGE_MODEL", "judge_model"),
         description="Model name the judge API is asked to use, e.g. gpt-4o-mini.",
     )
     # -- monitors (docs/monitoring.md) --
@@ -190,12 +173,10 @@ class Settings(BaseSettings):
         default=1.0,
         ge=0.1,
         le=60.0,
-        validation_alias=AliasChoices("CALLCHECK_MONITOR_TICK_S", "monitor_tick_s"),
         description="How often, in seconds, a server looks for monitor slots that are due (and for changed monitors).",
     )
     alert_webhook_secret: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_ALERT_WEBHOOK_SECRET", "alert_webhook_secret"),
         description="HMAC-SHA256 secret that signs monitor alerts sent to generic webhooks "
         "(X-Callcheck-Signature); unset: alerts are sent unsigned. Never stored or logged.",
     )
@@ -203,63 +184,52 @@ class Settings(BaseSettings):
         default=5,
         ge=1,
         le=20,
-        validation_alias=AliasChoices("CALLCHECK_ALERT_ATTEMPTS", "alert_attempts"),
         description="How many times an alert is tried on a channel before it is recorded as failed.",
     )
     alert_backoff_s: float = Field(
         default=10.0,
         ge=0.1,
         le=3600.0,
-        validation_alias=AliasChoices("CALLCHECK_ALERT_BACKOFF_S", "alert_backoff_s"),
         description="Wait in seconds before an alert's second attempt; it doubles before each further one.",
     )
     smtp_host: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_SMTP_HOST", "smtp_host"),
         description="SMTP server that sends email alerts; without it (or CALLCHECK_SMTP_FROM) email alerts fail.",
     )
     smtp_port: int = Field(
         default=587,
         ge=1,
         le=65535,
-        validation_alias=AliasChoices("CALLCHECK_SMTP_PORT", "smtp_port"),
         description="Port of the SMTP server.",
     )
     smtp_username: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_SMTP_USERNAME", "smtp_username"),
         description="User name to log in to the SMTP server with (none: no login).",
     )
     smtp_password: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_SMTP_PASSWORD", "smtp_password"),
         description="Password of the SMTP login. Never stored or logged.",
     )
     smtp_from: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_SMTP_FROM", "smtp_from"),
         description="Sender address of email alerts, e.g. callcheck@example.com.",
     )
     smtp_starttls: bool = Field(
         default=True,
-        validation_alias=AliasChoices("CALLCHECK_SMTP_STARTTLS", "smtp_starttls"),
         description="Upgrade the SMTP connection with STARTTLS before logging in and sending.",
     )
     smtp_ssl: bool = Field(
         default=False,
-        validation_alias=AliasChoices("CALLCHECK_SMTP_SSL", "smtp_ssl"),
         description="Connect to the SMTP server over TLS from the start (port 465) instead of STARTTLS.",
     )
     allowed_countries: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_ALLOWED_COUNTRIES", "allowed_countries"),
         description="Calling codes that may be called, e.g. `1,44`; `*` for every country, `none` for none but "
         "CALLCHECK_ALLOWED_NUMBERS. Default: the country of the agent's own phone number. Premium-rate, shared-cost "
         "and international-network numbers stay refused (docs/limits.md).",
     )
     allowed_numbers: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_ALLOWED_NUMBERS", "allowed_numbers"),
         description="E.164 numbers and prefixes that may be called whatever their country, e.g. "
         "`+1415555,+442071234567`; a premium-rate or network number is allowed only when named here in full.",
     )
@@ -267,60 +237,58 @@ class Settings(BaseSettings):
         default=100,
         ge=0,
         le=MAX_CALL_LIMIT,
-        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_NUMBER_PER_DAY", "max_calls_per_number_per_day"),
         description="Most calls placed to one number in any 24 hours (0: no limit).",
     )
     max_calls_per_minute: int = Field(
         default=60,
         ge=0,
         le=MAX_CALL_LIMIT,
-        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_MINUTE", "max_calls_per_minute"),
         description="Most calls placed in any 60 seconds, all numbers together (0: no limit).",
+    )
+    max_concurrent_calls: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_CALL_LIMIT,
+        description="Most calls in progress at once, every run and every process together (0: no limit). A suite "
+        "run waits for a place; a single call over it is refused with a 429.",
     )
     max_calls_per_day: int = Field(
         default=1000,
         ge=0,
         le=MAX_CALL_LIMIT,
-        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_DAY", "max_calls_per_day"),
         description="Most calls placed in any 24 hours, all numbers together (0: no limit).",
     )
     max_calls_per_run: int = Field(
         default=1000,
         ge=0,
         le=MAX_CALL_LIMIT,
-        validation_alias=AliasChoices("CALLCHECK_MAX_CALLS_PER_RUN", "max_calls_per_run"),
         description="Most calls one suite run may plan (its scenarios times their repeats; 0: no limit).",
     )
     max_suite_bytes: int = Field(
         default=1_000_000,
         ge=0,
         le=MAX_BODY_BYTES,
-        validation_alias=AliasChoices("CALLCHECK_MAX_SUITE_BYTES", "max_suite_bytes"),
         description="Largest suite accepted, in bytes (0: no limit).",
     )
     max_suite_scenarios: int = Field(
         default=1000,
         ge=0,
         le=MAX_CALL_LIMIT,
-        validation_alias=AliasChoices("CALLCHECK_MAX_SUITE_SCENARIOS", "max_suite_scenarios"),
         description="Most scenarios a suite may have (0: no limit).",
     )
 
     allowed_hosts: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_ALLOWED_HOSTS", "allowed_hosts"),
         description="Comma-separated host names this server answers to, besides the loopback names, IP addresses "
         "and the host of CALLCHECK_PUBLIC_URL (`*` for any); other Host headers get 421. Closes DNS rebinding.",
     )
     public_badges: bool = Field(
         default=False,
-        validation_alias=AliasChoices("CALLCHECK_PUBLIC_BADGES", "public_badges"),
         description="Serve the monitors' status badges (GET /badge/monitors/{name}.svg) without a token even when "
         "tokens exist, so a README or a status page elsewhere can show them. They tell a monitor's name and status.",
     )
     trusted_proxies: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CALLCHECK_TRUSTED_PROXIES", "trusted_proxies"),
         description="Comma-separated IP addresses or CIDR networks of reverse proxies whose X-Forwarded-Proto, "
         "X-Forwarded-For and X-Forwarded-Host headers are believed. Default: none.",
     )
@@ -417,6 +385,7 @@ class Settings(BaseSettings):
             per_number_per_day=self.max_calls_per_number_per_day,
             per_minute=self.max_calls_per_minute,
             per_day=self.max_calls_per_day,
+            concurrent=self.max_concurrent_calls,
         )
 
     def missing_call_settings(self) -> list[str]:
@@ -428,61 +397,25 @@ class Settings(BaseSettings):
         }
         return [name for name in REQUIRED_CALL_SETTINGS if not values[name].strip()]
 
-    def session_secret(self) -> str:
-        """The cookie-signing key: configured, or generated once and kept (mode 0600) in the data directory.
-
-        The file appears whole or not at all (written aside, then linked into place), so a process starting alongside
-        never reads it half-written; an empty or short file is refused rather than signing cookies with it.
-        """
-        if self.secret_key and self.secret_key.get_secret_value():
-            return self.secret_key.get_secret_value()
-        path = self.data_dir / "secret_key"
-        try:
-            key = self._kept_secret(path)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"Cannot keep the cookie-signing key in {path}: {exc.strerror or exc} "
-                "(check CALLCHECK_DATA_DIR, or set CALLCHECK_SECRET_KEY)."
-            ) from exc
-        if len(key) < MIN_SECRET_KEY_CHARS:
-            raise ConfigurationError(
-                f"The cookie-signing key in {path} is too short to be safe (under {MIN_SECRET_KEY_CHARS} characters): "
-                "delete the file to have a new one made, or set CALLCHECK_SECRET_KEY."
-            )
-        return key
-
-    def _kept_secret(self, path: Path) -> str:
-        """The key in `path`, generated there first when absent (blocking file I/O; OSError when it cannot be)."""
-        if not path.exists():
-            private_dir(self.data_dir)
-            fd, aside = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")  # mode 0600
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_urlsafe(48))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                # link, not rename: when two processes race, the first key stays and both read it.
-                with contextlib.suppress(FileExistsError):
-                    os.link(aside, path)
-            finally:
-                os.unlink(aside)
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)  # readable only by its owner, whoever loosened it
-        return path.read_text().strip()
-
 
 def _listed(value: str | None) -> list[str]:
     """The non-blank items of a comma-separated setting."""
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def env_name(field_name: str) -> str:
+    """The environment variable (and `.env` name) of a setting, as docs/configuration.md lists it."""
+    alias = Settings.model_fields[field_name].validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field_name.upper()
+
+
 def _env_names() -> dict[str, str]:
     """Every name a setting can be given under (lower case) -> the name its documentation uses."""
     names: dict[str, str] = {}
-    for field_name, field in Settings.model_fields.items():
-        choices = [str(c) for c in field.validation_alias.choices]  # type: ignore[union-attr]  # all AliasChoices
-        for name in [field_name, *choices]:
-            names[name.lower()] = choices[0]
+    for field_name in Settings.model_fields:
+        documented = env_name(field_name)
+        for name in (field_name, documented):
+            names[name.lower()] = documented
     return names
 
 

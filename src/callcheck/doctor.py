@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -33,7 +35,6 @@ from callcheck.providers.elevenlabs.agent_profile import (
     webhook_manual_step,
 )
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
-from callcheck.text import counted
 
 Status = Literal["pass", "fail", "warn", "skip"]
 SETUP = "Run `callcheck agent setup` (add --dry-run first to see what it would change)."
@@ -183,14 +184,7 @@ async def run_doctor(settings: Settings, http: httpx.AsyncClient, *, public_url:
 async def _agent_checks(
     checks: list[Check], client: ElevenLabsClient | None, settings: Settings, key_ok: bool
 ) -> dict[str, Any] | None:
-    names: tuple[str, ...] = (
-        "agent",
-        "agent_overrides",
-        "agent_max_duration",
-        "agent_tools",
-        "agent_optional_tools",
-        "agent_analysis",
-    )
+    """The `agent` check, then each of AGENT_CHECKS on the agent read (skipped, each, when it could not be)."""
     agent_id = (settings.elevenlabs_agent_id or "").strip()
     reason = None
     if not agent_id:
@@ -199,99 +193,109 @@ async def _agent_checks(
         reason = "the API key was not accepted."
     agent: dict[str, Any] | None = None
     if reason is None and client is not None:
-        try:
-            agent = await client.get_agent(agent_id)
-        except UpstreamHTTPError as exc:
-            if exc.status == 404:
-                checks.append(
-                    _fail(
-                        "agent",
-                        f"ElevenLabs has no agent {agent_id!r} in this workspace.",
-                        "Check ELEVENLABS_AGENT_ID, or run `callcheck agent setup` without it to create a caller "
-                        "agent and set ELEVENLABS_AGENT_ID to the id it prints.",
-                    )
-                )
-            else:
-                checks.append(_fail("agent", f"Could not read the agent: {exc.message}"))
-        except UpstreamUnreachable as exc:
-            checks.append(_fail("agent", f"Could not read the agent: {exc.message}"))
-        if agent is None:
-            reason = "the agent could not be read."
-            names = names[1:]
+        agent, read = await _read_agent(client, agent_id)
+        checks.append(read)
     if agent is None:
+        names = [name for name, _ in AGENT_CHECKS] if reason is None else ["agent", *(n for n, _ in AGENT_CHECKS)]
         checks.extend(_skip(name, reason or "the agent could not be read.") for name in names)
         return None
-
-    checks.append(_pass("agent", f"Agent {agent_id} ({agent.get('name') or 'unnamed'}) exists."))
-    refused = [name for name in missing_overrides(agent) if name != "conversation.max_duration_seconds"]
-    if refused:
-        checks.append(
-            _fail(
-                "agent_overrides",
-                "The agent does not allow per-call overrides of "
-                + ", ".join(refused)
-                + ", which callcheck sends with calls; ElevenLabs refuses such calls.",
-                SETUP,
-            )
-        )
-    else:
-        checks.append(_pass("agent_overrides", "The agent allows every per-call override callcheck sends."))
-    if max_duration_allowed(agent):
-        checks.append(
-            _pass(
-                "agent_max_duration",
-                "The agent lets callcheck cap each call's length (conversation.max_duration_seconds).",
-            )
-        )
-    else:
-        checks.append(
-            _fail(
-                "agent_max_duration",
-                "The agent does not allow the per-call override conversation.max_duration_seconds, which callcheck "
-                "sends with every call so that no call runs past its timeout (there is no hang-up endpoint); "
-                "ElevenLabs refuses such calls.",
-                SETUP,
-            )
-        )
-    lacking = missing_tools(agent, REQUIRED_TOOLS)
-    if lacking:
-        checks.append(
-            _fail(
-                "agent_tools",
-                f"The agent lacks the built-in {'tool' if len(lacking) == 1 else 'tools'} "
-                + ", ".join(lacking)
-                + ": without play_keypad_touch_tone the caller cannot press keys in phone menus, without end_call "
-                "it cannot hang up.",
-                SETUP,
-            )
-        )
-    else:
-        checks.append(_pass("agent_tools", "The agent can press keypad keys and end calls."))
-    optional = missing_tools(agent, RECOMMENDED_TOOLS)
-    if optional:
-        checks.append(
-            _warn(
-                "agent_optional_tools",
-                f"The agent lacks the recommended {'tool' if len(optional) == 1 else 'tools'} "
-                + ", ".join(optional)
-                + " (voicemail detection, staying silent on hold).",
-                SETUP,
-            )
-        )
-    else:
-        checks.append(_pass("agent_optional_tools", "The agent has voicemail detection and skip_turn."))
-    analysis = missing_criteria(agent) + missing_data_items(agent)
-    if analysis:
-        checks.append(
-            _fail(
-                "agent_analysis",
-                "The agent's post-call analysis lacks " + ", ".join(analysis) + ", which callcheck's verdicts read.",
-                SETUP,
-            )
-        )
-    else:
-        checks.append(_pass("agent_analysis", "The agent's analysis has the criterion and data items callcheck reads."))
+    checks.extend(check(agent) for _, check in AGENT_CHECKS)
     return agent
+
+
+async def _read_agent(client: ElevenLabsClient, agent_id: str) -> tuple[dict[str, Any] | None, Check]:
+    """The agent (None when it could not be read) and the `agent` check saying so."""
+    try:
+        agent = await client.get_agent(agent_id)
+    except UpstreamHTTPError as exc:
+        if exc.status == 404:
+            return None, _fail(
+                "agent",
+                f"ElevenLabs has no agent {agent_id!r} in this workspace.",
+                "Check ELEVENLABS_AGENT_ID, or run `callcheck agent setup` without it to create a caller "
+                "agent and set ELEVENLABS_AGENT_ID to the id it prints.",
+            )
+        return None, _fail("agent", f"Could not read the agent: {exc.message}")
+    except UpstreamUnreachable as exc:
+        return None, _fail("agent", f"Could not read the agent: {exc.message}")
+    return agent, _pass("agent", f"Agent {agent_id} ({agent.get('name') or 'unnamed'}) exists.")
+
+
+def _agent_overrides(agent: dict[str, Any]) -> Check:
+    refused = [name for name in missing_overrides(agent) if name != "conversation.max_duration_seconds"]
+    if not refused:
+        return _pass("agent_overrides", "The agent allows every per-call override callcheck sends.")
+    return _fail(
+        "agent_overrides",
+        "The agent does not allow per-call overrides of "
+        + ", ".join(refused)
+        + ", which callcheck sends with calls; ElevenLabs refuses such calls.",
+        SETUP,
+    )
+
+
+def _agent_max_duration(agent: dict[str, Any]) -> Check:
+    if max_duration_allowed(agent):
+        return _pass(
+            "agent_max_duration",
+            "The agent lets callcheck cap each call's length (conversation.max_duration_seconds).",
+        )
+    return _fail(
+        "agent_max_duration",
+        "The agent does not allow the per-call override conversation.max_duration_seconds, which callcheck "
+        "sends with every call so that no call runs past its timeout (there is no hang-up endpoint); "
+        "ElevenLabs refuses such calls.",
+        SETUP,
+    )
+
+
+def _agent_tools(agent: dict[str, Any]) -> Check:
+    lacking = missing_tools(agent, REQUIRED_TOOLS)
+    if not lacking:
+        return _pass("agent_tools", "The agent can press keypad keys and end calls.")
+    return _fail(
+        "agent_tools",
+        f"The agent lacks the built-in {'tool' if len(lacking) == 1 else 'tools'} "
+        + ", ".join(lacking)
+        + ": without play_keypad_touch_tone the caller cannot press keys in phone menus, without end_call "
+        "it cannot hang up.",
+        SETUP,
+    )
+
+
+def _agent_optional_tools(agent: dict[str, Any]) -> Check:
+    optional = missing_tools(agent, RECOMMENDED_TOOLS)
+    if not optional:
+        return _pass("agent_optional_tools", "The agent has voicemail detection and skip_turn.")
+    return _warn(
+        "agent_optional_tools",
+        f"The agent lacks the recommended {'tool' if len(optional) == 1 else 'tools'} "
+        + ", ".join(optional)
+        + " (voicemail detection, staying silent on hold).",
+        SETUP,
+    )
+
+
+def _agent_analysis(agent: dict[str, Any]) -> Check:
+    analysis = missing_criteria(agent) + missing_data_items(agent)
+    if not analysis:
+        return _pass("agent_analysis", "The agent's analysis has the criterion and data items callcheck reads.")
+    return _fail(
+        "agent_analysis",
+        "The agent's post-call analysis lacks " + ", ".join(analysis) + ", which callcheck's verdicts read.",
+        SETUP,
+    )
+
+
+# The checks of an agent that could be read, in the order they are reported: (name, check). Each is skipped, by
+# name, when the agent could not be read.
+AGENT_CHECKS: list[tuple[str, Callable[[dict[str, Any]], Check]]] = [
+    ("agent_overrides", _agent_overrides),
+    ("agent_max_duration", _agent_max_duration),
+    ("agent_tools", _agent_tools),
+    ("agent_optional_tools", _agent_optional_tools),
+    ("agent_analysis", _agent_analysis),
+]
 
 
 def _phone_checks(checks: list[Check], numbers: list[dict[str, Any]] | None, settings: Settings) -> None:
@@ -344,6 +348,16 @@ def _phone_checks(checks: list[Check], numbers: list[dict[str, Any]] | None, set
         checks.append(_pass("phone_number_outbound", f"Phone number {label} supports outbound calls."))
 
 
+@dataclass
+class WebhookSetting:
+    """What the webhook checks read: where ElevenLabs should post, and what the earlier checks found."""
+
+    url: str
+    settings: Settings
+    client: ElevenLabsClient | None  # None without an accepted API key
+    agent: dict[str, Any] | None  # None when the agent could not be read
+
+
 async def _webhook_checks(
     checks: list[Check],
     url: str,
@@ -351,80 +365,80 @@ async def _webhook_checks(
     client: ElevenLabsClient | None,
     agent: dict[str, Any] | None,
 ) -> None:
+    """Each of WEBHOOK_CHECKS, in order."""
+    seen = WebhookSetting(url, settings, client, agent)
+    for check in WEBHOOK_CHECKS:
+        checks.append(await check(seen))
+
+
+async def _webhook_url(seen: WebhookSetting) -> Check:
+    url, api_base = seen.url, seen.settings.elevenlabs_api_base
     problem = _publicly_reachable(url)
     if problem is None:
-        checks.append(_pass("webhook_url", f"ElevenLabs can be pointed at {url}."))
-    elif _is_elevenlabs(settings.elevenlabs_api_base):
-        checks.append(
-            _fail(
-                "webhook_url",
-                f"ElevenLabs cannot deliver webhooks to {url}: {problem}.",
-                "Expose callcheck through an https tunnel (e.g. cloudflared or ngrok) and set CALLCHECK_PUBLIC_URL "
-                "to its public https URL.",
-            )
+        return _pass("webhook_url", f"ElevenLabs can be pointed at {url}.")
+    if _is_elevenlabs(api_base):
+        return _fail(
+            "webhook_url",
+            f"ElevenLabs cannot deliver webhooks to {url}: {problem}.",
+            "Expose callcheck through an https tunnel (e.g. cloudflared or ngrok) and set CALLCHECK_PUBLIC_URL "
+            "to its public https URL.",
         )
-    else:
-        checks.append(
-            _pass("webhook_url", f"{url} is fine for the local ElevenLabs at {settings.elevenlabs_api_base}.")
-        )
+    return _pass("webhook_url", f"{url} is fine for the local ElevenLabs at {api_base}.")
 
-    if agent is None:
-        checks.append(_skip("agent_webhook", "the agent could not be read."))
-        return
+
+async def _agent_webhook(seen: WebhookSetting) -> Check:
+    url, client = seen.url, seen.client
+    if seen.agent is None:
+        return _skip("agent_webhook", "the agent could not be read.")
     try:
         workspace_settings = await client.get_convai_settings() if client is not None else None
     except (UpstreamHTTPError, UpstreamUnreachable):
         workspace_settings = None
-    hooks, level = effective_webhooks(agent, workspace_settings)
+    hooks, level = effective_webhooks(seen.agent, workspace_settings)
     where = "The workspace" if level == "workspace" else "The agent"
     raw_events = hooks.get("events")
     events: list[Any] = raw_events if isinstance(raw_events, list) else []
     lacking = [e for e in WEBHOOK_EVENTS if e not in events]
     hook_id = hooks.get("post_call_webhook_id")
     if lacking:
-        checks.append(
-            _fail("agent_webhook", f"{where} does not send the post-call events " + ", ".join(lacking) + ".", SETUP)
-        )
-        return
+        return _fail("agent_webhook", f"{where} does not send the post-call events " + ", ".join(lacking) + ".", SETUP)
     if not isinstance(hook_id, str) or not hook_id:
-        checks.append(_fail("agent_webhook", f"{where} has no post-call webhook id.", webhook_manual_step(url)))
-        return
+        return _fail("agent_webhook", f"{where} has no post-call webhook id.", webhook_manual_step(url))
     try:
         workspace = await client.list_workspace_webhooks() if client is not None else None
     except (UpstreamHTTPError, UpstreamUnreachable):
         workspace = None
     if workspace is None:
-        checks.append(
-            _warn(
-                "agent_webhook",
-                f"{where} sends post-call webhooks to workspace webhook {hook_id}; callcheck could not list the "
-                f"workspace's webhooks to confirm it points at {url}.",
-                f"In ElevenLabs (Settings > Webhooks), check that webhook {hook_id} has the URL {url}.",
-            )
+        return _warn(
+            "agent_webhook",
+            f"{where} sends post-call webhooks to workspace webhook {hook_id}; callcheck could not list the "
+            f"workspace's webhooks to confirm it points at {url}.",
+            f"In ElevenLabs (Settings > Webhooks), check that webhook {hook_id} has the URL {url}.",
         )
-        return
     hook = next((h for h in workspace if h.get("webhook_id") == hook_id), None)
+    return _workspace_webhook(
+        hook, f"{where}'s webhook {hook_id}", url, f"{where} sends post-call webhooks to {url} ({level} setting)."
+    )
+
+
+def _workspace_webhook(hook: dict[str, Any] | None, named: str, url: str, fine: str) -> Check:
+    """The workspace webhook the agent's events go to: there, pointing at `url`, and enabled."""
     target = hook.get("webhook_url") if hook else None
     if hook is None:
-        checks.append(_fail("agent_webhook", f"{where}'s webhook {hook_id} does not exist.", webhook_manual_step(url)))
-    elif not isinstance(target, str) or target.rstrip("/") != url.rstrip("/"):
-        checks.append(
-            _fail(
-                "agent_webhook",
-                f"{where}'s webhook {hook_id} points at {target}, not {url}.",
-                webhook_manual_step(url),
-            )
+        return _fail("agent_webhook", f"{named} does not exist.", webhook_manual_step(url))
+    if not isinstance(target, str) or target.rstrip("/") != url.rstrip("/"):
+        return _fail("agent_webhook", f"{named} points at {target}, not {url}.", webhook_manual_step(url))
+    if hook.get("is_disabled") or hook.get("is_auto_disabled"):
+        return _fail(
+            "agent_webhook",
+            f"{named} is disabled in ElevenLabs.",
+            "Re-enable it in ElevenLabs (Settings > Webhooks); auto-disabled webhooks had repeated failures.",
         )
-    elif hook.get("is_disabled") or hook.get("is_auto_disabled"):
-        checks.append(
-            _fail(
-                "agent_webhook",
-                f"{where}'s webhook {hook_id} is disabled in ElevenLabs.",
-                "Re-enable it in ElevenLabs (Settings > Webhooks); auto-disabled webhooks had repeated failures.",
-            )
-        )
-    else:
-        checks.append(_pass("agent_webhook", f"{where} sends post-call webhooks to {url} ({level} setting)."))
+    return _pass("agent_webhook", fine)
+
+
+# The checks of the post-call webhook, in the order they are reported.
+WEBHOOK_CHECKS: list[Callable[[WebhookSetting], Awaitable[Check]]] = [_webhook_url, _agent_webhook]
 
 
 def _database_check(settings: Settings) -> Check:
@@ -447,10 +461,7 @@ def _database_check(settings: Settings) -> Check:
         current = db.current_revision(url)
         head = db.head_revision(url)
     except Exception as exc:
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        password = _password_of(url)
-        if password:
-            text = text.replace(password, "***")
+        text = db.scrubbed(str(exc).splitlines()[0] if str(exc) else "", url)
         return _fail(
             "database",
             f"Could not open the database ({type(exc).__name__}: {text[:300]}).",
@@ -461,33 +472,6 @@ def _database_check(settings: Settings) -> Check:
     if current != head:
         return _fail("database", f"The database is at schema revision {current}; this callcheck needs {head}.", fix)
     return _pass("database", f"The database is reachable and migrated (revision {head}).")
-
-
-def _password_of(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).password
-    except Exception:
-        return None
-
-
-def format_report(report: DoctorReport) -> str:
-    """The doctor's report for a person: one line per check, with its fix under each problem."""
-    marks = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "skip"}
-    lines = []
-    for check in report.checks:
-        lines.append(f"[{marks[check.status]}] {check.name}: {check.message}")
-        if check.fix and check.status in ("fail", "warn"):
-            lines.append(f"       fix: {check.fix}")
-    failed = sum(1 for c in report.checks if c.status == "fail")
-    skipped = sum(1 for c in report.checks if c.status == "skip")
-    warned = sum(1 for c in report.checks if c.status == "warn")
-    if report.ok:
-        lines.append("All checks passed." if not warned else f"All checks passed ({counted(warned, 'warning')}).")
-    else:
-        lines.append(f"{counted(failed, 'check')} failed, {skipped} skipped.")
-    return "\n".join(lines)
 
 
 # The page's setup panel and GET /api/doctor ask ElevenLabs twice per run: a server answers from a report at most

@@ -4,7 +4,9 @@
     ├── InvalidInput          the request or file is wrong; the caller can fix it
     │   └── UnsupportedMediaType  the body is declared as something other than JSON
     ├── NotFound              the thing asked for does not exist
-    ├── Conflict              the request clashes with the current state (e.g. an idempotency key reused)
+    ├── Conflict              the request clashes with the current state (an idempotency key still dialing)
+    ├── KeyReused             an idempotency key used again for a different request
+    ├── CallNotPlaced         a call asked for earlier (same idempotency key) was not placed
     ├── Unauthorized          a signature or credential did not check out
     ├── DestinationRefused    the dialing rules forbid calling this number (names the rule)
     ├── LimitReached          a call budget is spent (names the budget and when it frees up)
@@ -45,6 +47,14 @@ class NotFound(CallcheckError):
 
 class Conflict(CallcheckError):
     """The request conflicts with the current state."""
+
+
+class KeyReused(CallcheckError):
+    """An Idempotency-Key was used again for a different request."""
+
+
+class CallNotPlaced(CallcheckError):
+    """A call asked for earlier (the same Idempotency-Key) was not placed, for a reason of our own or the call's."""
 
 
 class Unauthorized(CallcheckError):

@@ -1,4 +1,9 @@
-"""Building the services of a running callcheck: for the web app's lifespan and for CLI commands alike."""
+"""The composition root: what a running callcheck is built from, for the web app's lifespan and CLI commands alike.
+
+Settings come in; the sandbox (if asked), the migrated database, the HTTP client, the cookie-signing key and the
+durable workers are made here, and handed on as one `Services` (services.py holds only its type). Nothing else builds
+them, and nothing below app.py and cli/ imports this module (tests/test_architecture.py).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,35 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 
-from callcheck.config import Settings
+from callcheck.config import MIN_SECRET_KEY_CHARS, Settings
+from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
+from callcheck.errors import ConfigurationError
 from callcheck.services import Services
 from callcheck.store import db
-from callcheck.store.files import private_dir, tighten_data_dir
+from callcheck.store.files import kept_secret_key, private_dir, tighten_data_dir
 from callcheck.store.repo import Store
 
-WEBHOOK_PATH = "/api/webhooks/elevenlabs"
+
+def session_secret(settings: Settings) -> str:
+    """The cookie-signing key: CALLCHECK_SECRET_KEY, or one generated once and kept (mode 0600) in the data directory.
+
+    An empty or short kept key is refused rather than signing cookies with it.
+    """
+    if settings.secret_key and settings.secret_key.get_secret_value():
+        return settings.secret_key.get_secret_value()
+    try:
+        path, key = kept_secret_key(settings.data_dir)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot keep the cookie-signing key in {settings.data_dir / 'secret_key'}: {exc.strerror or exc} "
+            "(check CALLCHECK_DATA_DIR, or set CALLCHECK_SECRET_KEY)."
+        ) from exc
+    if len(key) < MIN_SECRET_KEY_CHARS:
+        raise ConfigurationError(
+            f"The cookie-signing key in {path} is too short to be safe (under {MIN_SECRET_KEY_CHARS} characters): "
+            "delete the file to have a new one made, or set CALLCHECK_SECRET_KEY."
+        )
+    return key
 
 
 @asynccontextmanager
@@ -27,7 +54,7 @@ async def start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
 
     api_key = secrets.token_urlsafe(16)
     secret = secrets.token_urlsafe(24) if settings.public_url else None
-    webhook_url = f"{settings.public_url.rstrip('/')}{WEBHOOK_PATH}" if settings.public_url else None
+    webhook_url = f"{settings.public_url.rstrip('/')}{ELEVENLABS_WEBHOOK_PATH}" if settings.public_url else None
     config = SandboxConfig(
         api_key=api_key,
         webhook_url=webhook_url,
@@ -59,18 +86,30 @@ async def web_lease(services: Services) -> AsyncIterator[None]:
     from callcheck.jobs.executors import Lease, new_executor_id
     from callcheck.store.executors import ExecutorStore
 
-    lease = Lease(
-        ExecutorStore(services.store.engine), new_executor_id("web"), "web", services.settings.executor_lease_s
-    )
-    await lease.register()
-    services.executor_id = lease.executor_id
-    beat = asyncio.create_task(lease.run(), name="callcheck-lease")
+    async with db.lease_engine(services.settings.resolved_database_url()) as engine:
+        lease = Lease(ExecutorStore(engine), new_executor_id("web"), "web", services.settings.executor_lease_s)
+        await lease.register()
+        services.executor_id = lease.executor_id
+        beat = asyncio.create_task(lease.run(), name="callcheck-lease")
+        try:
+            yield
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            await lease.release()
+
+
+@asynccontextmanager
+async def store_services(settings: Settings) -> AsyncIterator[Services]:
+    """The migrated store and an HTTP client, without sandbox or workers (`callcheck monitor ...`); closed on exit."""
+    url = settings.resolved_database_url()
+    await asyncio.to_thread(db.upgrade, url)
+    engine = db.create_engine(url)
     try:
-        yield
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+            yield Services(settings=settings, store=Store(engine), http=http)
     finally:
-        beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
-        await lease.release()
+        await engine.dispose()
 
 
 @asynccontextmanager
@@ -103,6 +142,12 @@ async def running_services(
         from callcheck.api.metrics import count_upstream_errors
 
         count_upstream_errors(services)
+        if not db.is_sqlite(url):
+            # Live updates from every process on the database (notifier.py), before any work starts.
+            from callcheck.notifier import bridged
+
+            conninfo = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+            await stack.enter_async_context(bridged(services.notifier, conninfo))
         if effective.workers:
             from callcheck.jobs.monitors import MonitorScheduler  # imported first: its workflows exist at launch
             from callcheck.jobs.tracking import Tracker

@@ -10,7 +10,7 @@ import httpx
 from callcheck.config import Settings
 from callcheck.doctor import DoctorCache
 from callcheck.errors import MissingSettings
-from callcheck.jobs.notify import Notifier
+from callcheck.notifier import Notifier
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.store.repo import Store
 

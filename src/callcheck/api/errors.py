@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
@@ -13,10 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callcheck.errors import (
     CallcheckError,
+    CallNotPlaced,
     ConfigurationError,
     Conflict,
     DestinationRefused,
     InvalidInput,
+    KeyReused,
     LimitReached,
     NotFound,
     Unauthorized,
@@ -35,6 +38,8 @@ STATUS_BY_ERROR: list[tuple[type[CallcheckError], int]] = [
     (DestinationRefused, 403),
     (LimitReached, 429),
     (Conflict, 409),
+    (KeyReused, 422),
+    (CallNotPlaced, 500),
     (ConfigurationError, 500),
     (UpstreamError, 502),
 ]
@@ -82,8 +87,11 @@ def _wants_a_page(request: Request) -> bool:
     return ready and not machine and request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every error, ours and the framework's, to the JSON error shape."""
+def install_error_handlers(app: FastAPI, not_found_page: Callable[[Request, str], Response] | None = None) -> None:
+    """Map every error, ours and the framework's, to the JSON error shape.
+
+    `not_found_page` renders a person's 404 (the web's page, given by create_app: the API does not import the web).
+    """
 
     @app.exception_handler(CallcheckError)
     async def _callcheck(_request: Request, exc: CallcheckError) -> JSONResponse:
@@ -97,10 +105,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and _wants_a_page(request):
-            from callcheck.web.pages import not_found
-
-            return not_found(request, "There is no page at this address.")
+        if exc.status_code == 404 and not_found_page is not None and _wants_a_page(request):
+            return not_found_page(request, "There is no page at this address.")
         messages = {404: "Not found.", 405: "Method not allowed."}
         detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
         response = error_response(detail or messages.get(exc.status_code, "Request failed."), exc.status_code)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.datastructures import Headers
@@ -25,6 +25,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from callcheck.api.errors import error_response
 from callcheck.domain.access import SAFE_METHODS, Identity, is_open, needed_scope
+
+if TYPE_CHECKING:
+    from callcheck.store.tokens import TokenStore
 
 SESSION_TOKEN_KEY = "token_id"
 SESSION_CSRF_KEY = "csrf"
@@ -216,64 +219,79 @@ class AccessControl:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        services = getattr(scope["app"].state, "services", None) if scope["type"] == "http" else None
+        if services is None:  # not HTTP, or not started (never in practice: servers wait for the lifespan)
             await self.app(scope, receive, send)
             return
-        services = getattr(scope["app"].state, "services", None)
-        if services is None:  # not started (never in practice: servers wait for the lifespan)
-            await self.app(scope, receive, send)
+        door = _Door(scope, services.store.tokens, services.settings.public_badges)
+        identity, refusal = await door.identify()
+        if refusal is None:
+            scope.setdefault("state", {})["identity"] = identity
+            refusal = await door.refusal(identity)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
-        tokens = services.store.tokens
-        headers = Headers(scope=scope)
-        session: dict[str, Any] = scope.get("session", {})
-        method: str = scope["method"]
-        path: str = scope["path"]
-        identity: Identity | None = None
-        exposed = bool(getattr(scope["app"].state, "exposed", False))
-        public_badges = services.settings.public_badges
-        authorization = headers.get("authorization")
-        if authorization is not None:
-            kind, _, value = authorization.partition(" ")
-            if kind.lower() == "bearer" and value.strip():
-                identity = await tokens.identify(value.strip())
-            # A credential that does not check out is refused, not ignored: its sender meant to be someone. (A local
-            # server without tokens ignores it, as it always did.)
-            if (
-                identity is None
-                and not is_open(method, path, public_badges=public_badges)
-                and (exposed or await tokens.any_active())
-            ):
-                await _unauthorized(BAD_TOKEN)(scope, receive, send)
-                return
-        elif isinstance(session.get(SESSION_TOKEN_KEY), str):
-            identity = await tokens.session_identity(session[SESSION_TOKEN_KEY])
-            if identity is None:
-                session.pop(SESSION_TOKEN_KEY, None)  # revoked: the login ends with it
-        scope.setdefault("state", {})["identity"] = identity
+        await self.app(scope, receive, send)
 
-        if is_open(method, path, public_badges=public_badges):
-            await self.app(scope, receive, send)
-            return
+
+class _Door:
+    """One request at AccessControl: who sends it, and whether it may pass."""
+
+    def __init__(self, scope: Scope, tokens: TokenStore, public_badges: bool) -> None:
+        self.scope = scope
+        self.tokens = tokens
+        self.headers = Headers(scope=scope)
+        self.session: dict[str, Any] = scope.get("session", {})
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.exposed = bool(getattr(scope["app"].state, "exposed", False))
+        self.open = is_open(self.method, self.path, public_badges=public_badges)
+
+    async def identify(self) -> tuple[Identity | None, Response | None]:
+        """The identity of a bearer token or a logged-in session; a 401 instead for a token that does not check out."""
+        authorization = self.headers.get("authorization")
+        if authorization is None:
+            return await self._session_identity(), None
+        kind, _, value = authorization.partition(" ")
+        identity = await self.tokens.identify(value.strip()) if kind.lower() == "bearer" and value.strip() else None
+        # A credential that does not check out is refused, not ignored: its sender meant to be someone. (A local
+        # server without tokens ignores it, as it always did.)
+        if identity is None and not self.open and (self.exposed or await self.tokens.any_active()):
+            return None, _unauthorized(BAD_TOKEN)
+        return identity, None
+
+    async def _session_identity(self) -> Identity | None:
+        token_id = self.session.get(SESSION_TOKEN_KEY)
+        if not isinstance(token_id, str):
+            return None
+        identity = await self.tokens.session_identity(token_id)
         if identity is None:
-            if not exposed and not await tokens.any_active():
-                await self.app(scope, receive, send)  # a local server with no tokens: open, as it always was
-                return
-            if _wants_a_page(scope, headers):
-                await _login_redirect(scope)(scope, receive, send)
-            elif exposed and not await tokens.any_active():
-                await _unauthorized(EXPOSED_WITHOUT_TOKEN)(scope, receive, send)
-            else:
-                await _unauthorized(NEEDS_TOKEN)(scope, receive, send)
-            return
-        needed = needed_scope(method, path)
+            self.session.pop(SESSION_TOKEN_KEY, None)  # revoked: the login ends with it
+        return identity
+
+    async def refusal(self, identity: Identity | None) -> Response | None:
+        """Why this request may not pass (the response saying so), or None when it may."""
+        if self.open:
+            return None
+        if identity is None:
+            return await self._anonymous_refusal()
+        needed = needed_scope(self.method, self.path)
         if not identity.scope.allows(needed):
             message = (
                 f"The token {identity.name!r} has the {identity.scope.value!r} scope; this needs {needed.value!r} "
                 "(`callcheck token create --scope ...`)."
             )
-            await error_response(message, 403)(scope, receive, send)
-            return
-        if identity.by_session and method not in SAFE_METHODS and not csrf_matches(session, headers.get(CSRF_HEADER)):
-            await error_response(BAD_CSRF, 403)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+            return error_response(message, 403)
+        csrf = self.headers.get(CSRF_HEADER)
+        if identity.by_session and self.method not in SAFE_METHODS and not csrf_matches(self.session, csrf):
+            return error_response(BAD_CSRF, 403)
+        return None
+
+    async def _anonymous_refusal(self) -> Response | None:
+        if not self.exposed and not await self.tokens.any_active():
+            return None  # a local server with no tokens: open, as it always was
+        if _wants_a_page(self.scope, self.headers):
+            return _login_redirect(self.scope)
+        if self.exposed and not await self.tokens.any_active():
+            return _unauthorized(EXPOSED_WITHOUT_TOKEN)
+        return _unauthorized(NEEDS_TOKEN)

@@ -1,17 +1,20 @@
-"""What the JSON routes read and answer, for the OpenAPI description only.
+"""What the JSON routes read and answer: the models that validate them and describe them in /openapi.json.
 
-The routes read their bodies by hand (`callcheck.api.body`) so that every bad body gets the seed's words and a 4xx
-`{"error": ...}`; these models tell `/openapi.json` and `/docs` the same shapes.
+Request bodies are read by `callcheck.api.body` (size, media type, JSON object, storable text: each with the seed's
+words and a 4xx `{"error": ...}`), then validated by their model here (`body_of`); answers are declared with
+`response_model`, so FastAPI checks them against the model that documents them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from callcheck.api.body import BodyModel
+from callcheck.domain.phone import E164_PATTERN
 from callcheck.domain.prompts import DEFAULT_SCENARIO
 
 
@@ -21,13 +24,24 @@ class ErrorBody(BaseModel):
     error: str = Field(examples=["Phone number must be in E.164 format, for example +15551234567."])
 
 
-class CallBody(BaseModel):
+def required_field(schema: dict[str, Any]) -> None:
+    """A field the seed requires, though the model takes it absent: its absence has the seed's own error, checked by
+    the route in the seed's order (a missing description first)."""
+    schema.pop("default", None)
+
+
+class CallBody(BodyModel):
     """POST /api/call."""
 
-    to_number: str = Field(
-        pattern=r"^\+[1-9]\d{7,14}$",
+    # Only types are checked here; the number's format and the description's presence are the route's, in the
+    # seed's order and words.
+    model_config = ConfigDict(json_schema_extra={"required": ["to_number"]})
+
+    to_number: Annotated[str | None, WithJsonSchema({"type": "string", "pattern": E164_PATTERN.pattern})] = Field(
+        default=None,
         description="The phone number to call in E.164 format (e.g., +15551234567).",
         examples=["+15551234567"],
+        json_schema_extra=required_field,
     )
     business_description: str | None = Field(
         default=None,
@@ -57,10 +71,14 @@ class CallInitiated(BaseModel):
     id: str = Field(description="callcheck's id of the call: GET /api/calls/{id} follows it.")
 
 
-class ContextBody(BaseModel):
+class ContextBody(BodyModel):
     """POST /api/context."""
 
-    description: str = Field(description="What the business is and does.")
+    model_config = ConfigDict(json_schema_extra={"required": ["description"]})
+
+    description: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+        default=None, description="What the business is and does.", json_schema_extra=required_field
+    )
     scenario: str | None = Field(default=None, description="The task later calls try, unless they name their own.")
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import ConfigDict, Field, WithJsonSchema
 
-from callcheck.api.body import json_object, optional_text
+from callcheck.api.body import BodyModel, json_object, validated
 from callcheck.api.deps import ServicesDep
 from callcheck.api.errors import error_response
 from callcheck.api.guard import identity_of
-from callcheck.api.schemas import ERRORS, ErrorBody, json_body
+from callcheck.api.schemas import ERRORS, ErrorBody, json_body, required_field
 from callcheck.domain.access import TokenScope, parse_scope, valid_name
 from callcheck.errors import InvalidInput
 from callcheck.store.tokens import TokenRow
@@ -36,11 +36,20 @@ def _not_admin(request: Request) -> JSONResponse | None:
     return error_response(NO_ADMIN, 403) if identity_of(request.scope) is None else None
 
 
-class TokenBody(BaseModel):
+class TokenBody(BodyModel):
     """POST /api/tokens."""
 
-    name: str = Field(description="A name for the token, never reused: it is shown in the history of what it did.")
-    scope: TokenScope = Field(default=TokenScope.CALL, description="read, call or admin.")
+    # Types only: the name's rules and the scope's words are checked by the route, with their own errors.
+    model_config = ConfigDict(json_schema_extra={"required": ["name"]})
+
+    name: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+        default=None,
+        description="A name for the token, never reused: it is shown in the history of what it did.",
+        json_schema_extra=required_field,
+    )
+    scope: Annotated[str | None, WithJsonSchema({"type": "string", "enum": [s.value for s in TokenScope]})] = Field(
+        default=TokenScope.CALL.value, description="read, call or admin."
+    )
 
 
 def token_view(row: TokenRow) -> dict[str, Any]:
@@ -72,9 +81,10 @@ async def create_token(request: Request, services: ServicesDep) -> JSONResponse:
     refused = _not_admin(request)
     if refused is not None:
         return refused
-    data = await json_object(request)
-    name = valid_name(optional_text(data, "name") or "")
-    scope_text = optional_text(data, "scope")
+    # Read after the admin check (not as a dependency, which would run first): a 403 says more than a bad body.
+    body = validated(TokenBody, await json_object(request))
+    name = valid_name(body.check("name").name or "")
+    scope_text = body.check("scope").scope
     scope = parse_scope(scope_text) if scope_text is not None else TokenScope.CALL
     row, token = await services.store.tokens.create(name, scope)
     return JSONResponse({**token_view(row), "token": token}, status_code=201)

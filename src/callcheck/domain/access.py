@@ -109,7 +109,9 @@ def parse_scope(value: str) -> TokenScope:
 # static files it needs (CSS, scripts, vendored htmx: nothing private).
 OPEN_PATHS = frozenset({"/healthz", "/login", "/logout"})
 OPEN_PREFIXES = ("/static/",)
-WEBHOOK_PATHS = frozenset({"/api/webhooks/elevenlabs"})
+# Where ElevenLabs posts its signed post-call webhooks (api/webhooks.py serves it): the one definition of the path.
+ELEVENLABS_WEBHOOK_PATH = "/api/webhooks/elevenlabs"
+WEBHOOK_PATHS = frozenset({ELEVENLABS_WEBHOOK_PATH})
 # The set-up checks use the ElevenLabs key and describe the whole set-up; token management hands out access.
 # (/parts/setup, the page's panel of the same checks, tells a non-admin so itself rather than failing.)
 ADMIN_PATHS = frozenset({"/api/doctor"})

@@ -40,6 +40,8 @@ class CallLimits:
     per_number_per_day: int = 0
     per_minute: int = 0
     per_day: int = 0
+    # Calls not final yet, every process and every run together (CALLCHECK_MAX_CONCURRENT_CALLS; 0: no limit).
+    concurrent: int = 0
 
     def windows(self) -> list[Window]:
         """The budgets that apply (non-zero), the shortest first: the one a client can wait out is named first."""
@@ -55,3 +57,11 @@ class CallLimits:
             Window("CALLCHECK_MAX_CALLS_PER_DAY", self.per_day, DAY, False, "calls in any 24 hours"),
         ]
         return [w for w in candidates if w.limit > 0]
+
+
+def concurrent_refusal(limit: int) -> str:
+    """The sentence of a 429 when CALLCHECK_MAX_CONCURRENT_CALLS calls are already under way."""
+    return (
+        f"Call limit reached: CALLCHECK_MAX_CONCURRENT_CALLS allows {limit} calls in progress at once. "
+        "Try again when one of them has ended."
+    )

@@ -1,4 +1,4 @@
-"""How fast a run may place calls: the bounds of `--rate` and `?rate=`, in calls per minute."""
+"""How fast things may go: a run's calls (`--rate`, `?rate=`, in calls per minute) and the sandbox's simulated time."""
 
 from __future__ import annotations
 
@@ -15,3 +15,8 @@ def rate_problem(per_min: float) -> str | None:
     if math.isnan(per_min) or not MIN_RATE_PER_MIN <= per_min <= MAX_RATE_PER_MIN:
         return f"the rate must be between {MIN_RATE_PER_MIN:g} and {MAX_RATE_PER_MIN:g} calls per minute"
     return None
+
+
+# Real seconds per simulated second in the sandbox (CALLCHECK_SANDBOX_TIME_SCALE, `--time-scale`): above this a
+# simulated call of minutes would take hours, a unit slip rather than a wish.
+MAX_SANDBOX_TIME_SCALE = 100.0

@@ -25,8 +25,8 @@ from ruamel.yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, Seque
 from callcheck.domain.assertions import Expectation, did_you_mean, merge_expectations, not_value, parse_assertion
 from callcheck.domain.phone import E164_ERROR, is_e164
 from callcheck.domain.prompts import caller_prompt, first_message
+from callcheck.domain.storable import unstorable
 from callcheck.errors import InvalidInput
-from callcheck.text import unstorable
 
 # Most YAML nodes (scalars, mappings, sequences) a suite may have: parsing is bounded before any value is built.
 MAX_SUITE_NODES = 50_000

@@ -39,6 +39,8 @@ from callcheck.store.executors import ExecutorRow, ExecutorStore
 
 log = logging.getLogger("callcheck.executors")
 
+# How long the row of a process taken over is kept (for the log's sake: who took whom over) before it is pruned.
+KEEP_TAKEN_OVER_S = 24 * 3600.0
 ROLES = ("server", "worker", "run", "web")  # web: a server without workers
 # A `callcheck run` process's executor id starts so (jobs/ownership.py): its runs are cancelled when it dies.
 RUN_PREFIX = "cli-"
@@ -123,6 +125,7 @@ class Lease:
                         self.executor_id,
                     )
                 await self.adopt_dead()
+                await self.store.prune(KEEP_TAKEN_OVER_S)
                 if self._sweep is not None:
                     await self._sweep()
             except asyncio.CancelledError:

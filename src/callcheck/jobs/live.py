@@ -15,11 +15,10 @@ from typing import Any
 
 import anyio
 
+from callcheck.notifier import WATCH_AGAIN_S, WATCH_PREFIX
 from callcheck.services import Services
 from callcheck.store.repo import CallEvent, CallRow, utcnow
 
-# How often a live stream re-reads the database when nothing woke it (changes from other processes).
-STREAM_POLL_S = 1.0
 # How long after a call ended its stream still waits for a recording ElevenLabs said it has.
 RECORDING_GRACE_S = 10.0
 
@@ -66,7 +65,8 @@ def settled(call: CallRow) -> bool:
 
 
 async def _wait_for_news(services: Services, call_id: str, shutdown: anyio.Event) -> None:
-    """Until the call's topic is published, STREAM_POLL_S passes or the server starts shutting down."""
+    """Until the call's topic is published (in any process on PostgreSQL: notifier.py), the notifier's fallback
+    re-read is due, or the server starts shutting down."""
     async with anyio.create_task_group() as group:
 
         async def on_shutdown() -> None:
@@ -74,7 +74,13 @@ async def _wait_for_news(services: Services, call_id: str, shutdown: anyio.Event
             group.cancel_scope.cancel()
 
         group.start_soon(on_shutdown)
-        await services.notifier.wait(call_id, STREAM_POLL_S)
+        timeout = services.notifier.fallback_s
+        if services.tracker is None and services.notifier.listening:
+            # A server without workers: the process following the call is told someone watches it, and again
+            # before that lapses, so it polls the call often (as a process's own watchers make it).
+            services.notifier.publish(WATCH_PREFIX + call_id)
+            timeout = min(timeout, WATCH_AGAIN_S)
+        await services.notifier.wait(call_id, timeout)
         group.cancel_scope.cancel()
 
 

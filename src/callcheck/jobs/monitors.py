@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from callcheck.config import Settings
 from callcheck.domain.alerts import alert_message
+from callcheck.domain.lifecycle import RunState
 from callcheck.domain.monitoring import (
     AlertKind,
     MonitorStatus,
@@ -43,7 +44,7 @@ from callcheck.domain.monitoring import (
 from callcheck.errors import CallcheckError, Conflict, InvalidInput, NotFound
 from callcheck.jobs.alerts import AlertNotSent, send_alert
 from callcheck.jobs.runs import plan, prepare_run, run_suite, run_workflow_id
-from callcheck.jobs.tracking import _on_app_loop
+from callcheck.jobs.tracking import on_app_loop
 from callcheck.services import Services
 from callcheck.store.monitors import ACTIVE_RUN_STATES, DeliveryRow, MonitorRow, MonitorStore
 from callcheck.store.repo import RunRow, utcnow
@@ -371,7 +372,11 @@ async def claim(services: Services, monitor_id: str, slot: int, manual: bool) ->
             monitor_slot=slot,
         )
         await services.store.runs.update_run(
-            run.id, state="failed", exit_code=2, finished_at=utcnow(), error=f"The run could not start: {exc.message}"
+            run.id,
+            state=RunState.FAILED,
+            exit_code=2,
+            finished_at=utcnow(),
+            error=f"The run could not start: {exc.message}",
         )
         start = False
     await _done_with(monitors, monitor_id, slot, manual)
@@ -449,12 +454,12 @@ async def attempt_delivery(services: Services, delivery: DeliveryRow, *, final: 
 
 @DBOS.step(name="callcheck.monitor_claim")
 async def _claim_step(monitor_id: str, slot: int, manual: bool) -> dict[str, Any]:
-    return await _on_app_loop(lambda s: claim(s, monitor_id, slot, manual))
+    return await on_app_loop(lambda s: claim(s, monitor_id, slot, manual))
 
 
 @DBOS.step(name="callcheck.monitor_evaluate")
 async def _evaluate_step(monitor_id: str, run_id: str) -> dict[str, Any]:
-    return await _on_app_loop(lambda s: evaluate(s, monitor_id, run_id))
+    return await on_app_loop(lambda s: evaluate(s, monitor_id, run_id))
 
 
 @DBOS.step(name="callcheck.alert_limits")
@@ -463,7 +468,7 @@ async def _alert_limits_step() -> tuple[int, float]:
     async def read(services: Services) -> tuple[int, float]:
         return services.settings.alert_attempts, services.settings.alert_backoff_s
 
-    return await _on_app_loop(read)
+    return await on_app_loop(read)
 
 
 @DBOS.step(name="callcheck.alert_attempt")
@@ -474,7 +479,7 @@ async def _attempt_step(delivery_id: int, final: bool) -> str:
             return "failed"
         return await attempt_delivery(services, delivery, final=final)
 
-    return await _on_app_loop(work)
+    return await on_app_loop(work)
 
 
 @DBOS.workflow(name="callcheck.deliver_alert")

@@ -7,14 +7,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from callcheck.domain.lifecycle import CallState
+from callcheck.domain.lifecycle import CallErrorKind, CallState
 from callcheck.domain.prompts import caller_prompt, first_message
-from callcheck.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
+from callcheck.errors import (
+    CallNotPlaced,
+    Conflict,
+    KeyReused,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamUnreachable,
+)
 from callcheck.jobs.destinations import check_destination
 from callcheck.providers.elevenlabs.agent_profile import explain_refused_override
 from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override
 from callcheck.services import Services
-from callcheck.store.repo import CallRow, new_id
+from callcheck.store.fields import CallChanges
+from callcheck.store.repo import Admission, CallRow, DuplicateKey, new_id
 
 log = logging.getLogger("callcheck.placing")
 
@@ -42,8 +50,12 @@ class CallRequest:
     token_name: str | None = None  # the API token that asked for it (a run's calls: the run's)
 
 
-async def record_call(services: Services, request: CallRequest, state: CallState) -> CallRow:
-    """Store a call about to be placed (DIALING) or waiting for a worker (QUEUED). Checks settings first."""
+async def record_call(
+    services: Services, request: CallRequest, state: CallState, *, admission: Admission | None = None
+) -> CallRow:
+    """Store a call about to be placed (DIALING) or waiting for a worker (QUEUED). Checks settings first.
+
+    A suite run's call brings its `admission` (the run's caps, held by the database across processes)."""
     client_settings = services.settings
     services.client()  # raises MissingSettings before anything is stored
     await check_destination(services, request.to_number)  # DestinationRefused; budgets are checked by create_call
@@ -61,6 +73,7 @@ async def record_call(services: Services, request: CallRequest, state: CallState
     )
     return await services.store.create_call(
         request.run_item_id,
+        admission=admission,
         id=call_id,
         state=state.value,
         simulated=services.simulated,
@@ -93,7 +106,12 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         # A refused per-call override means the agent is not set up: say so, and name the command that fixes it.
         exc = explain_refused_override(raw_exc)
         await services.store.move_call(
-            call.id, CallState.FAILED, exc.message, error=exc.message, upstream_response=exc.body
+            call.id,
+            CallState.FAILED,
+            exc.message,
+            error=exc.message,
+            error_kind=CallErrorKind.REFUSED,
+            upstream_response=exc.body,
         )
         services.notifier.publish(call.id)
         if exc is raw_exc:
@@ -102,24 +120,26 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
     except UpstreamUnreachable as exc:
         if exc.maybe_sent:
             # The request may have reached ElevenLabs: leave the call DIALING for the tracker to reconcile.
-            await services.store.update_call(call.id, error=exc.message)
-            await services.store.add_event(call.id, "note", exc.message)
+            await services.store.update_call(
+                call.id, ("note", exc.message), error=exc.message, error_kind=CallErrorKind.UNREACHABLE
+            )
         else:
-            await services.store.move_call(call.id, CallState.FAILED, exc.message, error=exc.message)
+            await services.store.move_call(
+                call.id, CallState.FAILED, exc.message, error=exc.message, error_kind=CallErrorKind.UNREACHABLE
+            )
         services.notifier.publish(call.id)
         raise
     conversation_id, call_sid = placed_ids(raw)
     # The answer may be the first to show that "ElevenLabs" is callcheck's sandbox (one started on its own).
     newly_simulated = services.simulated and not call.simulated
-    simulated: dict[str, Any] = {"simulated": True} if newly_simulated else {}
+    accepted: CallChanges = {"upstream_response": raw, "conversation_id": conversation_id, "call_sid": call_sid}
+    if newly_simulated:
+        accepted["simulated"] = True
     await services.store.move_call(
         call.id,
         CallState.RINGING,
         "ElevenLabs accepted the call" + ("" if conversation_id else " without a conversation id"),
-        upstream_response=raw,
-        conversation_id=conversation_id,
-        call_sid=call_sid,
-        **simulated,
+        **accepted,
     )
     if newly_simulated and call.run_id:
         await services.store.runs.update_run(call.run_id, simulated=True)
@@ -154,3 +174,71 @@ async def place_call(services: Services, request: CallRequest) -> tuple[CallRow,
         if services.tracker is not None:
             services.tracker.follow_soon(call.id, placed)
     return call, raw
+
+
+KEY_IN_PROGRESS = "A request with this Idempotency-Key is already in progress."
+KEY_REUSED = "This Idempotency-Key was used for a different request (another number, description or scenario)."
+
+
+async def place_once(services: Services, request: CallRequest) -> tuple[CallRow, dict[str, Any]]:
+    """place_call, at most once per Idempotency-Key: a request repeating an earlier one gets its answer again.
+
+    Raises what the earlier request raised (its stored error, by its kind), Conflict while it is still dialing,
+    KeyReused when the key named another request.
+    """
+    key = request.idempotency_key
+    if key:
+        earlier = await _earlier_answer(services, key, request)
+        if earlier is not None:
+            return earlier
+    try:
+        return await place_call(services, request)
+    except DuplicateKey as exc:
+        # Two requests with one key raced; the other one dials.
+        raise Conflict(KEY_IN_PROGRESS) from exc
+
+
+async def _earlier_answer(services: Services, key: str, request: CallRequest) -> tuple[CallRow, dict[str, Any]] | None:
+    """The call placed by an earlier request with this key and its answer, or None when this request should dial."""
+    call = await services.store.get_call_by_key(key)
+    if call is None:
+        return None
+    if (call.to_number, call.business_description, call.scenario) != (
+        request.to_number,
+        request.description,
+        request.scenario,
+    ):
+        # Answering with the first call's body would tell the client a number was dialed that was not.
+        raise KeyReused(KEY_REUSED)
+    if refused_earlier(call):
+        # ElevenLabs refused it: nothing was placed, so the key is freed and this request dials (a client retrying
+        # after a 429 can succeed).
+        await services.store.update_call(call.id, idempotency_key=None)
+        return None
+    return replayed(call)
+
+
+def refused_earlier(call: CallRow) -> bool:
+    """True for a call ElevenLabs refused to place (its dial answered with an error): nothing was placed."""
+    return call.state == CallState.FAILED and call.error_kind == CallErrorKind.REFUSED
+
+
+def replayed(call: CallRow) -> tuple[CallRow, dict[str, Any]]:
+    """An earlier request's call as placed (with its stored answer), or its outcome raised again.
+
+    The stored answer is the upstream's body for failures too (a 4xx `detail`, a 200 `success: false`): only one
+    saying `success: true` is a placed call. A call whose answer was lost (a crash, a timeout) and that was then found
+    placed has no answer kept, but has its conversation id: it was placed too, and says so (never a 409, which would
+    invite a retry under a new key and a second dial). A timeout may hide a placed call, so its error is replayed.
+    """
+    answer = call.upstream_response if isinstance(call.upstream_response, dict) else None
+    settled = call.state not in (CallState.DIALING, CallState.QUEUED)
+    if settled and (call.conversation_id or (answer is not None and answer.get("success") is True)):
+        return call, answer or {}
+    if call.error:
+        if call.error_kind in (CallErrorKind.REFUSED, CallErrorKind.UNREACHABLE):
+            raise UpstreamError(call.error)
+        raise CallNotPlaced(call.error)
+    if settled:
+        raise CallNotPlaced(f"The call was not placed (it ended {call.state.value}).")
+    raise Conflict(KEY_IN_PROGRESS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 import anyio
@@ -19,7 +20,7 @@ from dbos import DBOS, SetWorkflowID
 from callcheck.config import Settings
 from callcheck.domain.assertions import CallEvidence, verdict_for
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
-from callcheck.domain.lifecycle import CallState
+from callcheck.domain.lifecycle import CallState, RunState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
 from callcheck.errors import (
     ConfigurationError,
@@ -32,13 +33,13 @@ from callcheck.errors import (
 )
 from callcheck.jobs.destinations import check_destination
 from callcheck.jobs.placing import CallRequest, dial, record_call
-from callcheck.jobs.tracking import _on_app_loop, follow_call, track_workflow_task, workflow_id
+from callcheck.jobs.tracking import follow_call, on_app_loop, track_workflow_task, workflow_id
 from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
 from callcheck.providers.elevenlabs.outbound import sent_override
 from callcheck.providers.llm import judge_from_settings
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
-from callcheck.store.repo import CallRow, RunItem, RunRow, utcnow
+from callcheck.store.repo import Admission, CallRow, ItemAlreadyPlaced, RunBusy, RunItem, RunRow, utcnow
 
 log = logging.getLogger("callcheck.runs")
 
@@ -171,80 +172,111 @@ async def wake_run(run_id: str) -> None:
         log.debug("could not wake run %s: %s", run_id, exc)
 
 
-async def tick(services: Services, run_id: str) -> dict[str, Any]:
-    """Advance a run from what the database says; which calls were dialed, and whether the run is over."""
-    runs = services.store.runs
-    run = await runs.get_run(run_id)
-    if run is None or run.state in TERMINAL_RUN_STATES:
-        return {"started": [], "finished": True, "wait": 0.0}
-    with_calls = await services.store.run_calls(run_id)
-    items = [item for item, _ in with_calls]
-    active = [item for item, call in with_calls if item.status == "placed" and call and not call.state.terminal]
-    pending = [i for i in items if i.status == "pending"]
-    if run.state == "cancelling" and pending:
-        await runs.mark_items([i.id for i in pending], "skipped")
-        pending = []
-    started: list[str] = []
-    wait = TICK_S
-    if pending and len(active) < run.concurrency:
-        try:
-            agent = await services.client().get_agent(services.settings.elevenlabs_agent_id or "")
-        except (UpstreamUnreachable, UpstreamHTTPError) as exc:
-            if isinstance(exc, UpstreamUnreachable) or exc.status == 429 or exc.status >= 500:
-                # Passing trouble upstream: try again on a later tick; nothing was dialed.
-                log.warning("run %s: agent not readable yet: %s", run_id, exc.message)
-                return {"started": [], "finished": False, "wait": RETRY_S}
-            await _give_up(services, run_id, pending, f"No more calls were placed: {exc.message}")
-            return {"started": [], "finished": not active, "wait": TICK_S}
-        except ConfigurationError as exc:
-            await _give_up(services, run_id, pending, f"No more calls were placed: {exc.message}")
-            return {"started": [], "finished": not active, "wait": TICK_S}
-        _suite, planned = plan(run.suite_text, run.source_name, run.only)
-        allowed = allowed_overrides(agent)
-        interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0
-        last = run.last_placed_at
-        for item in pending[: run.concurrency - len(active)]:
-            now = time.time()
-            if interval and last is not None and now - last < interval:
-                wait = min(wait, interval - (now - last))
-                break
-            try:
-                call = await _place(services, run, item.id, planned[item.position], allowed)
-            except LimitReached as exc:
-                # The minute's budget: the run waits until it frees up. A day's budget: the rest is not placed.
-                if exc.limit == MINUTE_LIMIT:
-                    wait = min(max(exc.resets_at.timestamp() - time.time(), 0.0) + 0.05, 60.0)
-                    log.info("run %s waits for the call budget: %s", run_id, exc.message)
-                    break
-                await _give_up(
-                    services, run_id, _still_pending(pending, started), f"No more calls were placed: {exc.message}"
-                )
-                return {"started": started, "finished": not active and not started, "wait": TICK_S}
-            except DestinationRefused as exc:  # the dialing rules changed since the run started
-                await _give_up(
-                    services, run_id, _still_pending(pending, started), f"No more calls were placed: {exc.message}"
-                )
-                return {"started": started, "finished": not active and not started, "wait": TICK_S}
-            last = time.time()
-            await runs.update_run(run_id, last_placed_at=last)
-            started.append(call.id)
-    finished = not started and not active and not pending
+# A run's planned calls, parsed once per run in this process (a run's suite never changes): a tick then costs two
+# small queries whatever the suite's size. Bounded: the oldest runs' plans are dropped first.
+_PLANS: OrderedDict[str, list[PlannedCall]] = OrderedDict()
+PLANS_KEPT = 64
+
+
+def planned_calls(run: RunRow) -> list[PlannedCall]:
+    """The planned calls of a stored run, parsed once per run and process."""
+    planned = _PLANS.get(run.id)
+    if planned is None:
+        planned = plan(run.suite_text, run.source_name, run.only)[1]
+        _PLANS[run.id] = planned
+        while len(_PLANS) > PLANS_KEPT:
+            _PLANS.popitem(last=False)
+    return planned
+
+
+def _outcome(started: list[str], finished: bool, wait: float = TICK_S) -> dict[str, Any]:
     return {"started": started, "finished": finished, "wait": wait}
 
 
-def _still_pending(pending: list[RunItem], started: list[str]) -> list[RunItem]:
-    """The planned calls of this tick's batch not placed yet (the first len(started) were)."""
-    return pending[len(started) :]
+async def tick(services: Services, run_id: str) -> dict[str, Any]:
+    """Advance a run from what the database says; which calls were dialed, and whether the run is over.
+
+    Only counts are read (planned calls pending, calls under way), then as many pending calls as there is room for.
+    The caps themselves are held by the database (Store.create_call's admission), across every process.
+    """
+    runs = services.store.runs
+    run = await runs.get_run(run_id)
+    if run is None or run.state in TERMINAL_RUN_STATES:
+        return _outcome([], True, 0.0)
+    pending, active = await runs.progress(run_id)
+    if run.state == "cancelling" and pending:
+        await runs.skip_pending(run_id)
+        pending = 0
+    if not pending or active >= run.concurrency:
+        return _outcome([], not pending and not active)
+    allowed = await _allowed_overrides(services, run_id)
+    if isinstance(allowed, float):
+        return _outcome([], False, allowed)
+    if allowed is None:
+        return _outcome([], not active)
+    items = await runs.next_pending(run_id, run.concurrency - active)
+    started, wait = await _place_some(services, run, items, allowed)
+    return _outcome(started, False, wait) if wait is not None else _outcome(started, not active and not started)
 
 
-async def _give_up(services: Services, run_id: str, pending: list[RunItem], reason: str) -> None:
+async def _allowed_overrides(services: Services, run_id: str) -> set[str] | float | None:
+    """The overrides the caller agent allows; a wait in seconds when it could not be read for now; None when the
+    run gave up (the agent is gone, settings are missing): nothing more is placed."""
+    try:
+        agent = await services.client().get_agent(services.settings.elevenlabs_agent_id or "")
+    except (UpstreamUnreachable, UpstreamHTTPError) as exc:
+        if isinstance(exc, UpstreamUnreachable) or exc.status == 429 or exc.status >= 500:
+            # Passing trouble upstream: try again on a later tick; nothing was dialed.
+            log.warning("run %s: agent not readable yet: %s", run_id, exc.message)
+            return RETRY_S
+        await _give_up(services, run_id, f"No more calls were placed: {exc.message}")
+        return None
+    except ConfigurationError as exc:
+        await _give_up(services, run_id, f"No more calls were placed: {exc.message}")
+        return None
+    return allowed_overrides(agent)
+
+
+async def _place_some(
+    services: Services, run: RunRow, items: list[RunItem], allowed: set[str]
+) -> tuple[list[str], float | None]:
+    """Place these planned calls in order while the run may; (the calls dialed, how long to wait before the next
+    tick, or None when the run gave up placing the rest)."""
+    planned = planned_calls(run)
+    interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0
+    admission = Admission(run.id, run.concurrency, interval)
+    started: list[str] = []
+    for item in items:
+        try:
+            call = await _place(services, run, item.id, planned[item.position], allowed, admission)
+        except ItemAlreadyPlaced:  # another process placed this one meanwhile (nothing was stored or dialed here)
+            continue
+        except RunBusy as exc:  # the cap (some other process placed one) or the rate: wait for a place
+            return started, min(exc.wait_s, 60.0) if exc.wait_s is not None else TICK_S
+        except LimitReached as exc:
+            # The minute's budget: the run waits until it frees up. A day's budget: the rest is not placed.
+            if exc.limit == MINUTE_LIMIT:
+                log.info("run %s waits for the call budget: %s", run.id, exc.message)
+                return started, min(max(exc.resets_at.timestamp() - time.time(), 0.0) + 0.05, 60.0)
+            await _give_up(services, run.id, f"No more calls were placed: {exc.message}")
+            return started, None
+        except DestinationRefused as exc:  # the dialing rules changed since the run started
+            await _give_up(services, run.id, f"No more calls were placed: {exc.message}")
+            return started, None
+        started.append(call.id)
+    return started, TICK_S
+
+
+async def _give_up(services: Services, run_id: str, reason: str) -> None:
     """Stop a run from placing calls for good (its agent is gone, settings missing): the rest is skipped."""
-    await services.store.runs.mark_items([i.id for i in pending], "skipped")
+    await services.store.runs.skip_pending(run_id)
     await services.store.runs.update_run(run_id, error=reason)
     log.warning("run %s: %s", run_id, reason)
 
 
-async def _place(services: Services, run: RunRow, item_id: int, planned: PlannedCall, allowed: set[str]) -> CallRow:
+async def _place(
+    services: Services, run: RunRow, item_id: int, planned: PlannedCall, allowed: set[str], admission: Admission
+) -> CallRow:
     """Record (marking the planned call placed at once) and dial one call of a run; the rate limit applies now.
 
     A crash after the record and before the answer leaves the call DIALING: its follow workflow looks it up
@@ -265,7 +297,7 @@ async def _place(services: Services, run: RunRow, item_id: int, planned: Planned
         run_item_id=item_id,
         token_name=run.token_name,
     )
-    call = await record_call(services, request, CallState.DIALING)
+    call = await record_call(services, request, CallState.DIALING, admission=admission)
     if dropped:
         await services.store.add_event(
             call.id, "note", "not sent (the agent does not allow overriding them): " + ", ".join(dropped)
@@ -315,6 +347,7 @@ async def finish(services: Services, run_id: str) -> int:
     if run.state in TERMINAL_RUN_STATES and run.exit_code is not None:
         return run.exit_code
     suite, planned = plan(run.suite_text, run.source_name, run.only)
+    _PLANS.pop(run_id, None)
     judge = judge_from_settings(services.settings, services.http)
     results = []
     for item, call in await services.store.run_calls(run_id):
@@ -348,7 +381,7 @@ async def finish(services: Services, run_id: str) -> int:
     exit_code = EXIT_COULD_NOT_RUN if failed else report.exit_code
     await runs.update_run(
         run_id,
-        state="failed" if failed else ("cancelled" if cancelled else "completed"),
+        state=RunState.FAILED if failed else (RunState.CANCELLED if cancelled else RunState.COMPLETED),
         finished_at=utcnow(),
         report=report.model_dump(mode="json"),
         exit_code=exit_code,
@@ -359,12 +392,12 @@ async def finish(services: Services, run_id: str) -> int:
 
 @DBOS.step(name="callcheck.run_tick")
 async def _tick_step(run_id: str) -> dict[str, Any]:
-    return await _on_app_loop(lambda s: tick(s, run_id))
+    return await on_app_loop(lambda s: tick(s, run_id))
 
 
 @DBOS.step(name="callcheck.run_finish")
 async def _finish_step(run_id: str) -> int:
-    return await _on_app_loop(lambda s: finish(s, run_id))
+    return await on_app_loop(lambda s: finish(s, run_id))
 
 
 @DBOS.workflow(name="callcheck.run_suite")

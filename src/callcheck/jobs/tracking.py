@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcheck.domain.evidence import Turn, journey_for
 from callcheck.domain.lifecycle import CallState
@@ -77,7 +78,7 @@ class _Runtime:
     # Workflows running on the app's loop (those started here; DBOS runs the ones it recovers on a loop of its own),
     # cancelled at shutdown before DBOS is destroyed: see Tracker.running.
     workflows: set[asyncio.Task[Any]] = field(default_factory=set)
-    # Set when shutdown begins: no new step work starts (_on_app_loop).
+    # Set when shutdown begins: no new step work starts (on_app_loop).
     closing: bool = False
 
 
@@ -89,7 +90,7 @@ def workflow_id(call_id: str) -> str:
     return f"call-{call_id}"
 
 
-async def _on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
+async def on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
     """Run `work(services)` on the app's event loop, from whichever loop DBOS runs the workflow on."""
     runtime = _runtime
     if runtime is None:
@@ -592,23 +593,23 @@ async def _ensure_placed_step(call_id: str) -> tuple[float, str | None, str]:
         cap = call.timeout_s if call is not None and call.timeout_s else services.settings.call_timeout_s
         return time.time() + cap, call.run_id if call is not None else None, state
 
-    return await _on_app_loop(place)
+    return await on_app_loop(place)
 
 
 @DBOS.step(name="callcheck.wait_for_end", retries_allowed=False)
 async def _wait_step(call_id: str, deadline: float) -> str:
     # Interrupted (a shutdown, a crash), nothing is recorded: the resumed workflow waits again, to the same deadline.
-    return await _on_app_loop(lambda s: _tracker(s).follower.wait_for_end(call_id, deadline))
+    return await on_app_loop(lambda s: _tracker(s).follower.wait_for_end(call_id, deadline))
 
 
 @DBOS.step(name="callcheck.time_out")
 async def _time_out_step(call_id: str) -> str:
-    return await _on_app_loop(lambda s: time_out(s, call_id))
+    return await on_app_loop(lambda s: time_out(s, call_id))
 
 
 @DBOS.step(name="callcheck.recording")
 async def _recording_step(call_id: str) -> bool:
-    return await _on_app_loop(lambda s: fetch_recording(s, call_id))
+    return await on_app_loop(lambda s: fetch_recording(s, call_id))
 
 
 # What the placer already knows of a call it placed: (its deadline as unix time, its run's id, its state once placed).
@@ -663,6 +664,7 @@ class Tracker:
         # The owner recorded on the runs this process starts: only a `callcheck run` process owns its run.
         self.run_owner = self.executor_id if self.role == "run" else None
         self.lease: Lease | None = None
+        self._lease_engine: AsyncEngine | None = None
         # Runs of dead processes this one took over (a `callcheck run` waits for them before it exits).
         self.adopted_runs: set[str] = set()
         self.follower = Follower(services, refresh=refresh, poll=poll_once, found=apply_kept_webhooks)
@@ -712,8 +714,11 @@ class Tracker:
                 asyncio.create_task(self._start_followed(), name="callcheck-starter"),
             ]
             if self.shared:
+                # The lease's own connection: a heartbeat never waits behind a busy pool (taken for dead).
+                lease_engine = db.create_engine(self.services.settings.resolved_database_url(), pool_size=1)
+                self._lease_engine = lease_engine
                 self.lease = Lease(
-                    ExecutorStore(self.services.store.engine),
+                    ExecutorStore(lease_engine),
                     self.executor_id or "",
                     self.role,
                     self.services.settings.executor_lease_s,
@@ -722,6 +727,8 @@ class Tracker:
                 )
                 await self.lease.register()
                 self.services.executor_id = self.executor_id
+                # A call watched live through another process (one without workers) is polled often here.
+                self.services.notifier.on_watched = self.looked_at
                 await self.lease.adopt_dead()
                 await self.start_orphans()
                 self._background.append(asyncio.create_task(self.lease.run(), name="callcheck-lease"))
@@ -745,6 +752,8 @@ class Tracker:
             if self.lease is not None:
                 # Whatever this process leaves unfinished is taken over by a live one at once.
                 await self.lease.release()
+            if self._lease_engine is not None:
+                await self._lease_engine.dispose()
             # Waiting workflows stop waiting (nothing recorded; DBOS resumes them at the next launch).
             self.follower.close()
             await self._stop_workflows(_runtime)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,20 @@ def _urls(url: str) -> tuple[sa.URL, sa.URL]:
 def sync_url(url: str) -> str:
     """The URL with a synchronous driver (for Alembic and DBOS)."""
     return _urls(url)[1].render_as_string(hide_password=False)
+
+
+def shown_url(url: str) -> str:
+    """The database URL for a person: without its password or query (which may carry one)."""
+    return make_url(url).set(query={}).render_as_string(hide_password=True)
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` (a driver's error, say) with the URL's password, wherever it appears, replaced by ***."""
+    try:
+        password = make_url(url).password
+    except (sa.exc.ArgumentError, ValueError):
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def is_sqlite(url: str) -> bool:
@@ -72,15 +88,28 @@ def use_wal(path: Path) -> None:
         connection.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for the URL."""
+def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
+    """An async engine for the URL; with `pool_size` (PostgreSQL), a pool of that many connections and no more."""
     async_url, _ = _urls(url)
     if async_url.get_backend_name() == "sqlite":
         _prepare_sqlite_file(async_url)
         engine = create_async_engine(async_url)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    if pool_size is not None:
+        return create_async_engine(async_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0)
     return create_async_engine(async_url, pool_pre_ping=True)
+
+
+@asynccontextmanager
+async def lease_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    """A connection of its own for a process's lease (jobs/executors.py): a heartbeat never waits behind the
+    requests and workflows that use up the main pool under load, so a busy process is not taken for dead."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def alembic_config(url: str) -> Config:

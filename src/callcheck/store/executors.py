@@ -140,6 +140,16 @@ class ExecutorStore:
             )
             return list(rows.scalars())
 
+    async def prune(self, older_than_s: float) -> int:
+        """Forget processes taken over more than `older_than_s` ago (their work is another's now); how many."""
+        async with self.engine.begin() as conn:
+            gone = await conn.execute(
+                sa.delete(executors).where(
+                    executors.c.state == ADOPTED, executors.c.heartbeat_at < self._now() - older_than_s
+                )
+            )
+        return int(gone.rowcount or 0)
+
     async def live(self) -> list[ExecutorRow]:
         """Processes whose lease still runs."""
         async with self.engine.connect() as conn:

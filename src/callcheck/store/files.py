@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
+import tempfile
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -69,3 +71,31 @@ def _tighten(path: Path, mode: int) -> None:
             path.chmod(current & mode)
     except FileNotFoundError:
         pass
+
+
+SECRET_KEY_FILE = "secret_key"
+
+
+def kept_secret_key(data_dir: Path) -> tuple[Path, str]:
+    """The cookie-signing key kept in the data directory, generated there first when absent; (its path, the key).
+
+    Blocking file I/O; OSError when it cannot be kept. The file appears whole or not at all (written aside, then
+    linked into place), so a process starting alongside never reads it half-written.
+    """
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        private_dir(data_dir)
+        fd, aside = tempfile.mkstemp(dir=data_dir, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+                fh.flush()
+                os.fsync(fh.fileno())
+            # link, not rename: when two processes race, the first key stays and both read it.
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            os.unlink(aside)
+    if path.stat().st_mode & 0o077:
+        path.chmod(FILE_MODE)  # readable only by its owner, whoever loosened it
+    return path, path.read_text().strip()

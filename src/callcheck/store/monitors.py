@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from callcheck.domain.lifecycle import RunState
 from callcheck.domain.monitoring import MonitorStatus, Outcome, Schedule, after_run
 from callcheck.errors import Conflict
+from callcheck.store.fields import MonitorChanges, NewDelivery, NewMonitor
 from callcheck.store.repo import RunRow, _aware, _run, new_id, storable_key, utcnow
 from callcheck.store.tables import alert_deliveries, calls, monitors, run_items, runs, webhook_events
 
-ACTIVE_RUN_STATES = ("running", "cancelling")
+ACTIVE_RUN_STATES = tuple(state.value for state in RunState if not state.terminal)  # running, cancelling
 
 
 @dataclass
@@ -98,9 +100,10 @@ class MonitorStore:
 
     # -- monitors ---------------------------------------------------------------------------------------------
 
-    async def create(self, **values: Any) -> MonitorRow:
+    async def create(self, **fields: Unpack[NewMonitor]) -> MonitorRow:
         """Store a new monitor; Conflict when the name is taken."""
         now = utcnow()
+        values: dict[str, Any] = dict(fields)
         values.setdefault("id", new_id())
         values.update(
             created_at=now,
@@ -147,11 +150,11 @@ class MonitorStore:
             )
             return [_monitor(r) for r in rows.all()]
 
-    async def update(self, name: str, **values: Any) -> bool:
+    async def update(self, name: str, /, **fields: Unpack[MonitorChanges]) -> bool:
         """Set fields of a monitor; False when there is none of this name."""
         if not storable_key(name):
             return False
-        values["updated_at"] = utcnow()
+        values: dict[str, Any] = dict(fields, updated_at=utcnow())
         try:
             async with self.engine.begin() as conn:
                 result = await conn.execute(sa.update(monitors).where(monitors.c.name == name).values(**values))
@@ -247,10 +250,10 @@ class MonitorStore:
 
     # -- deliveries -------------------------------------------------------------------------------------------
 
-    async def add_delivery(self, monitor_id: str, run_id: str | None, **values: Any) -> int:
+    async def add_delivery(self, monitor_id: str, run_id: str | None, **fields: Unpack[NewDelivery]) -> int:
         """Store a delivery to make (a test alert's); its id."""
         async with self.engine.begin() as conn:
-            return await _insert_pending_delivery(conn, monitor_id, run_id, utcnow(), values)
+            return await _insert_pending_delivery(conn, monitor_id, run_id, utcnow(), dict(fields))
 
     async def delivery(self, delivery_id: int) -> DeliveryRow | None:
         """The delivery with this id."""

@@ -9,22 +9,55 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar, Unpack, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from callcheck.domain.lifecycle import TERMINAL_STATES, CallState, can_move
-from callcheck.domain.limits import CallLimits, Window
+from callcheck.domain.lifecycle import (
+    TERMINAL_STATES,
+    CallErrorKind,
+    CallState,
+    ItemStatus,
+    RunState,
+    can_move,
+    item_sources,
+    run_sources,
+)
+from callcheck.domain.limits import CallLimits, Window, concurrent_refusal
+from callcheck.domain.storable import unstorable
 from callcheck.errors import InvalidInput, LimitReached
+from callcheck.store.fields import CallChanges, NewCall, NewRun, RunChanges
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 from callcheck.store.tokens import TokenStore
-from callcheck.text import unstorable
 
 # The PostgreSQL advisory lock that makes "count the recent calls, then record one" atomic across processes.
 CALLS_LOCK_KEY = 0x63616C6C73  # "calls"
+
+# The states of calls under way (not final): what the concurrency caps count.
+_TERMINAL = sorted(state.value for state in TERMINAL_STATES)
+# When a single call refused by CALLCHECK_MAX_CONCURRENT_CALLS is told to try again (calls last minutes; a guess).
+CONCURRENT_RETRY = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A suite run's call asking for a place: at most `concurrency` of its calls under way, one every `interval_s`."""
+
+    run_id: str
+    concurrency: int
+    interval_s: float = 0.0
+
+
+class RunBusy(Exception):
+    """A run's call may not be placed now; `wait_s`: when it may (None: when one of the calls under way ends)."""
+
+    def __init__(self, wait_s: float | None) -> None:
+        super().__init__(wait_s)
+        self.wait_s = wait_s
+
 
 # The owner of a run a server took over from a stopped `callcheck run` (its DBOS executor id).
 SERVER_OWNER = "local"
@@ -127,11 +160,13 @@ class CallRow:
     token_name: str | None = None  # the API token that placed it
     events: list[CallEvent] = field(default_factory=list)
     placed_by: str | None = None  # the executor that dialed it (PostgreSQL; jobs/executors.py)
+    error_kind: CallErrorKind | None = None  # what `error` means for a replay; None: no error, or of no kind
 
 
 def _call(row: sa.Row[Any]) -> CallRow:
     data = dict(row._mapping)
     data["state"] = CallState(data["state"])
+    data["error_kind"] = CallErrorKind(data["error_kind"]) if data.get("error_kind") else None
     for key in ("created_at", "updated_at", "ended_at"):
         data[key] = _aware(data[key])
     return CallRow(**data)
@@ -143,7 +178,17 @@ def _call_from_values(values: dict[str, Any]) -> CallRow:
     data["simulated"] = False
     data.update(values)
     data["state"] = CallState(data["state"])
+    data["error_kind"] = CallErrorKind(data["error_kind"]) if data.get("error_kind") else None
     return CallRow(**data)
+
+
+def _error_with_its_kind(values: dict[str, Any]) -> None:
+    """A cleared error clears its kind. An error written without a kind keeps the one stored: a call left DIALING
+    by a lost answer is failed later with the same error text, which is still of the dial's kind."""
+    if "error" in values and values["error"] is None:
+        values["error_kind"] = None
+    elif values.get("error_kind") is not None:
+        values["error_kind"] = CallErrorKind(values["error_kind"]).value
 
 
 @dataclass
@@ -279,14 +324,22 @@ class Store:
 
     # -- calls ------------------------------------------------------------------------------------------------
 
-    async def create_call(self, run_item_id: int | None = None, **values: Any) -> CallRow:
+    async def create_call(
+        self, run_item_id: int | None = None, *, admission: Admission | None = None, **fields: Unpack[NewCall]
+    ) -> CallRow:
         """Store a new call (state and origin given by the caller) and its first event.
 
         With `run_item_id`, the suite run's planned call is marked placed with this call in the same transaction,
         so a crash can never leave a planned call without its call, or give it two. LimitReached, storing nothing,
-        when the call would overspend a budget (`self.limits`).
+        when the call would overspend a budget (`self.limits`). With `admission` (a run's call), RunBusy, storing
+        nothing, when the run already has its cap of calls under way, placed its last call too recently for its
+        rate, or CALLCHECK_MAX_CONCURRENT_CALLS calls are under way: the run waits, it does not stop.
+
+        Every check counts what is committed, under one lock (PostgreSQL's advisory lock; SQLite's single writer),
+        so the caps hold across every process on the database, not only within one.
         """
         now = utcnow()
+        values: dict[str, Any] = dict(fields)
         values.setdefault("id", new_id())
         values.setdefault("created_at", now)
         values["updated_at"] = now
@@ -294,28 +347,66 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 windows = self.limits.windows()
-                if windows and conn.dialect.name == "postgresql":
-                    # One call recorded at a time, in every process: the count below then sees every call committed
+                if (windows or admission or self.limits.concurrent) and conn.dialect.name == "postgresql":
+                    # One call recorded at a time, in every process: the counts below then see every call committed
                     # before it. (On SQLite the INSERT's write lock does the same: one writer at a time.)
                     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CALLS_LOCK_KEY)))
+                if admission is not None:
+                    # Stamped once admitted (the lock may have been waited for): the rate counts from the same time.
+                    now = utcnow()
+                    values["created_at"] = values["updated_at"] = now
+                    await self._admit(conn, admission, now.timestamp())
                 await conn.execute(sa.insert(calls).values(**values))
+                await self._within_concurrency(conn, admission is not None)
                 for window in windows:
                     await self._within_budget(conn, window, values["to_number"], values["created_at"])
                 await self._event(conn, values["id"], "state", str(values["state"]), None, now)
                 if run_item_id is not None:
-                    marked = await conn.execute(
-                        sa.update(run_items)
-                        .where(run_items.c.id == run_item_id, run_items.c.status == "pending")
-                        .values(status="placed", call_id=values["id"])
-                    )
-                    if marked.rowcount != 1:
-                        raise ItemAlreadyPlaced(run_item_id)
+                    await self._mark_placed(conn, run_item_id, values["id"])
         except IntegrityError as exc:
             if values.get("idempotency_key"):
                 raise DuplicateKey(values["idempotency_key"]) from exc
             raise
         # Built from what was written, not read back: placing a call stays one round trip before the dial.
         return _call_from_values(values)
+
+    @staticmethod
+    async def _mark_placed(conn: AsyncConnection, run_item_id: int, call_id: str) -> None:
+        marked = await conn.execute(
+            sa.update(run_items)
+            .where(run_items.c.id == run_item_id, run_items.c.status.in_(item_sources(ItemStatus.PLACED)))
+            .values(status=ItemStatus.PLACED.value, call_id=call_id)
+        )
+        if marked.rowcount != 1:
+            raise ItemAlreadyPlaced(run_item_id)
+
+    @staticmethod
+    async def _admit(conn: AsyncConnection, admission: Admission, now: float) -> None:
+        """RunBusy when the run may not place a call now: its cap is reached, or its rate says wait."""
+        active = await conn.execute(
+            sa.select(sa.func.count())
+            .select_from(run_items.join(calls, calls.c.id == run_items.c.call_id))
+            .where(run_items.c.run_id == admission.run_id, calls.c.state.not_in(_TERMINAL))
+        )
+        if active.scalar_one() >= admission.concurrency:
+            raise RunBusy(None)
+        last = (await conn.execute(sa.select(runs.c.last_placed_at).where(runs.c.id == admission.run_id))).scalar()
+        if admission.interval_s and last is not None and now - last < admission.interval_s:
+            raise RunBusy(admission.interval_s - (now - last))
+        await conn.execute(sa.update(runs).where(runs.c.id == admission.run_id).values(last_placed_at=now))
+
+    async def _within_concurrency(self, conn: AsyncConnection, waits: bool) -> None:
+        """Over CALLCHECK_MAX_CONCURRENT_CALLS (the call just inserted included): RunBusy for a run's call (it
+        waits), LimitReached for a single call (a 429)."""
+        limit = self.limits.concurrent
+        if not limit:
+            return
+        count = await conn.execute(sa.select(sa.func.count()).select_from(calls).where(calls.c.state.not_in(_TERMINAL)))
+        if count.scalar_one() <= limit:
+            return
+        if waits:
+            raise RunBusy(None)
+        raise LimitReached(concurrent_refusal(limit), "CALLCHECK_MAX_CONCURRENT_CALLS", utcnow() + CONCURRENT_RETRY)
 
     async def _within_budget(self, conn: AsyncConnection, window: Window, number: str, now: datetime) -> None:
         """LimitReached when the calls in `window` (the one just inserted included) are over its limit."""
@@ -420,10 +511,13 @@ class Store:
                 )
         return found
 
-    async def update_call(self, call_id: str, event: tuple[str, str | None] | None = None, **values: Any) -> None:
+    async def update_call(
+        self, call_id: str, event: tuple[str, str | None] | None = None, **fields: Unpack[CallChanges]
+    ) -> None:
         """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
         transaction when given: a reader never sees the change without the event that tells of it."""
-        assert "state" not in values, "use move_call to change a state"
+        values: dict[str, Any] = dict(fields)
+        _error_with_its_kind(values)
         check_lengths(calls, values)
         now = utcnow()
         values["updated_at"] = now
@@ -443,7 +537,7 @@ class Store:
         detail: str | None = None,
         *,
         told_first: tuple[str, str | None] | None = None,
-        **values: Any,
+        **fields: Unpack[CallChanges],
     ) -> bool:
         """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed (and
         nothing is written).
@@ -452,6 +546,8 @@ class Store:
         `told_first` is an event (kind, detail) told before the state's, in the same transaction (as update_call
         tells it: a transcript event counts the turns written with it).
         """
+        values: dict[str, Any] = dict(fields)
+        _error_with_its_kind(values)
         check_lengths(calls, values)
         sources = [s.value for s in CallState if can_move(s, new)]
         if not sources:
@@ -576,7 +672,7 @@ class RunItem:
     display_name: str
     scenario: str
     repeat: int
-    status: str  # pending | placed | skipped
+    status: ItemStatus
     call_id: str | None
 
 
@@ -588,7 +684,7 @@ class RunRow:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    state: str
+    state: RunState
     name: str
     source_name: str
     suite_text: str
@@ -610,6 +706,7 @@ def _run(row: sa.Row[Any]) -> RunRow:
     data = dict(row._mapping)
     for key in ("created_at", "updated_at", "finished_at"):
         data[key] = _aware(data[key])
+    data["state"] = RunState(data["state"])
     return RunRow(**data)
 
 
@@ -619,12 +716,15 @@ class RunStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create_run(self, items: list[tuple[str, str, int]], **values: Any) -> RunRow:
-        """Store a run and its planned calls (display name, scenario, repeat), all pending."""
+    async def create_run(self, items: list[tuple[str, str, int]], **fields: Unpack[NewRun]) -> RunRow:
+        """Store a run (running) and its planned calls (display name, scenario, repeat), all pending."""
         now = utcnow()
+        values: dict[str, Any] = dict(fields)
         values.setdefault("id", new_id())
         async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(runs).values(created_at=now, updated_at=now, state="running", **values))
+            await conn.execute(
+                sa.insert(runs).values(created_at=now, updated_at=now, state=RunState.RUNNING.value, **values)
+            )
             if items:
                 await conn.execute(
                     sa.insert(run_items),
@@ -635,7 +735,7 @@ class RunStore:
                             "display_name": d,
                             "scenario": s,
                             "repeat": r,
-                            "status": "pending",
+                            "status": ItemStatus.PENDING.value,
                         }
                         for i, (d, s, r) in enumerate(items)
                     ],
@@ -662,7 +762,8 @@ class RunStore:
         """Runs still running or being cancelled: a server's (`owned=False`) or `callcheck run` processes'."""
         owner = runs.c.owner.is_not(None) if owned else runs.c.owner.is_(None)
         async with self.engine.connect() as conn:
-            rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(["running", "cancelling"]), owner))
+            unfinished = [state.value for state in RunState if not state.terminal]
+            rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(unfinished), owner))
             return [_run(r) for r in rows.all()]
 
     async def items(self, run_id: str) -> list[RunItem]:
@@ -672,14 +773,60 @@ class RunStore:
                 sa.select(run_items).where(run_items.c.run_id == run_id).order_by(run_items.c.position)
             )
             return [
-                RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, r.status, r.call_id) for r in rows.all()
+                RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, ItemStatus(r.status), r.call_id)
+                for r in rows.all()
             ]
 
-    async def update_run(self, run_id: str, **values: Any) -> None:
-        """Set fields of a run."""
-        values["updated_at"] = utcnow()
+    async def progress(self, run_id: str) -> tuple[int, int]:
+        """(planned calls still pending, calls placed and not final yet) of a run, in one query."""
+        placed_active = (run_items.c.status == ItemStatus.PLACED.value) & calls.c.state.not_in(_TERMINAL)
+        query = (
+            sa.select(
+                sa.func.count().filter(run_items.c.status == ItemStatus.PENDING.value),
+                sa.func.count().filter(placed_active),
+            )
+            .select_from(run_items.outerjoin(calls, calls.c.id == run_items.c.call_id))
+            .where(run_items.c.run_id == run_id)
+        )
+        async with self.engine.connect() as conn:
+            pending, active = (await conn.execute(query)).one()
+        return int(pending), int(active)
+
+    async def next_pending(self, run_id: str, limit: int) -> list[RunItem]:
+        """The first `limit` planned calls of a run not placed yet, in order."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(run_items)
+                .where(run_items.c.run_id == run_id, run_items.c.status == ItemStatus.PENDING.value)
+                .order_by(run_items.c.position)
+                .limit(limit)
+            )
+            return [
+                RunItem(r.id, r.position, r.display_name, r.scenario, r.repeat, ItemStatus(r.status), r.call_id)
+                for r in rows.all()
+            ]
+
+    async def skip_pending(self, run_id: str) -> None:
+        """Mark every planned call of a run not placed yet skipped (a cancel, a run that gave up)."""
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+            await conn.execute(
+                sa.update(run_items)
+                .where(run_items.c.run_id == run_id, run_items.c.status == ItemStatus.PENDING.value)
+                .values(status=ItemStatus.SKIPPED.value)
+            )
+
+    async def update_run(self, run_id: str, **fields: Unpack[RunChanges]) -> bool:
+        """Set fields of a run; with a state, only when the run may move to it (RUN_MOVES). False when not written."""
+        values: dict[str, Any] = dict(fields, updated_at=utcnow())
+        where = runs.c.id == run_id
+        new = fields.get("state")
+        if new is not None:
+            # Conditional on the state, in the one statement: a run finished twice (two processes) is written once.
+            where = where & runs.c.state.in_(run_sources(RunState(new)))
+            values["state"] = RunState(new).value
+        async with self.engine.begin() as conn:
+            result = await conn.execute(sa.update(runs).where(where).values(**values))
+        return result.rowcount == 1
 
     async def request_cancel(self, run_id: str) -> bool:
         """Ask a running run to stop placing calls; False when it is not running."""
@@ -688,17 +835,22 @@ class RunStore:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(runs)
-                .where(runs.c.id == run_id, runs.c.state == "running")
-                .values(state="cancelling", updated_at=utcnow())
+                .where(runs.c.id == run_id, runs.c.state.in_(run_sources(RunState.CANCELLING)))
+                .values(state=RunState.CANCELLING.value, updated_at=utcnow())
             )
         return result.rowcount == 1
 
-    async def mark_items(self, item_ids: list[int], status: str) -> None:
-        """Set the status of planned calls (placing one goes through Store.create_call instead)."""
+    async def mark_items(self, item_ids: list[int], status: ItemStatus) -> None:
+        """Set the status of planned calls that may take it (placing one goes through Store.create_call instead)."""
         if not item_ids:
             return
+        sources = item_sources(ItemStatus(status))
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(run_items).where(run_items.c.id.in_(item_ids)).values(status=status))
+            await conn.execute(
+                sa.update(run_items)
+                .where(run_items.c.id.in_(item_ids), run_items.c.status.in_(sources))
+                .values(status=ItemStatus(status).value)
+            )
 
 
 class ItemAlreadyPlaced(Exception):

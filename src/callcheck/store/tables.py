@@ -46,6 +46,8 @@ calls = sa.Table(
     sa.Column("request_payload", sa.JSON, nullable=False),
     sa.Column("upstream_response", sa.JSON, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # What the error means (domain.lifecycle.CallErrorKind); NULL with no error, or an error of no kind.
+    sa.Column("error_kind", sa.String(16), nullable=True),
     sa.Column("conversation_id", sa.String(128), nullable=True, index=True),
     sa.Column("call_sid", sa.String(128), nullable=True),
     sa.Column("transcript", sa.JSON, nullable=True),

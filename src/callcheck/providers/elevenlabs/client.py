@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import httpx
 
+from callcheck.domain.storable import without_nul
 from callcheck.errors import UpstreamHTTPError, UpstreamNotSuccess, UpstreamUnreachable
 from callcheck.providers.elevenlabs.wire import error_message
-from callcheck.text import without_nul
 
 # Every answer of callcheck's sandbox carries this header (never ElevenLabs' own): what it answered is simulated.
 SANDBOX_HEADER = "x-callcheck-sandbox"

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx
 import typer
 
-from callcheck.cli_common import EXIT_COULD_NOT_RUN, read_suite_file
-from callcheck.config import Settings
+from callcheck.cli.common import EXIT_COULD_NOT_RUN, database_problem, exit_when, load_settings, read_suite_file
 from callcheck.errors import CallcheckError
+
+if TYPE_CHECKING:
+    pass
 
 T = TypeVar("T")
 
@@ -25,35 +25,15 @@ monitor_app = typer.Typer(
 )
 
 
-@asynccontextmanager
-async def _services(settings: Settings) -> AsyncIterator[Any]:
-    """The store and an HTTP client, without workers: the CLI only reads and writes the database."""
-    from callcheck.services import Services
-    from callcheck.store import db
-    from callcheck.store.repo import Store
-
-    url = settings.resolved_database_url()
-    await asyncio.to_thread(db.upgrade, url)
-    engine = db.create_engine(url)
-    try:
-        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
-            yield Services(settings=settings, store=Store(engine), http=http)
-    finally:
-        await engine.dispose()
-
-
 def _run(work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(services)` on the configured database; a CallcheckError is one line and exit 2."""
-    from callcheck.cli import database_problem
-
-    settings = Settings()
-    problem = database_problem(settings)
-    if problem:
-        typer.echo(problem, err=True)
-        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    settings = load_settings()
+    exit_when(database_problem(settings))
 
     async def go() -> T:
-        async with _services(settings) as services:
+        from callcheck.runtime import store_services  # the CLI only reads and writes the database: no workers
+
+        async with store_services(settings) as services:
             return await work(services)
 
     try:

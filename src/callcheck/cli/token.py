@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from callcheck.cli_common import EXIT_COULD_NOT_RUN
-from callcheck.config import Settings
+from callcheck.cli.common import EXIT_COULD_NOT_RUN, database_problem, exit_when, load_settings
 from callcheck.domain.access import TokenScope, valid_name
 from callcheck.errors import CallcheckError
-from callcheck.store import db
-from callcheck.store.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from callcheck.config import Settings
+    from callcheck.store.tokens import TokenStore
 
 T = TypeVar("T")
 
@@ -25,12 +26,10 @@ token_app = typer.Typer(
 
 def _with_tokens(settings: Settings, work: Callable[[TokenStore], Awaitable[T]]) -> T:
     """Run `work` on the (migrated) database's tokens; database problems are one line and exit 2."""
-    from callcheck.cli import database_problem
+    from callcheck.store import db
+    from callcheck.store.tokens import TokenStore
 
-    problem = database_problem(settings)
-    if problem:
-        typer.echo(problem, err=True)
-        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    exit_when(database_problem(settings))
 
     async def run() -> T:
         engine = db.create_engine(settings.resolved_database_url())
@@ -60,7 +59,7 @@ def create(
     ] = TokenScope.CALL,
 ) -> None:
     """Make a token and print it once (only its hash is kept: copy it now)."""
-    settings = Settings()
+    settings = load_settings()
     try:
         clean = valid_name(name)
         row, token = _with_tokens(settings, lambda store: store.create(clean, scope))
@@ -75,7 +74,7 @@ def create(
 @token_app.command("list")
 def list_tokens() -> None:
     """Every token: name, scope, created, last used, revoked (never the token itself)."""
-    rows = _with_tokens(Settings(), lambda store: store.list())
+    rows = _with_tokens(load_settings(), lambda store: store.list())
     if not rows:
         typer.echo("No tokens: the server is open to whoever reaches it (it listens on 127.0.0.1 by default).")
         return
@@ -91,13 +90,13 @@ def list_tokens() -> None:
 def revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
     """Revoke a token at once (for its logged-in pages too). Its name stays in the history and is not reused."""
     try:
-        row = _with_tokens(Settings(), lambda store: store.revoke(name.strip()))
+        row = _with_tokens(load_settings(), lambda store: store.revoke(name.strip()))
     except CallcheckError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"Revoked the token {row.name!r}.")
 
 
-def register(app: Any) -> None:
+def register(app: typer.Typer) -> None:
     """Add `token` to the CLI."""
     app.add_typer(token_app, name="token")

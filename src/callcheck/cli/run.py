@@ -7,34 +7,44 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from callcheck.cli_common import EXIT_COULD_NOT_RUN, read_suite_file
-from callcheck.config import MAX_SANDBOX_TIME_SCALE, Settings
-from callcheck.domain.assertions import AssertionResult, excerpt, offline_verdict
-from callcheck.domain.suite import PlannedCall
+from callcheck.cli.common import (
+    EXIT_COULD_NOT_RUN,
+    database_error_line,
+    database_problem,
+    load_settings,
+    read_suite_file,
+)
+from callcheck.domain.pacing import MAX_SANDBOX_TIME_SCALE, rate_problem
 from callcheck.errors import CallcheckError
-from callcheck.jobs.ownership import cli_executor_id
-from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, evidence_of, finish, plan, start_run
-from callcheck.reports import RunReport, render_html, render_json, render_junit
-from callcheck.runtime import running_services
-from callcheck.services import Services
 from callcheck.text import counted
+
+# The suite runner (jobs, DBOS, SQLAlchemy, reports) is imported by the functions that run a suite, never at module
+# level: `callcheck --help` imports this module (tests/test_cli_startup.py).
+if TYPE_CHECKING:
+    from callcheck.config import Settings
+    from callcheck.domain.assertions import AssertionResult
+    from callcheck.domain.suite import PlannedCall
+    from callcheck.reports import RunReport
+    from callcheck.services import Services
 
 EXIT_PASSED, EXIT_FAILED = 0, 1
 SUMMARY_CHARS = 300  # a summary line's evidence and reason, cut to stay one readable line
 
 
-def _parse_rate(rate: str | None) -> float | None:
-    """`10/min`, `10` (per minute) or `0.5/s` -> calls per minute."""
+RATE_UNITS = (("/min", 1.0), ("/m", 1.0), ("/sec", 60.0), ("/s", 60.0), ("/h", 1 / 60))  # -> factor to per minute
+
+
+def parse_rate(rate: str | None) -> float | None:
+    """`10/min`, `10` (per minute) or `0.5/s` -> calls per minute, within domain/pacing.py's bounds."""
     if rate is None:
         return None
     text = rate.strip().lower().replace(" ", "")
     per = 1.0
-    for suffix, factor in (("/min", 1.0), ("/m", 1.0), ("/s", 60.0), ("/sec", 60.0), ("/h", 1 / 60)):
+    for suffix, factor in RATE_UNITS:
         if text.endswith(suffix):
             text, per = text[: -len(suffix)], factor
             break
@@ -44,6 +54,9 @@ def _parse_rate(rate: str | None) -> float | None:
         raise typer.BadParameter("use a number of calls per minute, e.g. 10/min") from None
     if value <= 0:
         raise typer.BadParameter("the rate must be positive")
+    problem = rate_problem(value)  # nan, inf and 1e12/s too: the bounds `?rate=` has
+    if problem:
+        raise typer.BadParameter(problem)
     return value
 
 
@@ -60,6 +73,9 @@ class _Progress:
         self.last = ""
 
     async def show(self, services: Services, run_id: str, planned: list[PlannedCall]) -> None:
+        from callcheck.domain.assertions import offline_verdict
+        from callcheck.jobs.runs import evidence_of
+
         queued = active = done = passed = failed = skipped = 0
         for item, call in await services.store.run_calls(run_id):
             if item.status == "skipped":
@@ -92,6 +108,11 @@ async def _run(
     only: list[str] | None,
 ) -> tuple[RunReport, int] | str:
     """Run the suite in this process; the report and exit code, or why it could not run."""
+    from callcheck.jobs.ownership import cli_executor_id
+    from callcheck.jobs.runs import TERMINAL_RUN_STATES, cancel_run, start_run
+    from callcheck.reports import RunReport
+    from callcheck.runtime import running_services
+
     # This process owns its run under an executor id of its own: killed, the run is never continued silently by
     # another command; the next process adopts it cancelled (jobs/ownership.py, jobs/executors.py).
     _quiet_dbos(settings)
@@ -148,6 +169,9 @@ async def _run(
 
 async def _stop_waiting(services: Services, run_id: str) -> tuple[RunReport, int]:
     """A second Ctrl-C: judge the calls as they stand, store the (cancelled) report, and exit 2 without waiting."""
+    from callcheck.jobs.runs import cancel_run, finish
+    from callcheck.reports import RunReport
+
     await cancel_run(services, run_id)  # a no-op unless the first Ctrl-C's request has not landed yet
     await finish(services, run_id)
     fresh = await services.store.runs.get_run(run_id)
@@ -169,8 +193,6 @@ DBOS_LOG = "dbos.log"
 def _quiet_dbos(settings: Settings) -> None:
     """DBOS's own log lines (its warnings about workflows cut off, say) go to a file in the data directory, never to
     the terminal of someone running a suite."""
-    import logging
-
     logger = logging.getLogger("dbos")
     logger.propagate = False
     if any(isinstance(h, logging.FileHandler) for h in logger.handlers):
@@ -189,6 +211,8 @@ def _quiet_dbos(settings: Settings) -> None:
 async def _finish_adopted(services: Services, own_run: str) -> None:
     """Before exiting, see the runs this process took over from dead processes to their end (PostgreSQL): with no
     other process on the database (CI's throwaway one), nobody else would."""
+    from callcheck.jobs.runs import TERMINAL_RUN_STATES
+
     tracker = services.tracker
     assert tracker is not None
     finished: set[str] = set()
@@ -207,6 +231,8 @@ async def _finish_adopted(services: Services, own_run: str) -> None:
 
 def _why(result: AssertionResult) -> str:
     """The evidence of a result and, where one exists, its reason (a judge's, a rationale), on one line."""
+    from callcheck.domain.assertions import excerpt
+
     # Evidence that only restates the verdict ("judge: fail") adds nothing; the reason says why.
     restated = result.evidence == f"{result.kind}: {result.status}"
     parts = [part for part in ("" if restated else result.evidence, result.detail) if part]
@@ -252,9 +278,14 @@ def run_suite_command(
     ] = None,
 ) -> None:
     """Run a suite: exit 0 when every scenario passes, 1 when any does not, 2 when the suite could not run."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from callcheck.jobs.runs import plan
+    from callcheck.reports import render_html, render_json, render_junit
+
     text = read_suite_file(suite_file)
-    rate_per_min = _parse_rate(rate)
-    settings = Settings()
+    rate_per_min = parse_rate(rate)
+    settings = load_settings()
     try:
         # The size limits too (CALLCHECK_MAX_SUITE_*, CALLCHECK_MAX_CALLS_PER_RUN), so --dry-run tells of them.
         _, planned = plan(text, str(suite_file), only, settings=settings)
@@ -284,8 +315,6 @@ def run_suite_command(
         settings = settings.model_copy(update={"sandbox_time_scale": time_scale})
     # Every report path is checked before the first call is dialed: calls cost money, a typo should not.
     problems = _report_path_problems([(option, path) for option, path, _ in reports])
-    from callcheck.cli import database_error_line, database_problem  # here: callcheck.cli imports this module
-
     database = database_problem(settings)
     if database:
         problems.append(database)
@@ -381,7 +410,7 @@ def suggest_command(
     if output is not None and (problem := _output_problem(output)):
         typer.echo(problem, err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
-    settings = Settings()
+    settings = load_settings()
 
     async def draft() -> tuple[str, str | None]:
         async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
@@ -417,7 +446,7 @@ def _output_problem(output: Path) -> str | None:
     return f"cannot write --output {output}: the directory {output.parent} does not exist"
 
 
-def register(app: Any) -> None:
+def register(app: typer.Typer) -> None:
     """Add `run` and `suggest` to the CLI."""
     app.command("run")(run_suite_command)
     app.command("suggest")(suggest_command)

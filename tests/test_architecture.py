@@ -1,0 +1,225 @@
+"""The layering of docs/architecture.md, kept true by reading every module's imports (an AST walk, no import).
+
+Counted: every `import` and `from ... import` in a module, at its top or inside a function (a lazy import is still a
+dependency). Not counted: imports under `if TYPE_CHECKING:`, which exist only for the type checker.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "callcheck"
+
+# The units of the layering: each package of src/callcheck, and each top-level module. For each, the units it may
+# import (docs/architecture.md draws the same table). A new top-level module or package needs a row here.
+LOW = {"errors", "text"}  # leaves: anything may import them; they import no other unit
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "text": set(),
+    "notifier": set(),
+    "domain": LOW,
+    "config": LOW | {"domain"},
+    "store": LOW | {"domain"},
+    "providers": LOW | {"domain", "config"},
+    "reports": LOW | {"domain"},
+    "agent_setup": LOW | {"domain", "config", "providers"},
+    "doctor": LOW | {"domain", "config", "providers", "store", "agent_setup"},
+    "services": LOW | {"domain", "config", "providers", "store", "notifier", "doctor"},
+    "jobs": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services"},
+    "api": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor"},
+    "web": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api"},
+    # The composition root builds the services; create_app builds the web application on it.
+    "runtime": LOW
+    | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api"},
+    "app": LOW
+    | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api", "web"}
+    | {"runtime"},
+    "cli": LOW
+    | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api", "web"}
+    | {"runtime", "app", "agent_setup"},
+    "__main__": {"cli"},
+}
+
+# Third-party libraries that mean I/O or a framework: domain/ is pure logic and imports none of them.
+NOT_IN_DOMAIN = ("httpx", "sqlalchemy", "alembic", "dbos", "fastapi", "starlette", "uvicorn", "callcheck.config")
+
+# Known breaches being removed on another branch, each as (unit or module path, what it imports). Empty since the
+# LLM client left domain/ for providers/llm.py (issue 11, point 2). The test below fails once a listed breach is gone,
+# so the list cannot outlive it.
+KNOWN_BREACHES: set[tuple[str, str]] = set()
+
+
+def _modules() -> Iterator[tuple[str, Path]]:
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        yield ".".join(parts), path
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    hidden: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            test = node.test
+            name = test.id if isinstance(test, ast.Name) else test.attr if isinstance(test, ast.Attribute) else ""
+            if name == "TYPE_CHECKING":
+                hidden.update(id(sub) for stmt in node.body for sub in ast.walk(stmt))
+    return hidden
+
+
+def imported_names(module: str, path: Path) -> list[str]:
+    """Every module `module` imports at run time (absolute dotted names; `from a import b` gives `a` and `a.b`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    hidden = _type_checking_nodes(tree)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if id(node) in hidden:
+            continue
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            names.append(base)
+            names += [f"{base}.{alias.name}" for alias in node.names]
+    return names
+
+
+def unit_of(name: str) -> str | None:
+    """The unit a callcheck module belongs to (`callcheck.jobs.runs` -> `jobs`); None outside callcheck."""
+    parts = name.split(".")
+    if parts[0] != "callcheck" or len(parts) < 2:
+        return None
+    unit = parts[1]
+    exists = (SRC / unit).is_dir() or (SRC / f"{unit}.py").is_file()
+    return unit if exists else None  # `from callcheck import __version__` names no unit
+
+
+def unit_graph() -> dict[str, dict[str, set[str]]]:
+    """unit -> unit it imports -> the modules that do."""
+    graph: dict[str, dict[str, set[str]]] = {}
+    for module, path in _modules():
+        source = unit_of(module)
+        if source is None:
+            continue
+        graph.setdefault(source, {})
+        for name in imported_names(module, path):
+            target = unit_of(name)
+            if target is not None and target != source:
+                graph[source].setdefault(target, set()).add(module)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one unit (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _edges_without_known_breaches() -> dict[str, set[str]]:
+    return {
+        source: {target for target in targets if (source, target) not in KNOWN_BREACHES}
+        for source, targets in unit_graph().items()
+    }
+
+
+def test_every_unit_has_a_row_in_the_layering() -> None:
+    assert set(unit_graph()) <= set(ALLOWED), "add the new module or package to ALLOWED and docs/architecture.md"
+
+
+def test_no_import_cycles_between_units() -> None:
+    assert _cycles(_edges_without_known_breaches()) == []
+
+
+def test_each_unit_imports_only_what_its_layer_may() -> None:
+    breaches = [
+        f"{source} imports {target} (in {', '.join(sorted(modules))})"
+        for source, targets in unit_graph().items()
+        for target, modules in targets.items()
+        if target not in ALLOWED.get(source, set()) and (source, target) not in KNOWN_BREACHES
+    ]
+    assert breaches == []
+
+
+def _domain_io_imports() -> set[tuple[str, str]]:
+    found = set()
+    for module, path in _modules():
+        if not module.startswith("callcheck.domain"):
+            continue
+        for name in imported_names(module, path):
+            for banned in NOT_IN_DOMAIN:
+                if name == banned or name.startswith(banned + "."):
+                    found.add((str(path.relative_to(SRC)), banned))
+    return found
+
+
+def test_domain_does_no_io_and_reads_no_settings() -> None:
+    assert _domain_io_imports() - KNOWN_BREACHES == set()
+
+
+def test_known_breaches_are_still_real() -> None:
+    """A breach fixed elsewhere must leave KNOWN_BREACHES too, so the rules above cover it again."""
+    graph = unit_graph()
+    real = _domain_io_imports() | {(s, t) for s, targets in graph.items() for t in targets}
+    assert KNOWN_BREACHES - real == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("callcheck.api.errors", "callcheck.web"),
+        ("callcheck.services", "callcheck.jobs"),
+        ("callcheck.cli.run", "callcheck.cli"),
+    ],
+)
+def test_the_cycles_issue_11_named_stay_broken(module: str, expected: str) -> None:
+    path = dict(_modules())[module]
+    names = imported_names(module, path)
+    if module == "callcheck.cli.run":  # a command module never imports the package that registers it
+        assert expected not in names
+    else:
+        assert not [n for n in names if n == expected or n.startswith(expected + ".")]
+
+
+def test_the_walk_sees_lazy_imports_and_skips_type_only_ones() -> None:
+    """The checks above can fail: a function-level import counts, an `if TYPE_CHECKING:` one does not."""
+    path = dict(_modules())["callcheck.cli.run"]
+    names = imported_names("callcheck.cli.run", path)
+    assert "callcheck.jobs.runs" in names  # imported inside the command that runs a suite
+    assert "callcheck.services" not in names  # only under TYPE_CHECKING there
+    assert unit_of("callcheck.jobs.runs") == "jobs" and unit_of("callcheck.__version__") is None
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
