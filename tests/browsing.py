@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from callcheck.providers.elevenlabs.sandbox import HeldClock
 from tests.conftest import settings_for
 from tests.servers import AppServer
 
@@ -51,13 +52,14 @@ def chromium(playwright_sync: Any) -> Iterator[Any]:
 
 @contextmanager
 def sandbox_app(tmp: Path, time_scale: float) -> Iterator[AppServer]:
-    """`callcheck serve --sandbox` in a thread, without the developer's ELEVENLABS_*/CALLCHECK_* variables."""
+    """`callcheck serve --sandbox` in a thread, without the developer's ELEVENLABS_*/CALLCHECK_* variables; its
+    sandbox runs on a HeldClock (`app_server.sandbox_clock`), for the tests that must see a call move."""
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.startswith(("ELEVENLABS_", "CALLCHECK_")):
                 patch.delenv(name)
         settings = settings_for(None, tmp).model_copy(update={"sandbox": True, "sandbox_time_scale": time_scale})
-        with AppServer(settings) as app_server:
+        with AppServer(settings, sandbox_clock=HeldClock()) as app_server:
             yield app_server
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,17 +57,71 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def drop_test_databases() -> Iterator[None]:
-    """Drop the PostgreSQL databases the tests created."""
+class _Dropper:
+    """Drops the PostgreSQL databases of finished tests in a thread of its own, while the next tests run.
+
+    They used to be dropped all at once at the end of the session: several hundred drops (each ~1 s, far more
+    under load: DROP DATABASE waits on a checkpoint) in the teardown of a worker's last test, counted in that
+    test's 120 s timeout, which a loaded machine overran. Dropped in a test's own teardown they would count in its
+    timeout instead; here they count in none. A database still in use (a connection left open) is not forced
+    while tests run: it is left for `pytest_sessionfinish`.
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.left: list[str] = []  # in use when tried: forced at the end
+        self.thread: threading.Thread | None = None
+
+    def drop_later(self, names: list[str]) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="test-db-dropper", daemon=True)
+            self.thread.start()
+        for name in names:
+            self.queue.put(name)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while (name := self.queue.get()) is not None:
+            try:
+                with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            except psycopg.Error:
+                self.left.append(name)
+
+    def finish(self) -> list[str]:
+        """Wait for the drops asked for; the databases still to drop."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+        return self.left
+
+
+_dropper = _Dropper()
+
+
+@pytest.fixture(autouse=True)
+def drop_this_tests_databases() -> Iterator[None]:
+    """The databases this test created are dropped once it is over (its servers are stopped by then); those of a
+    module's server, created before, are left to the end of the session."""
+    first = len(_created_databases)
     yield
-    if not _created_databases:
+    mine = _created_databases[first:]
+    del _created_databases[first:]
+    _dropper.drop_later(mine)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the PostgreSQL databases still left: here, outside any test's timeout."""
+    left = _dropper.finish() + _created_databases
+    if not left:
         return
     import psycopg
 
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        for name in _created_databases:
+        for name in left:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _created_databases.clear()
 
 
 @pytest.fixture(autouse=True)

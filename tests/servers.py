@@ -16,7 +16,7 @@ import uvicorn
 
 from callcheck.app import create_app
 from callcheck.config import Settings
-from callcheck.providers.elevenlabs.sandbox import SandboxServer
+from callcheck.providers.elevenlabs.sandbox import HeldClock, SandboxServer
 
 OUTBOUND = "/v1/convai/twilio/outbound-call"
 
@@ -72,11 +72,13 @@ def wait_healthy(url: str, timeout: float = HEALTHY_WITHIN_S, process: subproces
 class AppServer:
     """callcheck's app served by uvicorn on a loopback port, in a background thread."""
 
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, port: int | None = None, sandbox_clock: HeldClock | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = settings
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.sandbox_clock = sandbox_clock  # ages the calls of a `sandbox=True` server's own sandbox
+        app = create_app(settings, sandbox_clock=sandbox_clock)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -439,7 +439,7 @@ async def test_create_webhook_makes_calls_report_through_it(bare_sandbox: Sandbo
     """--create-webhook: the workspace webhook is created, the agent points at it, and its secret verifies."""
     from callcheck.cli.agent import format_setup
     from tests.conftest import settings_for
-    from tests.servers import AppServer, free_port
+    from tests.servers import HTTP_TIMEOUT_S, AppServer, free_port
     from tests.waiting import wait_for_call
 
     port = free_port()
@@ -482,7 +482,9 @@ async def test_create_webhook_makes_calls_report_through_it(bare_sandbox: Sandbo
         bare_sandbox, tmp_path, elevenlabs_webhook_secret=result.webhook_secret, poll_initial_s=60, poll_max_s=60
     )
     with AppServer(settings, port=port) as server:
-        async with httpx.AsyncClient(base_url=server.url) as api:
+        # httpx's own 5 s read timeout was overrun by this request on a loaded machine (a server in a thread, a
+        # database under load): the request's deadline is the one for servers under test.
+        async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT_S) as api:
             placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "A shop."})
             assert placed.status_code == 200, placed.text
             call = await wait_for_call(api, placed.json()["id"], {"completed"}, recording=True, timeout=20)

@@ -60,7 +60,10 @@ def test_transcript_after_in_progress_and_each_event_once(server: AppServer, num
     events = call["events"]
     kinds = [(e["kind"], e["state"]) for e in events]
     first_transcript = kinds.index(("transcript", None))
-    assert kinds.index(("state", "in_progress")) < first_transcript, kinds
+    # Never words and then "in progress". The state itself is recorded only when a poll sees it: a call whose first
+    # look is already past it (a loaded machine, a 1.5 s conversation here) goes from ringing to its words directly,
+    # and the page then shows the step as passed "by" the next one's time.
+    assert ("state", "in_progress") not in kinds[first_transcript:], kinds
     assert kinds.index(("state", "completed")) > max(i for i, k in enumerate(kinds) if k[0] == "transcript"), kinds
     told = [e["detail"] for e in events if e["kind"] == "transcript"]
     assert len(told) == len(set(told)), told  # never "3 turns" twice

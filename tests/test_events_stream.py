@@ -202,8 +202,11 @@ def read_until(lines: Iterable[str], stop: Any) -> list[Message]:
 
 @pytest.mark.e2e
 def test_sigterm_ends_an_open_stream_cleanly_and_a_reconnect_resumes(tmp_path: Path) -> None:
-    # The line rings for 50 simulated seconds (5 s real): the stream is open and mid-call when the server stops.
-    with SandboxServer(SandboxConfig(time_scale=0.1)) as sandbox:
+    # The line rings until the test moves the sandbox's clock: the stream is open and mid-call when the server
+    # stops, however long the server takes to start. (On the real clock it rang for 5 s, which a server starting on
+    # a loaded machine could outlast: the call then ended before the SIGTERM, and the stream told its `end`.)
+    clock = SteppedClock()
+    with SandboxServer(SandboxConfig(time_scale=1.0, clock=clock)) as sandbox:
         env = {
             **sandbox_env(sandbox),
             "CALLCHECK_DATA_DIR": str(tmp_path / "data"),
@@ -252,6 +255,7 @@ def test_sigterm_ends_an_open_stream_cleanly_and_a_reconnect_resumes(tmp_path: P
         second = serve_process(env, port, tmp_path)
         try:
             wait_healthy(url, process=second)
+            clock.advance(1000.0)  # past the answer at 50 s and the whole conversation after it
             with httpx.stream(
                 "GET", f"{url}/api/calls/{call_id}/events", headers={"Last-Event-ID": last_seen}, timeout=60
             ) as response:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.sandbox import HeldClock, SandboxConfig, SandboxServer
 from tests.conftest import fresh_postgres_database
 from tests.gate import Gate
 from tests.servers import OUTBOUND, free_port, outbound_calls, sandbox_env, wait_healthy
@@ -159,8 +159,14 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def slow_sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(time_scale=0.05)) as server:
+def slow_clock() -> HeldClock:
+    """The real clock of `slow_sandbox`, which a test holds while the calls must stay alive."""
+    return HeldClock()
+
+
+@pytest.fixture
+def slow_sandbox(slow_clock: HeldClock) -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig(time_scale=0.05, clock=slow_clock)) as server:
         yield server
 
 
@@ -205,10 +211,17 @@ def test_survivor_server_finishes_a_run_whose_server_was_killed(
         assert "takes over executor server-" in log_b
 
 
-def test_worker_finishes_a_run_whose_server_was_killed_with_calls_in_progress(
-    slow_sandbox: SandboxServer, tmp_path: Path
-) -> None:
+def test_worker_finishes_a_run_whose_server_was_killed_with_calls_in_progress(tmp_path: Path) -> None:
     """Server A places the run's calls; a worker survives A; a server without workers answers for both."""
+    # The sandbox's clock is held from the start of the run until A is killed: its first two calls ring until then,
+    # however slow the processes are to see them. (On the loose clock a call lasted ~3 s, which a loaded machine
+    # could outlast before any poll saw both calls alive: the wait below then never came true.)
+    clock = HeldClock()
+    with SandboxServer(SandboxConfig(time_scale=0.05, clock=clock)) as slow_sandbox:
+        _worker_finishes_the_run(slow_sandbox, clock, tmp_path)
+
+
+def _worker_finishes_the_run(slow_sandbox: SandboxServer, clock: HeldClock, tmp_path: Path) -> None:
     database = fresh_postgres_database()
     port_a, port_c = free_port(), free_port()
     url_a, url_c = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_c}"
@@ -220,9 +233,11 @@ def test_worker_finishes_a_run_whose_server_was_killed_with_calls_in_progress(
     ):
         wait_healthy(url_a, timeout=240, process=a)
         wait_healthy(url_c, timeout=240)
+        clock.hold()
         run_id = _start_run(url_a)
         _wait("two calls in progress", lambda: _calls_in_progress(url_c, run_id))
         _kill(a)
+        clock.release()
         _assert_finished_exactly_once(slow_sandbox, url_c, run_id)
         assert worker.poll() is None
     assert "takes over executor server-" in (tmp_path / "w" / "output.log").read_text()
@@ -250,7 +265,9 @@ def _run_rows(database: str) -> dict[str, tuple[str, bool]]:
 
 
 @pytest.mark.parametrize("how", ["kill_9", "ctrl_c_twice"])
-def test_the_next_callcheck_run_finishes_a_stopped_run(slow_sandbox: SandboxServer, tmp_path: Path, how: str) -> None:
+def test_the_next_callcheck_run_finishes_a_stopped_run(
+    slow_sandbox: SandboxServer, slow_clock: HeldClock, tmp_path: Path, how: str
+) -> None:
     """CI with a throwaway database and no server: a `callcheck run` killed (or interrupted twice) mid-run leaves
     dialed calls; the next `callcheck run` follows them to their end and stores the stopped run's report."""
     database = fresh_postgres_database()
@@ -266,6 +283,9 @@ def test_the_next_callcheck_run_finishes_a_stopped_run(slow_sandbox: SandboxServ
         "    expect:\n      - final_state: completed\n"
     )
     first_err = tmp_path / "first.err"
+    # Held until the first run is stopped: its first two calls ring until then, so no third is dialed however slow
+    # this test is to see two. (On the loose clock they ended in ~3 s, and a slow look could find a third.)
+    slow_clock.hold()
     with open(first_err, "wb") as err:
         first = subprocess.Popen(
             [sys.executable, "-m", "callcheck", "run", str(slow), "--concurrency", "2"],
@@ -288,6 +308,7 @@ def test_the_next_callcheck_run_finishes_a_stopped_run(slow_sandbox: SandboxServ
         if first.poll() is None:
             first.kill()
             first.wait()
+        slow_clock.release()
     assert _dialed(slow_sandbox, SLOW) == 2
     if how == "kill_9":
         assert _run_rows(database)["slow"][0] in {"running", "cancelling"}

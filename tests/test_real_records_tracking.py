@@ -28,7 +28,7 @@ from callcheck.providers.elevenlabs.sandbox import (
 from callcheck.providers.elevenlabs.webhooks import sign
 from callcheck.store import db
 from tests.conftest import settings_for
-from tests.servers import AppServer, free_port, outbound_calls
+from tests.servers import HTTP_TIMEOUT_S, AppServer, free_port, outbound_calls
 from tests.waiting import wait_for_call
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
@@ -150,7 +150,7 @@ async def test_a_webhook_without_transcript_never_empties_the_call(tmp_path: Pat
         # Polls are 60 s apart: the webhook is what ends this call.
         settings = settings_for(sandbox, tmp_path, elevenlabs_webhook_secret=SECRET, poll_initial_s=60, poll_max_s=60)
         with AppServer(settings, port=port) as server:
-            async with httpx.AsyncClient(base_url=server.url) as api:
+            async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT_S) as api:
                 call = await wait_for_call(api, await place(api, NUMBER_NO_TRANSCRIPT_WEBHOOK), timeout=30)
         deliveries = httpx.get(f"{sandbox.url}/_sandbox/webhooks").json()
     assert [d["type"] for d in deliveries] == ["post_call_transcription"]

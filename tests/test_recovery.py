@@ -38,8 +38,10 @@ def env_for(sandbox: SandboxServer, data_dir: Path) -> dict[str, str]:
 
 @pytest.mark.e2e
 def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) -> None:
-    # Rings for 50 simulated seconds (2.5 s real; under the 60 s ring timeout): time to kill the server meanwhile.
-    with SandboxServer(SandboxConfig(time_scale=0.05)) as sandbox:
+    # Rings until the test moves the sandbox's clock: the server is killed mid-call however slow it is to see the
+    # ringing. (On the real clock it rang 2.5 s, which a loaded machine could outlast before a poll saw `ringing`.)
+    clock = SteppedClock()
+    with SandboxServer(SandboxConfig(time_scale=1.0, clock=clock)) as sandbox:
         env = env_for(sandbox, tmp_path / "data")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -62,6 +64,7 @@ def test_kill_9_mid_call_then_restart_completes_it_exactly_once(tmp_path: Path) 
         second = serve_process(env, port, tmp_path)
         try:
             wait_healthy(url, process=second)
+            clock.advance(1000.0)  # past the answer at 50 s (under the 60 s ring timeout) and the conversation
             call = wait_for_call_sync(url, call_id, {"completed", "failed", "timed_out"})
             assert call["state"] == "completed"
             call = wait_for_call_sync(url, call_id, {"completed"})

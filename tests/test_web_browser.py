@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,23 @@ def place(page: Any, url: str, number: str, scenario: str = "") -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+@contextmanager
+def standing_still(page: Any, server: AppServer) -> Iterator[None]:
+    """Place a call inside this block: its sandbox clock is held until the call page has shown it, so the page is
+    sure to see it move. (A call left to run loose could end before a slow page load subscribes, and the page would
+    then be rendered already final: the test would depend on how loaded the machine is.)"""
+    assert server.sandbox_clock is not None
+    with server.sandbox_clock.held():
+        yield
+        page.wait_for_selector("#timeline[data-state]")
+        assert page.locator("#call").get_attribute("data-live") == "true"
+
+
 def watch_to_the_end(page: Any, final_state: str, *, must_move: bool = True) -> None:
     """Wait for the final state to appear on the open call page, and check the page was never reloaded.
 
-    `must_move=False` for outcomes so quick (busy: 80 ms here) that the page may first be rendered already final.
+    `must_move=True` needs the call placed inside `standing_still`; `must_move=False` for outcomes so quick (busy:
+    80 ms here) that the page may first be rendered already final.
     """
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
@@ -96,7 +110,8 @@ def watch_to_the_end(page: Any, final_state: str, *, must_move: bool = True) -> 
 
 def test_calls_move_live_to_their_final_state(server: AppServer, page: Any) -> None:
     # Answered, the IVR is worked with the keypad and the request completed.
-    call_id = place(page, server.url, "+15550100007", "order a birthday cake for Saturday")
+    with standing_still(page, server):
+        call_id = place(page, server.url, "+15550100007", "order a birthday cake for Saturday")
     watch_to_the_end(page, "completed")
     assert page.locator("#live-status").inner_text().startswith("Completed")
     assert page.locator("#verdict").inner_text() == "Successful"
@@ -117,7 +132,8 @@ def test_calls_move_live_to_their_final_state(server: AppServer, page: Any) -> N
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
 
     # Transferred to a person.
-    place(page, server.url, "+15550100003")
+    with standing_still(page, server):
+        place(page, server.url, "+15550100003")
     watch_to_the_end(page, "completed")
     assert "Yes" in page.locator(".figure", has_text="Human reached").inner_text()
     assert "after a transfer" in page.locator("#figures").inner_text()
@@ -130,7 +146,8 @@ def test_calls_move_live_to_their_final_state(server: AppServer, page: Any) -> N
     assert "not answered" in page.locator("#transcript").inner_text()
 
     # Voicemail: answered by a greeting, and the verdict says it failed.
-    place(page, server.url, "+15550100006")
+    with standing_still(page, server):
+        place(page, server.url, "+15550100006")
     watch_to_the_end(page, "completed")
     assert page.locator("#verdict").inner_text() == "Not successful"
     assert "Voicemail detected" in page.locator("#transcript").inner_text()
@@ -205,8 +222,9 @@ def test_keyboard_reaches_the_form_and_places_a_call(server: AppServer, page: An
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "to_number"
     page.keyboard.type("+15550100001")
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/calls/\w+$"))
+    with standing_still(page, server):
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"/calls/\w+$"))
     watch_to_the_end(page, "completed")
 
 

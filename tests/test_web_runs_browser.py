@@ -65,6 +65,14 @@ def browser() -> Iterator[Any]:
         yield launched
 
 
+@pytest.fixture(autouse=True)
+def clock_released(server: AppServer) -> Iterator[None]:
+    """A test that fails while it holds the sandbox's clock leaves it running for the next."""
+    yield
+    assert server.sandbox_clock is not None
+    server.sandbox_clock.release()
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     with watched_page(browser, WATCH_SCRIPT, 20_000) as tab:
@@ -72,14 +80,18 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def test_mixed_suite_moves_live_to_its_verdicts_and_drills_down(server: AppServer, page: Any) -> None:
-    started = httpx.post(f"{server.url}/api/runs", params={"concurrency": 5}, json=MIXED_SUITE, timeout=30)
-    assert started.status_code == 202, started.text
-    run_id = started.json()["id"]
-    navigations: list[str] = []
-    page.goto(f"{server.url}/runs/{run_id}")
-    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
-    assert page.locator("#run-progress").get_attribute("data-state") == "running"
-    assert page.get_by_role("button", name="Cancel the run").is_visible()
+    # The calls stand still until the page has shown the run running: a run left loose could end before a slow
+    # page load, which would then show it completed at once.
+    assert server.sandbox_clock is not None
+    with server.sandbox_clock.held():
+        started = httpx.post(f"{server.url}/api/runs", params={"concurrency": 5}, json=MIXED_SUITE, timeout=30)
+        assert started.status_code == 202, started.text
+        run_id = started.json()["id"]
+        navigations: list[str] = []
+        page.goto(f"{server.url}/runs/{run_id}")
+        page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+        assert page.locator("#run-progress").get_attribute("data-state") == "running"
+        assert page.get_by_role("button", name="Cancel the run").is_visible()
 
     page.wait_for_selector('#run-progress[data-state="completed"]')
     assert navigations == [] and page.evaluate("window.__sameDocument") is True
@@ -153,6 +165,10 @@ def test_pasted_suite_starts_a_run_that_can_be_cancelled(server: AppServer, page
 
     suite.fill(PASTED.format(expect_line="outcome: success"))
     expect(error).to_be_empty()  # editing clears the old error
+    # Held until the cancel is asked for: the run is still running when the button is pressed, however slow the
+    # page (six 3 s calls on the loose clock could all be placed, or even done, first).
+    assert server.sandbox_clock is not None
+    server.sandbox_clock.hold()
     page.get_by_role("button", name="Start the run").click()
     page.wait_for_url(re.compile(r"/runs/\w+$"))
     expect(page.locator("#run-progress")).to_have_attribute("data-state", "running")
@@ -172,6 +188,7 @@ def test_pasted_suite_starts_a_run_that_can_be_cancelled(server: AppServer, page
     page.get_by_role("button", name="Cancel the run").click()
     expect(page.locator("#run-status")).to_be_focused()
     expect(page.locator("#cancel-status")).to_have_text(re.compile(r"^Cancel requested: no new call will be placed\."))
+    server.sandbox_clock.release()  # the calls in flight end; the run is then cancelled
     page.wait_for_selector('#run-progress[data-state="cancelled"]', timeout=SLOW_MACHINE_MS)
     expect(page.locator("#run-status")).to_have_text(re.compile(r"^Cancelled: "))
     skipped = int(page.locator("#run-counts [data-count=skipped] .figure-value").inner_text())

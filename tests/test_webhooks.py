@@ -21,7 +21,8 @@ from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.repo import Store
 from tests.conftest import settings_for
-from tests.servers import AppServer, free_port
+from tests.scripted import ScriptedServer, running
+from tests.servers import HTTP_TIMEOUT_S, AppServer, free_port
 from tests.waiting import wait_for_call
 
 SECRET = "whsec-test-0123456789abcdef"
@@ -208,7 +209,7 @@ def what_a_call_keeps(call: dict[str, Any]) -> dict[str, Any]:
 async def call_through(settings: Settings, number: str, port: int | None = None) -> dict[str, Any]:
     """Place a call through a real callcheck server and wait for its end; the stored call."""
     with AppServer(settings, port=port) as server:
-        async with httpx.AsyncClient(base_url=server.url) as api:
+        async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT_S) as api:
             placed = await api.post("/api/call", json={"to_number": number, "business_description": "Pizza."})
             return await wait_for_call(api, placed.json()["id"])
 
@@ -302,6 +303,32 @@ async def test_unknown_conversation_is_kept_and_matched_later(
     assert final.transcript and final.transcript[1]["text"] == "Sure, what size?"
 
 
+async def test_a_webhook_that_beats_the_dials_answer_is_applied_when_the_answer_comes(
+    sandbox: SandboxServer, tmp_path: Path, client_for: Any
+) -> None:
+    # The order that once depended on luck, made certain: the post-call event is kept before the dial's answer
+    # stores the conversation id. No workers, no poll: only the dial itself can apply it.
+    with running(ScriptedServer()) as upstream:
+        upstream.reply = {"success": True, "message": "ok", "conversation_id": "conv_beaten", "callSid": "CA1"}
+        settings = settings_for(
+            sandbox,
+            tmp_path,
+            workers=False,
+            elevenlabs_webhook_secret=SECRET,
+            elevenlabs_api_base=upstream.url,
+            allowed_countries="1",
+        )
+        api = await client_for(settings)
+        body = json.dumps(transcription_event("conv_beaten")).encode()
+        assert (await api.post(PATH, content=body, headers=signed(body))).json() == {"ok": True, "matched": False}
+        placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "Pizza."})
+        assert placed.status_code == 200, placed.text
+        call = (await api.get(f"/api/calls/{placed.json()['id']}")).json()
+    assert call["state"] == "completed"
+    assert call["transcript"][1]["text"] == "Sure, what size?"
+    assert [path for path, _, _ in upstream.requests] == ["/v1/convai/twilio/outbound-call"]  # nothing polled
+
+
 async def test_real_webhook_delivery_ends_the_call_without_waiting_for_a_poll(tmp_path: Path) -> None:
     port = free_port()
     config = SandboxConfig(
@@ -311,7 +338,7 @@ async def test_real_webhook_delivery_ends_the_call_without_waiting_for_a_poll(tm
         # Polls are 60 s apart: only the webhook can end this call within the test's deadline.
         settings = settings_for(sandbox, tmp_path, elevenlabs_webhook_secret=SECRET, poll_initial_s=60, poll_max_s=60)
         with AppServer(settings, port=port) as server:
-            async with httpx.AsyncClient(base_url=server.url) as api:
+            async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT_S) as api:
                 response = await api.post(
                     "/api/call", json={"to_number": "+15550100001", "business_description": "A pizza shop."}
                 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,13 +27,14 @@ log = logging.getLogger("callcheck")
 WEBHOOK_MAX_BYTES = 64_000_000
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build a callcheck application for these settings."""
+def create_app(settings: Settings | None = None, *, sandbox_clock: Callable[[], float] | None = None) -> FastAPI:
+    """Build a callcheck application for these settings; `sandbox_clock` (tests only) ages the calls of the
+    sandbox started by `sandbox` (see providers/elevenlabs/sandbox HeldClock)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_services(settings) as services:
+        async with running_services(settings, sandbox_clock=sandbox_clock) as services:
             app.state.services = services
             app.state.ready = True
             yield

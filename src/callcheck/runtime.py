@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -46,8 +46,9 @@ def session_secret(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
-    """Run callcheck's own ElevenLabs sandbox beside the app and point the settings at it."""
+async def start_sandbox(settings: Settings, clock: Callable[[], float] | None = None) -> AsyncIterator[Settings]:
+    """Run callcheck's own ElevenLabs sandbox beside the app and point the settings at it; `clock` (tests only)
+    ages its calls instead of the real clock (a HeldClock, say)."""
     from pydantic import SecretStr
 
     from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
@@ -61,6 +62,8 @@ async def start_sandbox(settings: Settings) -> AsyncIterator[Settings]:
         time_scale=settings.sandbox_time_scale,
         workspace_webhook=webhook_url is not None,
     )
+    if clock is not None:
+        config.clock = clock
     if secret:
         config.webhook_secret = secret
     server = SandboxServer(config)
@@ -114,7 +117,10 @@ async def store_services(settings: Settings) -> AsyncIterator[Services]:
 
 @asynccontextmanager
 async def running_services(
-    settings: Settings, executor_id: str | None = None, role: str = "server"
+    settings: Settings,
+    executor_id: str | None = None,
+    role: str = "server",
+    sandbox_clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[Services]:
     """Sandbox (if asked), migrated database, HTTP client and durable workers; all closed on exit.
 
@@ -124,7 +130,7 @@ async def running_services(
     async with AsyncExitStack() as stack:
         effective = settings
         if settings.sandbox:
-            effective = await stack.enter_async_context(start_sandbox(settings))
+            effective = await stack.enter_async_context(start_sandbox(settings, sandbox_clock))
         url = effective.resolved_database_url()
         # The data directory and all in it (database, WAL, DBOS's database, recordings) readable by its owner only.
         await asyncio.to_thread(private_dir, effective.data_dir)

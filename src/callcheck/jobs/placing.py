@@ -145,6 +145,13 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         await services.store.runs.update_run(call.run_id, simulated=True)
     services.notifier.publish(call.id)
     log.info("call %s placed (conversation %s)", call.id, conversation_id)
+    if conversation_id is not None:
+        # A webhook (a fast call_initiation_failure, say) may have beaten this answer and been kept unmatched. Its
+        # handler looks the conversation up again after keeping it, and this looks for kept webhooks after storing
+        # the id: whichever writes last sees the other's write, so the event is applied with no poll, no workers.
+        from callcheck.jobs.tracking import apply_kept_webhooks
+
+        await apply_kept_webhooks(services, call.id)
     if conversation_id is None:
         # `success: true` with `conversation_id: null` is allowed by the SDK's model: look the call up by our
         # user_id tag at once (and on every poll after, until it shows), not after the call's timeout.

@@ -15,7 +15,7 @@ from typing import Any
 from callcheck.api.body import parse_json
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import InvalidInput
-from callcheck.jobs.tracking import apply_webhook_to, attach_conversation
+from callcheck.jobs.tracking import apply_kept_webhooks, apply_webhook_to, attach_conversation
 from callcheck.providers import caller_for
 from callcheck.providers.base import WebhookEvent
 from callcheck.services import Services
@@ -33,7 +33,7 @@ async def receive_webhook(services: Services, header: str | None, body: bytes) -
         # Kept for later: the call's conversation id may not be stored yet (the webhook beat our own answer).
         if not await services.store.record_webhook(digest, event.type, conversation_id, event.stored, None):
             return {"ok": True, "duplicate": True}
-        return {"ok": True, "matched": False}
+        return await _late_match(services, conversation_id)
     state = await apply_webhook_to(services, call, event)
     # Marked seen only once applied: a delivery that failed half-way (an error, a crash) is applied when re-sent.
     # Two deliveries of it at once may both apply it: state moves are conditional and a recording is kept whole,
@@ -42,6 +42,19 @@ async def receive_webhook(services: Services, header: str | None, body: bytes) -
     if services.tracker is not None and state is not None:
         services.tracker.ended(call.id, state)
     return {"ok": True, "matched": True, "call_id": call.id}
+
+
+async def _late_match(services: Services, conversation_id: str | None) -> dict[str, Any]:
+    """The dial's answer may have stored the id between the look-ups and the keeping: it looked for kept webhooks
+    before this one was kept, so look once more, now that it is kept (see jobs/placing.dial)."""
+    late = await services.store.find_call_by_conversation(conversation_id) if conversation_id else None
+    if late is None:
+        return {"ok": True, "matched": False}
+    await apply_kept_webhooks(services, late.id)
+    fresh = await services.store.get_call(late.id)
+    if services.tracker is not None and fresh is not None:
+        services.tracker.ended(late.id, fresh.state)
+    return {"ok": True, "matched": True, "call_id": late.id}
 
 
 def webhook_secret(services: Services) -> str | None:

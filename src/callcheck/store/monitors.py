@@ -15,7 +15,7 @@ from callcheck.domain.lifecycle import RunState
 from callcheck.domain.monitoring import MonitorStatus, Outcome, Schedule, after_run
 from callcheck.errors import Conflict
 from callcheck.store.fields import MonitorChanges, NewDelivery, NewMonitor
-from callcheck.store.repo import RunRow, _aware, _run, new_id, storable_key, utcnow
+from callcheck.store.rows import RunRow, _aware, _run, new_id, storable_key, utcnow
 from callcheck.store.tables import alert_deliveries, calls, monitors, run_items, runs, webhook_events
 
 ACTIVE_RUN_STATES = tuple(state.value for state in RunState if not state.terminal)  # running, cancelling

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, Unpack, cast
 
 import sqlalchemy as sa
@@ -27,9 +26,16 @@ from callcheck.domain.lifecycle import (
     run_sources,
 )
 from callcheck.domain.limits import CallLimits, Window, concurrent_refusal
-from callcheck.domain.storable import unstorable
 from callcheck.errors import InvalidInput, LimitReached
 from callcheck.store.fields import CallChanges, NewCall, NewRun, RunChanges
+from callcheck.store.monitors import MonitorStore
+
+# RunRow, new_id, storable_key and utcnow are re-exported: the rest of callcheck reads them from the store's face.
+from callcheck.store.rows import RunRow as RunRow
+from callcheck.store.rows import _aware, _run
+from callcheck.store.rows import new_id as new_id
+from callcheck.store.rows import storable_key as storable_key
+from callcheck.store.rows import utcnow as utcnow
 from callcheck.store.tables import Timestamp, call_events, calls, contexts, run_items, runs, webhook_events
 from callcheck.store.tokens import TokenStore
 
@@ -63,11 +69,6 @@ class RunBusy(Exception):
 SERVER_OWNER = "local"
 
 
-def storable_key(key: str) -> bool:
-    """False for a key no row can have (a NUL from a URL's %00, which PostgreSQL would refuse with an error)."""
-    return unstorable(key) is None
-
-
 def check_lengths(table: sa.Table, values: dict[str, Any]) -> None:
     """InvalidInput when a text value is longer than its column allows: PostgreSQL would refuse it with an error
     (and SQLite keep it silently), so it is refused the same way on both, by name, before it reaches either."""
@@ -87,23 +88,6 @@ def check_webhook_fields(event_type: str, conversation_id: str | None) -> None:
         length = column.type.length  # type: ignore[attr-defined]  # both are String(n)
         if value is not None and len(value) > length:
             raise InvalidInput(f"Webhook {name} is too long (over {length} characters).")
-
-
-def utcnow() -> datetime:
-    """Now, in UTC."""
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without a zone; they were written in UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def new_id() -> str:
-    """A new opaque id (32 hex characters)."""
-    return uuid.uuid4().hex
 
 
 @dataclass
@@ -288,7 +272,6 @@ class Store:
         self.tokens = TokenStore(self.engine)
         # The call budgets create_call enforces (none when not given: tools and tests that build a Store by hand).
         self.limits = limits or CallLimits()
-        from callcheck.store.monitors import MonitorStore  # imported here: it builds on this module's helpers
 
         self.monitors = MonitorStore(engine)
 
@@ -674,40 +657,6 @@ class RunItem:
     repeat: int
     status: ItemStatus
     call_id: str | None
-
-
-@dataclass
-class RunRow:
-    """A stored suite run."""
-
-    id: str
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-    state: RunState
-    name: str
-    source_name: str
-    suite_text: str
-    only: list[str] | None
-    concurrency: int
-    rate_per_min: float | None
-    last_placed_at: float | None
-    simulated: bool
-    report: dict[str, Any] | None
-    exit_code: int | None
-    error: str | None
-    owner: str | None = None  # the `callcheck run` process's executor id; None: a server's run
-    monitor_id: str | None = None  # the monitor this run ran for (jobs/monitors.py)
-    monitor_slot: int | None = None  # the slot of the monitor's schedule (unix seconds)
-    token_name: str | None = None  # the API token that started it
-
-
-def _run(row: sa.Row[Any]) -> RunRow:
-    data = dict(row._mapping)
-    for key in ("created_at", "updated_at", "finished_at"):
-        data[key] = _aware(data[key])
-    data["state"] = RunState(data["state"])
-    return RunRow(**data)
 
 
 class RunStore:

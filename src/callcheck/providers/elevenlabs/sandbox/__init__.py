@@ -9,6 +9,7 @@ Public surface::
 
     SandboxConfig, create_sandbox_app(config), SandboxServer(config, host, port)
     SteppedClock  # a clock tests move by hand: SandboxConfig(clock=SteppedClock())
+    HeldClock  # the real clock, which a test can stop and start again (create_app(settings, sandbox_clock=...))
     run_sandbox_forever(config, host, port)
     Outcome, MAGIC_NUMBERS, NUMBER_* constants, delayed_answer_number(seconds), outcome_for(number)
     sign(secret, body, timestamp)  # the webhook signer, for tests that forge webhooks
@@ -33,6 +34,7 @@ from callcheck.providers.elevenlabs.sandbox.config import (
     NUMBER_TRANSFERRED,
     NUMBER_VANISHES,
     NUMBER_VOICEMAIL,
+    HeldClock,
     Outcome,
     SandboxConfig,
     SteppedClock,
@@ -64,6 +66,7 @@ __all__ = [
     "SANDBOX_AGENT_NAME",
     "SANDBOX_HEADER",
     "SIGNATURE_HEADER",
+    "HeldClock",
     "Outcome",
     "SandboxConfig",
     "SandboxServer",

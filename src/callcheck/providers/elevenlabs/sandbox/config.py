@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -112,6 +113,44 @@ class SteppedClock:
             raise ValueError("a clock only moves forward")
         with self._lock:
             self._now += seconds
+
+
+class HeldClock:
+    """The real clock, which a test can stop and start again: `hold()`, `release()`, or `with clock.held():`.
+
+    For a `callcheck serve --sandbox` whose calls run on their own (a browser test's page): while held, a call
+    placed stands in its first state however long the page takes to load, so the page is sure to see it move once
+    released. Time held is lost, never caught up: a call resumes where it stood.
+    """
+
+    def __init__(self) -> None:
+        self._held_at: float | None = None
+        self._lost = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            now = self._held_at if self._held_at is not None else time.monotonic()
+            return now - self._lost
+
+    def hold(self) -> None:
+        with self._lock:
+            if self._held_at is None:
+                self._held_at = time.monotonic()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held_at is not None:
+                self._lost += time.monotonic() - self._held_at
+                self._held_at = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.hold()
+        try:
+            yield
+        finally:
+            self.release()
 
 
 @dataclass
