@@ -45,7 +45,9 @@ CLIENTS = 50
 CALLS_EACH = 6
 FOLLOWED = 1000
 FOLLOWED_SMALL = 100
-IDLE_WINDOW_S = 60.0
+IDLE_WINDOW_S = 30.0  # at 1,000 calls; at 100, half of it
+SETTLE_S = 10.0  # after placing, before a window: workflows started, the first sweeps fetched every call once
+STARTUP_RUNS = 3
 WEBHOOK_SECRET = "bench-webhook-secret"
 VERDICT_SAMPLES = 60
 SUITE_CALLS = 200
@@ -291,6 +293,8 @@ def webhook_body(call: dict[str, Any]) -> bytes:
             "conversation_id": call["conversation_id"],
             "status": "done",
             "user_id": call["id"],
+            # Required in every post-call payload (contract §5.4); the stand-in's conversations have no audio.
+            "has_audio": False,
             "transcript": [
                 {"role": "agent", "message": "Hi, I'd like to order a pizza.", "time_in_call_secs": 0},
                 {"role": "user", "message": "Sure, your order number is 4821.", "time_in_call_secs": 3},
@@ -413,11 +417,47 @@ async def following(server: Server, standin: str, small_first: bool) -> dict[Any
         each = max(1, more // CLIENTS)
         result = await load(server.url, "/api/call", API_BODY, min(CLIENTS, more), each, keep=True)
         placed += result.results
-        await asyncio.sleep(20)  # workflows started, the first sweeps fetched every call once
-        figures[size] = await idle_window(server, standin, IDLE_WINDOW_S if size == FOLLOWED else 30.0)
+        await asyncio.sleep(SETTLE_S)
+        figures[size] = await idle_window(server, standin, IDLE_WINDOW_S if size == FOLLOWED else IDLE_WINDOW_S / 2)
         print(f"  following {size}: {figures[size]}", file=sys.stderr)
     figures["calls"] = placed
     return figures
+
+
+@dataclass
+class Following:
+    """Figures 5, 3 and 4 of a run: following at scale, then verdicts and ingestion on the same calls."""
+
+    rows: list[str] = field(default_factory=list)
+    verdicts: dict[str, list[float]] = field(default_factory=dict)
+    ingest: dict[str, float] = field(default_factory=dict)
+    ingest_before: dict[str, float] = field(default_factory=dict)
+
+    async def measure(self, label: str, source: Path | None, env: dict[str, str], standin: str, tmp: Path) -> None:
+        async with httpx.AsyncClient() as http:
+            await http.post(f"{standin}/_standin/reset")
+        # An agent of its own: the calls of figure 1 (the same stand-in) are not on its conversations list.
+        agent = {"ELEVENLABS_AGENT_ID": f"agent_follow_{label[:6]}"}
+        with serving({**env, **agent}, tmp / f"follow-{label[:6]}", source=source) as server:
+            figures = await following(server, standin, small_first=source is None)
+            for size in (FOLLOWED_SMALL, FOLLOWED):
+                if size in figures:
+                    f = figures[size]
+                    self.rows.append(
+                        f"| {label}, {size:,} calls ringing | {f['cpu_pct']:.1f}% | {f['req_per_min']:,.1f} "
+                        f"({f['list_per_min']:,.1f} list, {f['get_per_min']:,.1f} get) "
+                        f"| {f['rss_mb']:,.0f} MB |"
+                    )
+            if source is None:
+                calls = figures["calls"]
+                self.verdicts = await verdict_latency(server, calls[:VERDICT_SAMPLES])
+                print(f"  verdicts: {self.verdicts}", file=sys.stderr)
+                self.ingest = await ingestion(server, calls[VERDICT_SAMPLES:])
+                print(f"  ingestion: {self.ingest}", file=sys.stderr)
+            else:
+                # The code before, on its 100 calls: the same webhooks, for a same-run ratio.
+                self.ingest_before = await ingestion(server, figures["calls"])
+                print(f"  ingestion before: {self.ingest_before}", file=sys.stderr)
 
 
 # -- 2. suite wall time ---------------------------------------------------------------------------------------
@@ -490,9 +530,9 @@ def startup() -> dict[str, float]:
         subprocess.run(command, check=True, capture_output=True, env={**os.environ, **NO_LIMITS})
         return time.perf_counter() - started
 
-    bare = statistics.median(timed([PYTHON, "-c", "pass"]) for _ in range(5))
+    bare = statistics.median(timed([PYTHON, "-c", "pass"]) for _ in range(STARTUP_RUNS))
     cli = [PYTHON, "-c", "from callcheck.cli import main; main()", "--help"]
-    helps = statistics.median(timed(cli) for _ in range(5))
+    helps = statistics.median(timed(cli) for _ in range(STARTUP_RUNS))
     return {"python": bare, "help": helps}
 
 
@@ -523,10 +563,41 @@ def extract(rev: str, into: Path) -> Path:
     return into
 
 
+def ingestion_lines(ingest: dict[str, float], ingest_before: dict[str, float], before_rev: str | None) -> list[str]:
+    """Figure 4's Markdown."""
+    lines: list[str] = []
+    say = lines.append
+    if not ingest:
+        return lines
+    say("")
+    say("### 4. Webhook ingestion: signed post_call_transcription webhooks, 20 at once, each for its own call")
+    say("")
+    say(
+        f"{ingest['accepted']:.0f} of {ingest['sent']:.0f} accepted and matched, **{ingest['per_s']:.0f}/s** "
+        f"({ingest['per_s'] / ingest['healthz_per_s']:.2f} of the {ingest['healthz_per_s']:.0f}/s of "
+        f"`GET /healthz` at the same concurrency); calls completed afterwards: {ingest['completed']:.0f} "
+        f"(the {VERDICT_SAMPLES} of figure 3 included). Target: ≥ 300/s, none lost."
+    )
+    if ingest_before:
+        say(
+            f"Before ({before_rev}), the same webhooks for its {ingest_before['sent']:.0f} calls: "
+            f"{ingest_before['accepted']:.0f} accepted and matched, **{ingest_before['per_s']:.0f}/s** "
+            f"({ingest_before['per_s'] / ingest_before['healthz_per_s']:.2f} of its `GET /healthz` "
+            f"{ingest_before['healthz_per_s']:.0f}/s)."
+        )
+    return lines
+
+
 async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None:
     lines: list[str] = []
     say = lines.append
     began = time.monotonic()
+    costs: dict[str, float] = {}  # what each section took, seconds
+
+    def cost(section: str, since: float) -> None:
+        costs[section] = costs.get(section, 0.0) + time.monotonic() - since
+        print(f"[{time.monotonic() - began:.0f}s] {section} done", file=sys.stderr)
+
     load_avg = os.getloadavg()
     say(f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} CPUs, ")
     say(f"{platform.platform()}, Python {platform.python_version()}; load average at start {load_avg[0]:.1f}.")
@@ -547,47 +618,30 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
             if before is not None:
                 configs.append((f"SQLite, before ({before_rev})", {}, before))
             for label, extra, source in configs:
+                section = time.monotonic()
                 data = tmp / f"api-{len(overhead)}"
                 with serving({**env, **extra}, data, source=source) as server:
                     readies.append(server.ready_s)
                     overhead += overhead_rows(label, await api_overhead(server, standin))
                 print("\n".join(overhead[-2:]), file=sys.stderr)
-                print(f"[{time.monotonic() - began:.0f}s] api overhead {label} done", file=sys.stderr)
+                cost(f"1. API overhead, {label}", section)
 
             # 5, 3, 4: following, then verdicts and ingestion on the same 1,000 calls
-            follow_rows: list[str] = []
-            verdicts: dict[str, list[float]] = {}
-            ingest: dict[str, float] = {}
             follow_configs: list[tuple[str, Path | None]] = [("after", None)]
             if before is not None and "before-following" not in skip:
                 follow_configs.append((f"before ({before_rev})", before))
+            scale = Following()
             for label, source in follow_configs:
-                async with httpx.AsyncClient() as http:
-                    await http.post(f"{standin}/_standin/reset")
-                # An agent of its own: the calls of figure 1 (the same stand-in) are not on its conversations list.
-                agent = {"ELEVENLABS_AGENT_ID": f"agent_follow_{label[:6]}"}
-                with serving({**env, **agent}, tmp / f"follow-{label[:6]}", source=source) as server:
-                    figures = await following(server, standin, small_first=source is None)
-                    for size in (FOLLOWED_SMALL, FOLLOWED):
-                        if size in figures:
-                            f = figures[size]
-                            follow_rows.append(
-                                f"| {label}, {size:,} calls ringing | {f['cpu_pct']:.1f}% | {f['req_per_min']:,.1f} "
-                                f"({f['list_per_min']:,.1f} list, {f['get_per_min']:,.1f} get) "
-                                f"| {f['rss_mb']:,.0f} MB |"
-                            )
-                    if source is None:
-                        calls = figures["calls"]
-                        verdicts = await verdict_latency(server, calls[:VERDICT_SAMPLES])
-                        print(f"  verdicts: {verdicts}", file=sys.stderr)
-                        ingest = await ingestion(server, calls[VERDICT_SAMPLES:])
-                        print(f"  ingestion: {ingest}", file=sys.stderr)
-                print(f"[{time.monotonic() - began:.0f}s] following {label} done", file=sys.stderr)
+                section = time.monotonic()
+                await scale.measure(label, source, env, standin, tmp)
+                cost(f"5, 3, 4. following, verdicts, ingestion: {label}", section)
+            follow_rows, verdicts, ingest, ingest_before = scale.rows, scale.verdicts, scale.ingest, scale.ingest_before
             # 7. one and two processes on one PostgreSQL database (docs/production.md)
             if "postgres" not in skip and "processes" not in skip:
+                section = time.monotonic()
                 processes = await two_processes(env, tmp)
                 print(f"  processes: {processes}", file=sys.stderr)
-                print(f"[{time.monotonic() - began:.0f}s] processes done", file=sys.stderr)
+                cost("7. one and two processes", section)
         finally:
             standin_process.terminate()
             standin_process.wait()
@@ -595,15 +649,18 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
         # 2. suite wall time, against the sandbox (calls of a fixed simulated length, webhooks back to the server)
         suite: dict[str, Any] = {}
         if "suite" not in skip:
+            section = time.monotonic()
             sandbox_env = {"CALLCHECK_SANDBOX_TIME_SCALE": str(SUITE_TIME_SCALE)}
             with serving(sandbox_env, tmp / "suite", "--sandbox") as server:
                 one_wall, one_lengths = await suite_run(server, 1, 1)
                 wall, lengths = await suite_run(server, SUITE_CALLS, SUITE_CONCURRENCY)
                 suite = {"one": one_wall, "one_length": one_lengths, "wall": wall, "lengths": lengths}
                 print(f"  suite: one {one_wall:.2f} s, all {wall:.2f} s", file=sys.stderr)
-            print(f"[{time.monotonic() - began:.0f}s] suite done", file=sys.stderr)
+            cost("2. suite", section)
 
+        section = time.monotonic()
         starts = startup()
+        cost("6. start-up", section)
 
     if processes:
         say("")
@@ -660,18 +717,12 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
         say(f"| (`GET /healthz`) | {pct(verdicts['floor'], 0.5) * 1000:.0f} ms | {floor * 1000:.0f} ms | 1.0 |")
         say("")
         say("Target: p99 ≤ 250 ms.")
-    if ingest:
-        say("")
-        say("### 4. Webhook ingestion: signed post_call_transcription webhooks, 20 at once, each for its own call")
-        say("")
-        say(
-            f"{ingest['accepted']:.0f} of {ingest['sent']:.0f} accepted and matched, **{ingest['per_s']:.0f}/s** "
-            f"({ingest['per_s'] / ingest['healthz_per_s']:.2f} of the {ingest['healthz_per_s']:.0f}/s of "
-            f"`GET /healthz` at the same concurrency); calls completed afterwards: {ingest['completed']:.0f} "
-            f"(the {VERDICT_SAMPLES} of figure 3 included). Target: ≥ 300/s, none lost."
-        )
+    lines += ingestion_lines(ingest, ingest_before, before_rev)
     say("")
-    say(f"### 5. Following at scale: calls ringing, nothing changing; a {IDLE_WINDOW_S:.0f} s window (30 s at 100)")
+    say(
+        f"### 5. Following at scale: calls ringing, nothing changing; a {IDLE_WINDOW_S:.0f} s window "
+        f"({IDLE_WINDOW_S / 2:.0f} s at 100)"
+    )
     say("")
     say("| server | CPU (one core = 100%) | upstream requests/min | RSS |")
     say("|---|---|---|---|")
@@ -679,7 +730,7 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
     say("")
     say("Target: CPU ≤ 10%, requests/min independent of the number of calls, RSS ≤ 200 MB.")
     say("")
-    say("### 6. Start-up (median of 5; serve: until /healthz answers, each server of this run)")
+    say(f"### 6. Start-up (median of {STARTUP_RUNS}; serve: until /healthz answers, each server of this run)")
     say("")
     say("| what | seconds | vs `python -c pass` |")
     say("|---|---|---|")
@@ -690,7 +741,11 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
     say("")
     say("Targets: `--help` ≤ 0.5 s, serve ready ≤ 2 s.")
     say("")
-    say(f"Harness wall time: {time.monotonic() - began:.0f} s.")
+    say("| section | seconds |")
+    say("|---|---|")
+    for name, seconds in costs.items():
+        say(f"| {name} | {seconds:.0f} |")
+    say(f"| the whole harness | {time.monotonic() - began:.0f} |")
     text = "\n".join(lines)
     print(text)
     if out:

@@ -3,9 +3,11 @@ cache and private file modes, against the real app (in-process ASGI) on SQLite o
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ import sqlalchemy as sa
 
 from callcheck.domain.access import TokenScope, split_token
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
+from callcheck.store import db
 from callcheck.store.tables import tokens
+from callcheck.store.tokens import ACTIVE_FRESH_S, TokenStore
 from tests.conftest import BACKEND, settings_for
 from tests.servers import outbound_calls
 from tests.test_runs_api import wait_run
@@ -96,6 +100,42 @@ async def test_once_a_token_exists_every_route_but_the_open_ones_needs_one(api: 
     # A person's browser is sent to the login page, and back afterwards.
     page = await api.get("/calls?status=completed", headers={"Accept": "text/html"})
     assert page.status_code == 303 and page.headers["location"] == "/login?next=/calls%3Fstatus%3Dcompleted"
+
+
+async def _status_until(api: httpx.AsyncClient, wanted: int, *, within: float) -> int:
+    """GET /api/calls until it answers `wanted` or `within` seconds pass; the last status."""
+    deadline = time.monotonic() + within
+    status = (await api.get("/api/calls")).status_code
+    while status != wanted and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        status = (await api.get("/api/calls")).status_code
+    return status
+
+
+async def test_a_token_made_by_another_process_is_enforced_within_the_documented_bound(
+    api: httpx.AsyncClient,
+) -> None:
+    # `callcheck token create` beside a running server: its own engine and store on the same database.
+    assert (await api.get("/api/calls")).status_code == 200  # open, and the answer now kept by the server
+    url = services_of(api).settings.resolved_database_url()
+    engine = db.create_engine(url)
+    try:
+        cli_tokens = TokenStore(engine)
+        await cli_tokens.create("from-the-cli", TokenScope.READ)
+        # Within ACTIVE_FRESH_S the server notices (the bound allows for a slow machine's requests on top).
+        assert await _status_until(api, 401, within=ACTIVE_FRESH_S + 10) == 401
+        await cli_tokens.revoke("from-the-cli")
+        assert await _status_until(api, 200, within=ACTIVE_FRESH_S + 10) == 200
+    finally:
+        await engine.dispose()
+
+
+async def test_a_token_made_through_this_server_counts_at_once(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/api/calls")).status_code == 200  # the "no token" answer is kept...
+    await make_token(api, "at-once", TokenScope.READ)
+    assert (await api.get("/api/calls")).status_code == 401  # ...and forgotten by the store that made one
+    await services_of(api).store.tokens.revoke("at-once")
+    assert (await api.get("/api/calls")).status_code == 200
 
 
 async def test_a_call_token_places_calls_which_record_its_name(api: httpx.AsyncClient) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from dbos import DBOS
 
+from callcheck.jobs.tracking import workflow_id
 from callcheck.providers.elevenlabs.sandbox import SandboxServer, SteppedClock
-from tests.conftest import settings_for
+from tests.conftest import BACKEND, settings_for
 from tests.servers import AppServer
 from tests.waiting import COMPLETED_CALL_STOPS, wait_for_call
 
@@ -64,6 +67,30 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
     assert audio.status_code == 200
     assert audio.headers["content-type"] == "audio/mpeg"
     assert audio.content[:3] == b"ID3" or audio.content[:2] == b"\xff\xfb"
+
+
+async def test_on_sqlite_dboss_own_file_is_in_wal_mode(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    # Each recorded step is then one append to the WAL, not a rollback journal created, synced and deleted.
+    system_file = tmp_path / "data" / "callcheck-dbos.sqlite"
+    if BACKEND == "postgres":
+        assert not system_file.exists()  # DBOS keeps its tables in the PostgreSQL database
+        return
+    connection = sqlite3.connect(system_file)
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        connection.close()
+
+
+async def test_a_call_placed_by_a_request_is_followed_without_a_placing_step(api: httpx.AsyncClient) -> None:
+    # The request that placed it hands its workflow the deadline: the workflow's first recorded step is the wait,
+    # and the call is still followed to its end and its recording.
+    call_id = await place(api, "+15550100001")
+    call = await wait_for_call(api, call_id, recording=True)
+    assert call["state"] == "completed" and call["recording_url"]
+    steps = [s["function_name"] for s in await DBOS.list_workflow_steps_async(workflow_id(call_id), load_output=False)]
+    assert steps[0] == "callcheck.wait_for_end", steps
+    assert "callcheck.ensure_placed" not in steps
 
 
 @pytest.mark.parametrize(

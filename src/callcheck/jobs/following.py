@@ -3,7 +3,8 @@
 Each call's durable workflow (jobs/tracking.py) waits for its call to end in one step that costs nothing while it
 waits: it registers here and is resolved by whoever sees the call end first —
 
-- a webhook (the first choice: ElevenLabs says when a call ended), through `Follower.wake`;
+- a webhook (the first choice: ElevenLabs says when a call ended), through `Follower.ended` with the state it
+  just wrote (jobs/webhooks.py);
 - the batched poller, the fallback: every sweep lists the agent's recent conversations (a page per 100 calls,
   contract §4.2), compares each followed call's summary (status, message count, outcome) with the last one seen and
   fetches in full only those that changed. The pace is the sweep's, not the number of calls': it starts at
@@ -33,7 +34,7 @@ from callcheck.errors import UpstreamError
 from callcheck.providers import caller_for
 from callcheck.providers.base import ConversationMark
 from callcheck.services import Services
-from callcheck.store.repo import FollowedCall
+from callcheck.store.repo import CallRow, FollowedCall
 
 log = logging.getLogger("callcheck.following")
 
@@ -51,7 +52,7 @@ FETCHES_AT_ONCE = 8
 
 Refresh = Callable[[Services, str], Awaitable[CallState | None]]
 Poll = Callable[[Services, str], Awaitable[str]]
-Found = Callable[[Services, str], Awaitable[None]]
+Found = Callable[[Services, "str | CallRow"], Awaitable[None]]
 
 
 class Follower:
@@ -86,7 +87,7 @@ class Follower:
             if call.state.terminal:
                 return call.state.value
             if call.conversation_id:
-                await self._found(self.services, call_id)  # webhooks that beat the dial's answer
+                await self._found(self.services, call)  # webhooks that beat the dial's answer (the row: no re-read)
             remaining = deadline - time.time()
             if remaining <= 0:
                 return ""
@@ -103,14 +104,6 @@ class Follower:
         future = self._waiting.get(call_id)
         if future is not None and not future.done() and state.terminal:
             future.set_result(state.value)
-
-    async def wake(self, call_id: str) -> None:
-        """Something arrived for a call (a webhook was applied): resolve its wait if it is now final."""
-        if call_id not in self._waiting:
-            return
-        call = await self.services.store.get_call(call_id)
-        if call is not None:
-            self.ended(call_id, call.state)
 
     def close(self) -> None:
         """Stop every wait (shutdown): their steps are cancelled, not recorded, and re-run when DBOS resumes them."""

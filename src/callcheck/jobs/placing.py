@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,13 +169,17 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
 async def place_call(services: Services, request: CallRequest) -> tuple[CallRow, dict[str, Any]]:
     """Record, dial and hand the call to the tracker; (the stored call, the upstream's raw answer)."""
     call = await record_call(services, request, CallState.DIALING)
+    placed: tuple[float, str | None, str] | None = None
     try:
         raw = await dial(services, call)
+        # Placed: its workflow need not look at it again before waiting for its end (the deadline counts from now).
+        cap = call.timeout_s or services.settings.call_timeout_s
+        placed = (time.time() + cap, call.run_id, CallState.RINGING.value)
     finally:
         # Followed whatever happened: a call left DIALING by a lost answer is reconciled by the tracker. Its
         # workflow starts after the answer: nothing but the two writes and the dial is on the request's path.
         if services.tracker is not None:
-            services.tracker.follow_soon(call.id)
+            services.tracker.follow_soon(call.id, placed)
     return call, raw
 
 

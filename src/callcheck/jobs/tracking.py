@@ -6,9 +6,10 @@ interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, i
     ensure placed (and the deadline) ─► wait for the end ─► final? ─► fetch the recording
                                               └──── deadline reached ─► timed_out
 
-Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. It ends when a
-webhook or the batched poller (jobs/following.py: one conversations list per sweep for every call followed, full
-fetches only for those that changed) sees the call final, or at the deadline.
+Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. A call placed by
+a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the placed state.
+The wait ends when a webhook or the batched poller (jobs/following.py: one conversations list per sweep for every
+call followed, full fetches only for those that changed) sees the call final, or at the deadline.
 
 Why the bridge below: DBOS runs workflows it *recovers* on its own background event loop, while our database engine
 and HTTP client belong to the app's loop. Every step therefore hands its work to the app's loop, so the same
@@ -169,11 +170,16 @@ async def _apply_conversation(services: Services, call: CallRow, snapshot: Conve
     moves = target is not None and target != call.state
     # Events in the order a person reads them: a call is in progress before its first words, and its last words
     # come before its end.
-    if moves and target is not None and not target.terminal:
+    if moves and target is not None and target.terminal:
+        # The usual end (a post-call webhook, a final poll): what the conversation says and the final state in one
+        # write, the transcript told before the end. Refused (the call ended meanwhile), nothing was written.
+        if await services.store.move_call(call.id, target, snapshot.status_note, told_first=told, **changes, **extra):
+            services.notifier.publish(call.id)
+            return target
+        moves = False
+    if moves and target is not None:
         await services.store.move_call(call.id, target, snapshot.status_note, **extra)
     await services.store.update_call(call.id, told, **changes)
-    if moves and target is not None and target.terminal:
-        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
     services.notifier.publish(call.id)
     fresh = await services.store.get_call(call.id)
     assert fresh is not None
@@ -463,6 +469,14 @@ async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
     call = await services.store.find_call_by_conversation(event.conversation_id)
     if call is None:
         return None
+    await apply_webhook_to(services, call, event)
+    return call.id
+
+
+async def apply_webhook_to(services: Services, call: CallRow, event: WebhookEvent) -> CallState | None:
+    """Apply a verified, decoded webhook event to `call` (just read); the call's state afterwards when the event
+    decided it (None: an audio event, or an event left to polling)."""
+    assert event.conversation_id is not None
     if event.kind == "transcript" and event.snapshot is not None and not call.state.terminal:
         snapshot = event.snapshot
         if not snapshot.has_transcript:
@@ -472,25 +486,30 @@ async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
             fetched = await final_conversation(services, event.conversation_id)
             if fetched is None or not fetched.has_transcript:
                 log.warning("post-call webhook for call %s had no transcript; left to polling", call.id)
-                return call.id
+                return None
             snapshot = fetched
-        await apply_conversation(services, call, snapshot)
-    elif event.kind == "audio":
+        return await apply_conversation(services, call, snapshot)
+    if event.kind == "audio":
         if event.audio is None:
             log.warning("audio webhook for call %s carried no base64 audio", call.id)
         else:
             await save_recording(services, call.id, event.audio)
-    elif event.kind == "initiation_failure" and not call.state.terminal:
+        return None
+    if event.kind == "initiation_failure" and not call.state.terminal:
         # The event carries no metadata or analysis of the conversation: read it, so the call ends with the same
         # record as a polled one (and a suite judges both alike). Only when it cannot be read does the event's
         # own reason decide.
         conversation = await final_conversation(services, event.conversation_id)
-        if conversation is not None and (await apply_conversation(services, call, conversation)).terminal:
-            return call.id
+        if conversation is not None:
+            state = await apply_conversation(services, call, conversation)
+            if state.terminal:
+                return state
         target = event.failure_state or CallState.FAILED
-        await services.store.move_call(call.id, target, f"call initiation failed: {event.failure_reason}")
+        moved = await services.store.move_call(call.id, target, f"call initiation failed: {event.failure_reason}")
         services.notifier.publish(call.id)
-    return call.id
+        # Not moved: the call ended meanwhile, and whoever ended it woke its workflow.
+        return target if moved else None
+    return call.state
 
 
 async def final_conversation(services: Services, conversation_id: str) -> ConversationSnapshot | None:
@@ -541,11 +560,12 @@ async def refresh(services: Services, call_id: str) -> CallState | None:
     return await apply_conversation(services, call, snapshot)
 
 
-async def apply_kept_webhooks(services: Services, call_id: str) -> None:
-    """Apply the webhooks that arrived for a call before its conversation id was known."""
-    call = await services.store.get_call(call_id)
-    if call is not None:
-        await apply_stored_webhooks(services, call)
+async def apply_kept_webhooks(services: Services, call: str | CallRow) -> None:
+    """Apply the webhooks that arrived for a call (its id, or its row just read) before its conversation id was
+    known."""
+    row = await services.store.get_call(call) if isinstance(call, str) else call
+    if row is not None:
+        await apply_stored_webhooks(services, row)
 
 
 # -- the workflow ------------------------------------------------------------------------------------------------
@@ -592,11 +612,20 @@ async def _recording_step(call_id: str) -> bool:
     return await on_app_loop(lambda s: fetch_recording(s, call_id))
 
 
+# What the placer already knows of a call it placed: (its deadline as unix time, its run's id, its state once placed).
+Placed = tuple[float, str | None, str]
+
+
 @DBOS.workflow(name="callcheck.follow_call")
-async def follow_call(call_id: str) -> str:
-    """Follow one call from placing to its final state and recording."""
+async def follow_call(call_id: str, placed_already: Placed | None = None) -> str:
+    """Follow one call from placing to its final state and recording.
+
+    `placed_already` is given by the request that just placed the call (place_call): the call needs no placing and
+    its deadline is known, so the workflow skips the placing step (a recorded step and three reads less per call).
+    It is part of the workflow's recorded input, so a resumed workflow takes the same path.
+    """
     track_workflow_task()
-    deadline, run_id, placed = await _ensure_placed_step(call_id)
+    deadline, run_id, placed = placed_already or await _ensure_placed_step(call_id)
     state = CallState(placed)
     if not state.terminal:
         ended = await _wait_step(call_id, deadline)
@@ -640,7 +669,7 @@ class Tracker:
         self.adopted_runs: set[str] = set()
         self.follower = Follower(services, refresh=refresh, poll=poll_once, found=apply_kept_webhooks)
         # Calls placed by a request, whose workflows are started after the answer went out (follow_soon).
-        self._to_start: asyncio.Queue[str] = asyncio.Queue()
+        self._to_start: asyncio.Queue[tuple[str, Placed | None]] = asyncio.Queue()
         self._background: list[asyncio.Task[None]] = []
 
     def _dbos_config(self) -> dict[str, Any]:
@@ -649,7 +678,11 @@ class Tracker:
             # DBOS keeps its own tables; on SQLite a file of its own avoids contending for one writer lock.
             database = Path(db.sync_url(url).removeprefix("sqlite:///"))
             system_url = f"sqlite:///{database.with_name(database.stem + '-dbos.sqlite')}"
-            private_sqlite(database.with_name(database.stem + "-dbos.sqlite"))  # 0600 before DBOS creates it
+            system_file = database.with_name(database.stem + "-dbos.sqlite")
+            private_sqlite(system_file)  # 0600 before DBOS creates it
+            # DBOS leaves its SQLite file in the default rollback-journal mode: every step it records is then a
+            # journal file created, synced and deleted. In WAL mode (kept in the file) a commit is one append.
+            db.use_wal(system_file)
         else:
             system_url = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
         return {
@@ -893,32 +926,33 @@ class Tracker:
         # Errors of the workflows themselves are already recorded on their calls; only their end mattered here.
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def follow(self, call_id: str) -> None:
-        """Start following a call (a no-op when its workflow exists already)."""
+    async def follow(self, call_id: str, placed: Placed | None = None) -> None:
+        """Start following a call (a no-op when its workflow exists already); `placed` when it was just placed."""
         with SetWorkflowID(workflow_id(call_id)):
-            await DBOS.start_workflow_async(follow_call, call_id)
+            if placed is None:
+                await DBOS.start_workflow_async(follow_call, call_id)
+            else:
+                await DBOS.start_workflow_async(follow_call, call_id, placed)
 
-    def follow_soon(self, call_id: str) -> None:
+    def follow_soon(self, call_id: str, placed: Placed | None = None) -> None:
         """Start following a call shortly, off the caller's critical path (a request placing a call answers first).
 
         Safe across a crash before the start: a server starts a workflow for every unfinished call at launch.
         """
-        self._to_start.put_nowait(call_id)
+        self._to_start.put_nowait((call_id, placed))
 
     async def _start_followed(self) -> None:
         while True:
-            call_id = await self._to_start.get()
+            call_id, placed = await self._to_start.get()
             try:
-                await self.follow(call_id)
+                await self.follow(call_id, placed)
             except Exception:  # one call's start failing must not stop the others'; the next launch retries it
                 log.exception("could not start following call %s", call_id)
 
-    async def wake(self, call_id: str) -> None:
-        """Tell a call's workflow that something arrived for it (a webhook): it goes on at once if the call ended.
-
-        A workflow waiting in another process is not reached from here: its own poller sees the end at its next sweep.
-        """
-        await self.follower.wake(call_id)
+    def ended(self, call_id: str, state: CallState) -> None:
+        """A call is in `state` (just written here): its workflow, if it waits in this process, goes on at once when
+        the state is final. A workflow elsewhere learns it from its own reads."""
+        self.follower.ended(call_id, state)
 
     def watching(self, call_id: str) -> AbstractContextManager[None]:
         """While inside, the call is polled often (someone watches it live)."""

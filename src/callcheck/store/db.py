@@ -77,6 +77,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def use_wal(path: Path) -> None:
+    """Put a SQLite file (made if missing) in WAL mode, which the file keeps for every later connection (blocking)."""
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
 def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
     """An async engine for the URL; with `pool_size` (PostgreSQL), a pool of that many connections and no more."""
     async_url, _ = _urls(url)

@@ -514,11 +514,20 @@ class Store:
                 await self._event(conn, call_id, event[0], None, event[1], now, turns)
 
     async def move_call(
-        self, call_id: str, new: CallState, detail: str | None = None, **fields: Unpack[CallChanges]
+        self,
+        call_id: str,
+        new: CallState,
+        detail: str | None = None,
+        *,
+        told_first: tuple[str, str | None] | None = None,
+        **fields: Unpack[CallChanges],
     ) -> bool:
-        """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed.
+        """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed (and
+        nothing is written).
 
         The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
+        `told_first` is an event (kind, detail) told before the state's, in the same transaction (as update_call
+        tells it: a transcript event counts the turns written with it).
         """
         values: dict[str, Any] = dict(fields)
         _error_with_its_kind(values)
@@ -529,6 +538,9 @@ class Store:
         now = utcnow()
         if new.terminal:
             values["ended_at"] = now
+        transcript = values.get("transcript")
+        told_turns = told_first is not None and told_first[0] == "transcript" and isinstance(transcript, list)
+        turns = len(transcript) if told_turns and isinstance(transcript, list) else None
         async with self.engine.begin() as conn:
             # One conditional statement (no read first): the lifecycle's allowed sources are the WHERE clause.
             result = await conn.execute(
@@ -538,6 +550,8 @@ class Store:
             )
             if result.rowcount != 1:
                 return False
+            if told_first is not None:
+                await self._event(conn, call_id, told_first[0], None, told_first[1], now, turns)
             await self._event(conn, call_id, "state", new.value, detail, now)
         return True
 

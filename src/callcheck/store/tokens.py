@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,10 @@ from callcheck.store.tables import tokens
 
 # last_used_at is written at most this often per token and process: a busy client must not make every read a write.
 LAST_USED_EVERY = timedelta(minutes=1)
+# Whether any token is active is asked on every request of a server without a bearer token (a local one, usually):
+# the answer is kept this long. A token created or revoked through this store (the API) counts at once; one created
+# or revoked by another process (`callcheck token create` beside a running server) within this many seconds.
+ACTIVE_FRESH_S = 1.0
 
 
 def _now() -> datetime:
@@ -44,6 +49,8 @@ class TokenStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._last_used: dict[str, datetime] = {}
+        self._active: tuple[bool, float] | None = None  # (any token active, when it was read: time.monotonic())
+        self._changes = 0  # tokens created or revoked here: a read that began before one is not kept
 
     async def create(self, name: str, scope: TokenScope) -> tuple[TokenRow, str]:
         """A new token named `name` (unique, revoked ones included) and its text, to be shown once."""
@@ -58,6 +65,7 @@ class TokenStore:
                 )
         except IntegrityError as exc:
             raise Conflict(f"A token named {name!r} exists already (names are never reused).") from exc
+        self._forget_active()
         return TokenRow(made.token_id, name, scope, now, None, None), made.token
 
     async def list(self) -> list[TokenRow]:
@@ -73,15 +81,30 @@ class TokenStore:
                 sa.update(tokens).where(tokens.c.name == name, tokens.c.revoked_at.is_(None)).values(revoked_at=_now())
             )
             row = (await conn.execute(sa.select(tokens).where(tokens.c.name == name))).first()
+        self._forget_active()
         if row is None:
             raise NotFound(f"No token is named {name!r}.")
         return self._row(row)
 
     async def any_active(self) -> bool:
-        """True when at least one token is not revoked: then every route but the open ones needs a token."""
+        """True when at least one token is not revoked: then every route but the open ones needs a token.
+
+        Read at most every ACTIVE_FRESH_S (see there): a request without a token then costs no database read.
+        """
+        now = time.monotonic()
+        if self._active is not None and now - self._active[1] < ACTIVE_FRESH_S:
+            return self._active[0]
+        changes = self._changes
         async with self.engine.connect() as conn:
             found = await conn.execute(sa.select(tokens.c.id).where(tokens.c.revoked_at.is_(None)).limit(1))
-            return found.first() is not None
+            active = found.first() is not None
+        if changes == self._changes:
+            self._active = (active, now)
+        return active
+
+    def _forget_active(self) -> None:
+        self._changes += 1
+        self._active = None
 
     async def identify(self, token: str) -> Identity | None:
         """The identity of a bearer token, or None when it is malformed, unknown, wrong or revoked."""
@@ -89,7 +112,7 @@ class TokenStore:
         if parts is None:
             return None
         token_id, secret = parts
-        found = await self._active(token_id)
+        found = await self._active_row(token_id)
         if found is None or not secret_matches(found.hash, secret):
             return None
         await self._touch(token_id)
@@ -97,13 +120,13 @@ class TokenStore:
 
     async def session_identity(self, token_id: str) -> Identity | None:
         """The identity of a logged-in session's token; None once the token is revoked."""
-        found = await self._active(token_id)
+        found = await self._active_row(token_id)
         if found is None:
             return None
         await self._touch(token_id)
         return Identity(token_id, found.name, TokenScope(found.scope), by_session=True)
 
-    async def _active(self, token_id: str) -> Any:
+    async def _active_row(self, token_id: str) -> Any:
         async with self.engine.connect() as conn:
             result = await conn.execute(
                 sa.select(tokens.c.hash, tokens.c.name, tokens.c.scope).where(
