@@ -16,7 +16,8 @@ import pytest
 
 from callcheck.domain.suite import SuiteError, load_suite
 from callcheck.jobs import runs as run_jobs
-from callcheck.jobs.tracking import attach_conversation, recordings_dir, save_recording
+from callcheck.jobs.applying import recordings_dir, save_recording
+from callcheck.jobs.placing import attach_conversation
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from callcheck.providers.elevenlabs.webhooks import sign
 from callcheck.services import Services

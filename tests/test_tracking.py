@@ -13,7 +13,7 @@ import httpx
 import pytest
 from dbos import DBOS
 
-from callcheck.jobs.tracking import workflow_id
+from callcheck.jobs.workflows import workflow_id
 from callcheck.providers.elevenlabs.sandbox import SandboxServer, SteppedClock
 from tests.conftest import BACKEND, settings_for
 from tests.servers import AppServer

@@ -13,8 +13,8 @@ import pytest
 
 from callcheck.config import Settings
 from callcheck.domain.lifecycle import CallState
+from callcheck.jobs.applying import FINAL_READ_ATTEMPTS, apply_stored_webhooks
 from callcheck.jobs.placing import CallRequest, record_call
-from callcheck.jobs.tracking import FINAL_READ_ATTEMPTS, apply_stored_webhooks
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
 from callcheck.providers.elevenlabs.webhooks import sign
 from callcheck.services import Services

@@ -156,9 +156,9 @@ async def running_services(
             await stack.enter_async_context(bridged(services.notifier, conninfo))
         if effective.workers:
             from callcheck.jobs.monitors import MonitorScheduler  # imported first: its workflows exist at launch
-            from callcheck.jobs.tracking import Tracker
+            from callcheck.jobs.recovery import tracker as new_tracker
 
-            tracker = Tracker(services, executor_id, role)
+            tracker = new_tracker(services, executor_id, role)
             await stack.enter_async_context(tracker.running())
             services.tracker = tracker
             if executor_id is None:  # a server runs the monitors' schedules; a `callcheck run` process does not

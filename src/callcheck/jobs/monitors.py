@@ -43,8 +43,8 @@ from callcheck.domain.monitoring import (
 )
 from callcheck.errors import CallcheckError, Conflict, InvalidInput, NotFound
 from callcheck.jobs.alerts import AlertNotSent, send_alert
-from callcheck.jobs.runs import plan, prepare_run, run_suite, run_workflow_id
-from callcheck.jobs.tracking import on_app_loop
+from callcheck.jobs.runs import plan, prepare_run, run_suite
+from callcheck.jobs.workflows import on_app_loop, run_workflow_id
 from callcheck.services import Services
 from callcheck.store.monitors import ACTIVE_RUN_STATES, DeliveryRow, MonitorRow, MonitorStore
 from callcheck.store.repo import RunRow, utcnow

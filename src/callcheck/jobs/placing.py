@@ -17,9 +17,9 @@ from callcheck.errors import (
     UpstreamHTTPError,
     UpstreamUnreachable,
 )
+from callcheck.jobs.applying import apply_kept_webhooks
 from callcheck.jobs.destinations import check_destination
-from callcheck.providers.elevenlabs.agent_profile import explain_refused_override
-from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override
+from callcheck.providers import caller_for
 from callcheck.services import Services
 from callcheck.store.fields import CallChanges
 from callcheck.store.repo import Admission, CallRow, DuplicateKey, new_id
@@ -62,11 +62,10 @@ async def record_call(
     call_id = new_id()
     prompt = request.prompt or caller_prompt(request.description, request.scenario)
     first = request.first_message or first_message(request.scenario)
-    payload = outbound_payload(
-        client_settings.elevenlabs_agent_id or "",
-        client_settings.elevenlabs_agent_phone_number_id or "",
+    caller = caller_for(services)
+    payload = caller.call_request(
         request.to_number,
-        request.override if request.override is not None else seed_override(prompt, first),
+        request.override if request.override is not None else caller.seed_overrides(prompt, first),
         call_id,
         # The conversation may not outlast the time callcheck follows it (the call's timeout, else the default).
         max_duration_s=request.timeout_s or client_settings.call_timeout_s,
@@ -99,12 +98,12 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
     The call must already be DIALING in the database: a crash from here on leaves it DIALING, which recovery
     reconciles by looking the call id up upstream instead of dialing again.
     """
-    client = services.client()
+    caller = caller_for(services)
+    services.client()  # raises MissingSettings (names only) before anything is sent
     try:
-        raw = await client.outbound_call(call.request_payload)
-    except UpstreamHTTPError as raw_exc:
-        # A refused per-call override means the agent is not set up: say so, and name the command that fixes it.
-        exc = explain_refused_override(raw_exc)
+        placed = await caller.place_call(call.request_payload)
+    except UpstreamHTTPError as exc:
+        # A refused per-call override comes explained by the provider (naming the command that fixes it).
         await services.store.move_call(
             call.id,
             CallState.FAILED,
@@ -114,9 +113,7 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
             upstream_response=exc.body,
         )
         services.notifier.publish(call.id)
-        if exc is raw_exc:
-            raise
-        raise exc from raw_exc
+        raise
     except UpstreamUnreachable as exc:
         if exc.maybe_sent:
             # The request may have reached ElevenLabs: leave the call DIALING for the tracker to reconcile.
@@ -129,7 +126,7 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
             )
         services.notifier.publish(call.id)
         raise
-    conversation_id, call_sid = placed_ids(raw)
+    raw, conversation_id, call_sid = placed.raw, placed.conversation_id, placed.call_sid
     # The answer may be the first to show that "ElevenLabs" is callcheck's sandbox (one started on its own).
     newly_simulated = services.simulated and not call.simulated
     accepted: CallChanges = {"upstream_response": raw, "conversation_id": conversation_id, "call_sid": call_sid}
@@ -149,14 +146,10 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         # A webhook (a fast call_initiation_failure, say) may have beaten this answer and been kept unmatched. Its
         # handler looks the conversation up again after keeping it, and this looks for kept webhooks after storing
         # the id: whichever writes last sees the other's write, so the event is applied with no poll, no workers.
-        from callcheck.jobs.tracking import apply_kept_webhooks
-
         await apply_kept_webhooks(services, call.id)
     if conversation_id is None:
         # `success: true` with `conversation_id: null` is allowed by the SDK's model: look the call up by our
         # user_id tag at once (and on every poll after, until it shows), not after the call's timeout.
-        from callcheck.jobs.tracking import find_upstream
-
         fresh = await services.store.get_call(call.id)
         if fresh is not None:
             try:
@@ -164,6 +157,30 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
             except UpstreamError as exc:
                 log.warning("call %s not looked up yet: %s", call.id, exc.message)
     return raw
+
+
+async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
+    """Look a call with no conversation id up at ElevenLabs by our user_id tag; True (and the call RINGING with
+    its conversation id) when it was placed.
+
+    The list endpoint filters by `?user_id=` (confirmed by the SDK and docs); not shown anywhere is that a Twilio
+    call still `initiated` is already listed with it, so a call not found yet is looked up again on the next poll.
+    """
+    found = await caller_for(services).find_call(call.id)
+    if found is None:
+        return False
+    await attach_conversation(services, call.id, found, how)
+    return True
+
+
+async def attach_conversation(services: Services, call_id: str, conversation_id: str, how: str) -> None:
+    """A call found placed (`how` says by what) after its answer was lost (DIALING) or came without a conversation
+    id (RINGING): RINGING, with its conversation id."""
+    if not await services.store.move_call(call_id, CallState.RINGING, how, conversation_id=conversation_id, error=None):
+        call = await services.store.get_call(call_id)
+        if call is not None and call.state == CallState.RINGING and not call.conversation_id:
+            await services.store.update_call(call_id, ("note", how), conversation_id=conversation_id)
+    services.notifier.publish(call_id)
 
 
 async def place_call(services: Services, request: CallRequest) -> tuple[CallRow, dict[str, Any]]:

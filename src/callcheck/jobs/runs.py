@@ -33,9 +33,9 @@ from callcheck.errors import (
 )
 from callcheck.jobs.destinations import check_destination
 from callcheck.jobs.placing import CallRequest, dial, record_call
-from callcheck.jobs.tracking import follow_call, on_app_loop, track_workflow_task, workflow_id
-from callcheck.providers.elevenlabs.agent_profile import allowed_overrides
-from callcheck.providers.elevenlabs.outbound import sent_override
+from callcheck.jobs.tracking import follow_call
+from callcheck.jobs.workflows import RUN_TOPIC, on_app_loop, run_workflow_id, track_workflow_task, wake_run, workflow_id
+from callcheck.providers import caller_for
 from callcheck.providers.llm import judge_from_settings
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
@@ -43,17 +43,11 @@ from callcheck.store.repo import Admission, CallRow, ItemAlreadyPlaced, RunBusy,
 
 log = logging.getLogger("callcheck.runs")
 
-RUN_TOPIC = "run"
 EXIT_COULD_NOT_RUN = 2
 RETRY_S = 5.0  # wait before trying again when ElevenLabs could not be read
 TICK_S = 1.0  # longest wait between two ticks when nothing wakes the run
 TERMINAL_RUN_STATES = {"completed", "cancelled", "failed"}
 MINUTE_LIMIT = "CALLCHECK_MAX_CALLS_PER_MINUTE"  # the one budget a run waits out rather than stops at
-
-
-def run_workflow_id(run_id: str) -> str:
-    """The DBOS workflow id of a run."""
-    return f"run-{run_id}"
 
 
 def plan(
@@ -130,11 +124,10 @@ async def prepare_run(
     suite, planned = await anyio.to_thread.run_sync(
         functools.partial(plan, suite_text, source_name, only, settings=services.settings)
     )
-    client = services.client()
+    services.client()  # raises MissingSettings (names only) before the numbers are checked
     for number in sorted({p.number for p in planned}):
         await check_destination(services, number)  # a refused number: the run does not start (403, exit 2)
-    agent = await client.get_agent(services.settings.elevenlabs_agent_id or "")
-    allowed = allowed_overrides(agent)
+    allowed = await caller_for(services).allowed_overrides()
     if OVERRIDE_PROMPT not in allowed:
         raise ConfigurationError(
             "The caller agent does not allow per-call prompt overrides, so no scenario's goal can reach the caller. "
@@ -162,14 +155,6 @@ async def cancel_run(services: Services, run_id: str) -> bool:
     if cancelled:
         await wake_run(run_id)
     return cancelled
-
-
-async def wake_run(run_id: str) -> None:
-    """Tell a run's workflow to tick now."""
-    try:
-        await DBOS.send_async(run_workflow_id(run_id), "tick", topic=RUN_TOPIC)
-    except Exception as exc:  # a finished run cannot be woken; nothing is lost
-        log.debug("could not wake run %s: %s", run_id, exc)
 
 
 # A run's planned calls, parsed once per run in this process (a run's suite never changes): a tick then costs two
@@ -223,7 +208,7 @@ async def _allowed_overrides(services: Services, run_id: str) -> set[str] | floa
     """The overrides the caller agent allows; a wait in seconds when it could not be read for now; None when the
     run gave up (the agent is gone, settings are missing): nothing more is placed."""
     try:
-        agent = await services.client().get_agent(services.settings.elevenlabs_agent_id or "")
+        return await caller_for(services).allowed_overrides()
     except (UpstreamUnreachable, UpstreamHTTPError) as exc:
         if isinstance(exc, UpstreamUnreachable) or exc.status == 429 or exc.status >= 500:
             # Passing trouble upstream: try again on a later tick; nothing was dialed.
@@ -234,7 +219,6 @@ async def _allowed_overrides(services: Services, run_id: str) -> set[str] | floa
     except ConfigurationError as exc:
         await _give_up(services, run_id, f"No more calls were placed: {exc.message}")
         return None
-    return allowed_overrides(agent)
 
 
 async def _place_some(
@@ -311,13 +295,12 @@ async def _place(
     return fresh
 
 
-def overrides_not_sent(planned: PlannedCall, call: CallRow) -> list[str]:
-    """The persona override fields of `planned` that `call` was placed without (the agent did not allow them).
+def overrides_not_sent(planned: PlannedCall, sent: dict[str, Any]) -> list[str]:
+    """The persona override fields of `planned` that its call was placed without (the agent did not allow them).
 
-    Read from the payload the call was placed with, so the report says what really went out, whatever the agent
-    allows by the time the run is judged.
+    `sent` is read from the request the call was placed with (the provider's `sent_overrides`), so the report says
+    what really went out, whatever the agent allows by the time the run is judged.
     """
-    sent = sent_override(call.request_payload or {})
     missing = []
     for path in planned.caller().override_fields():
         node: Any = sent
@@ -350,13 +333,14 @@ async def finish(services: Services, run_id: str) -> int:
     _PLANS.pop(run_id, None)
     judge = judge_from_settings(services.settings, services.http)
     results = []
+    caller = caller_for(services)
     for item, call in await services.store.run_calls(run_id):
         if item.status != "placed" or call is None:
             continue
         evidence = evidence_of(call)
         this = planned[item.position]
         verdict = await verdict_for(evidence, this.expectations, judge)
-        dropped = overrides_not_sent(this, call)
+        dropped = overrides_not_sent(this, caller.sent_overrides(call.request_payload or {}))
         results.append(
             run_result(this, evidence, verdict, simulated=call.simulated, note=call.error, overrides_not_sent=dropped)
         )

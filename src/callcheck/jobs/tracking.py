@@ -11,9 +11,10 @@ a request (`place_call`) starts at the wait: the request hands its workflow the 
 The wait ends when a webhook or the batched poller (jobs/following.py: one conversations list per sweep for every
 call followed, full fetches only for those that changed) sees the call final, or at the deadline.
 
-Why the bridge below: DBOS runs workflows it *recovers* on its own background event loop, while our database engine
-and HTTP client belong to the app's loop. Every step therefore hands its work to the app's loop, so the same
-objects serve fresh and recovered workflows alike.
+Every step hands its work to the app's event loop (`on_app_loop`, jobs/workflows.py: DBOS runs the workflows it
+recovers on a loop of its own). What a step does to a call is in jobs/placing.py (dial, find upstream) and
+jobs/applying.py (a conversation or webhook applied, the recording); the runs' part of recovery (starting a run's
+workflow) is handed to the Tracker by jobs/recovery.py, which builds it, so this module never imports jobs/runs.py.
 
 DBOS keeps one instance per process (its design, not ours): a process runs one Tracker at a time.
 """
@@ -21,35 +22,44 @@ DBOS keeps one instance per process (its design, not ours): a process runs one T
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
-import os
-import tempfile
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcheck.domain.evidence import Turn, journey_for
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import UpstreamError, UpstreamHTTPError
+from callcheck.jobs.applying import (
+    apply_conversation,
+    apply_kept_webhooks,
+    fetch_recording,
+    refresh,
+)
 from callcheck.jobs.executors import Lease, new_executor_id, recover
 from callcheck.jobs.following import Follower
-from callcheck.jobs.placing import NO_ID_FOUND, dial
+from callcheck.jobs.placing import NO_ID_FOUND, dial, find_upstream
+from callcheck.jobs.workflows import (
+    RUN_TOPIC,
+    Runtime,
+    close_runtime,
+    on_app_loop,
+    open_runtime,
+    run_workflow_id,
+    track_workflow_task,
+    wake_run,
+    workflow_id,
+)
 from callcheck.providers import caller_for
-from callcheck.providers.base import ConversationSnapshot, WebhookEvent
 from callcheck.services import Services
 from callcheck.store import db
 from callcheck.store.executors import ExecutorStore
-from callcheck.store.files import private_dir, private_sqlite
+from callcheck.store.files import private_sqlite
 from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
 
@@ -61,73 +71,6 @@ T = TypeVar("T")
 WORKFLOW_VERSION = "callcheck-follow-2"
 SHUTDOWN_GRACE_S = 5.0
 
-# After a call_initiation_failure webhook the conversation is read before the call ends, so the call keeps the same
-# metadata and analysis as a polled one. The read backs off like polling, and is capped: it runs inside the webhook
-# request, which ElevenLabs waits on.
-FINAL_READ_ATTEMPTS = 4
-FINAL_READ_BUDGET_S = 8.0
-
-
-@dataclass
-class _Runtime:
-    services: Services
-    loop: asyncio.AbstractEventLoop
-    # Step work running on the app's loop: finished (or cancelled) before the database engine is disposed, so no
-    # connection is abandoned mid-query at shutdown.
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    # Workflows running on the app's loop (those started here; DBOS runs the ones it recovers on a loop of its own),
-    # cancelled at shutdown before DBOS is destroyed: see Tracker.running.
-    workflows: set[asyncio.Task[Any]] = field(default_factory=set)
-    # Set when shutdown begins: no new step work starts (on_app_loop).
-    closing: bool = False
-
-
-_runtime: _Runtime | None = None
-
-
-def workflow_id(call_id: str) -> str:
-    """The DBOS workflow id of a call."""
-    return f"call-{call_id}"
-
-
-async def on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
-    """Run `work(services)` on the app's event loop, from whichever loop DBOS runs the workflow on."""
-    runtime = _runtime
-    if runtime is None:
-        raise RuntimeError("the call tracker is not running")
-    if runtime.closing:
-        # Shutting down: the step is cancelled before it starts (DBOS records nothing for a cancelled step, so the
-        # workflow resumes here at the next launch) rather than started against a DBOS about to be destroyed.
-        raise asyncio.CancelledError("callcheck is shutting down")
-
-    async def run() -> T:
-        task = asyncio.current_task()
-        if task is not None:
-            runtime.tasks.add(task)
-        try:
-            return await work(runtime.services)
-        finally:
-            if task is not None:
-                runtime.tasks.discard(task)
-
-    if asyncio.get_running_loop() is runtime.loop:
-        return await asyncio.ensure_future(run())
-    future = asyncio.run_coroutine_threadsafe(run(), runtime.loop)
-    return await asyncio.wrap_future(future)
-
-
-def track_workflow_task() -> None:
-    """Called first thing in every workflow: one running on the app's loop is cancelled at shutdown, before DBOS is
-    destroyed (Tracker.running). Without it, such a workflow ran on into the destroyed DBOS at its next step or wait
-    and failed with a traceback ("cannot schedule new futures after shutdown", "System database accessed before DBOS
-    was launched") for every call in flight."""
-    runtime = _runtime
-    task = asyncio.current_task()
-    if runtime is None or task is None or asyncio.get_running_loop() is not runtime.loop:
-        return
-    runtime.workflows.add(task)
-    task.add_done_callback(runtime.workflows.discard)
-
 
 class _DeliberateCancellations(logging.Filter):
     """Drops DBOS's warning for each workflow and step that shutdown cancels on purpose (they resume at the next
@@ -138,117 +81,6 @@ class _DeliberateCancellations(logging.Filter):
 
 
 # -- what the steps do (plain async functions, testable without DBOS) --------------------------------------------
-
-
-# One writer at a time per call in this process: a webhook and a poll applying the same conversation at once both
-# saw the old transcript (or no recording) and both told of the change (a "recording" event stored twice).
-_call_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def _call_lock(call_id: str) -> asyncio.Lock:
-    lock = _call_locks.get(call_id)
-    if lock is None:
-        lock = _call_locks[call_id] = asyncio.Lock()
-    return lock
-
-
-async def apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
-    """Store what a conversation snapshot says about the call and move its state; the call's state afterwards.
-
-    A snapshot without a usable transcript (a webhook that left it out) never replaces the stored one: the journey
-    is then figured from the transcript already kept.
-    """
-    async with _call_lock(call.id):
-        call = await services.store.get_call(call.id) or call  # as it is now, not as the caller read it
-        return await _apply_conversation(services, call, snapshot)
-
-
-async def _apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
-    changes, told = _changes(call, snapshot)
-    target = snapshot.state
-    extra = _failure_error(call, snapshot)
-    moves = target is not None and target != call.state
-    # Events in the order a person reads them: a call is in progress before its first words, and its last words
-    # come before its end.
-    if moves and target is not None and target.terminal:
-        # The usual end (a post-call webhook, a final poll): what the conversation says and the final state in one
-        # write, the transcript told before the end. Refused (the call ended meanwhile), nothing was written.
-        if await services.store.move_call(call.id, target, snapshot.status_note, told_first=told, **changes, **extra):
-            services.notifier.publish(call.id)
-            return target
-        moves = False
-    if moves and target is not None:
-        await services.store.move_call(call.id, target, snapshot.status_note, **extra)
-    await services.store.update_call(call.id, told, **changes)
-    services.notifier.publish(call.id)
-    fresh = await services.store.get_call(call.id)
-    assert fresh is not None
-    return fresh.state
-
-
-def _changes(call: CallRow, snapshot: ConversationSnapshot) -> tuple[dict[str, Any], tuple[str, str] | None]:
-    """The call's columns a snapshot updates, and the event telling of new turns (None when there are none)."""
-    facts = snapshot.facts
-    turns = snapshot.turns if snapshot.has_transcript else _stored_turns(call)
-    journey = journey_for(turns, snapshot.analysis, facts)
-    changes: dict[str, Any] = {"facts": facts.model_dump(), "journey": journey.model_dump()}
-    told = None
-    if snapshot.has_transcript:
-        transcript = [t.model_dump() for t in turns]
-        changes["transcript"] = transcript
-        if len(transcript) > len(call.transcript or []):
-            told = ("transcript", counted(len(transcript), "turn"))  # stored turns: the event stream resumes by it
-    if snapshot.analysis is not None:
-        changes["analysis"] = snapshot.analysis.model_dump()
-    if facts.call_sid and not call.call_sid:
-        changes["call_sid"] = facts.call_sid
-    return changes, told
-
-
-def _failure_error(call: CallRow, snapshot: ConversationSnapshot) -> dict[str, Any]:
-    """`{"error": ...}` for a snapshot that fails the call with something to say, else nothing."""
-    facts = snapshot.facts
-    if snapshot.state != CallState.FAILED:
-        return {}
-    if snapshot.setup_error:
-        return {"error": snapshot.setup_error}
-    if (facts.error_reason or facts.error_code is not None) and not call.error:
-        return {"error": _upstream_error(snapshot)}
-    return {}
-
-
-def _stored_turns(call: CallRow) -> list[Turn]:
-    return [Turn.model_validate(t) for t in call.transcript or [] if isinstance(t, dict)]
-
-
-def _upstream_error(snapshot: ConversationSnapshot) -> str:
-    facts = snapshot.facts
-    code = f" {facts.error_code}" if facts.error_code is not None else ""
-    return f"The conversation failed upstream (error{code}): {facts.error_reason or 'no reason given'}."
-
-
-async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
-    """Look a call with no conversation id up at ElevenLabs by our user_id tag; True (and the call RINGING with
-    its conversation id) when it was placed.
-
-    The list endpoint filters by `?user_id=` (confirmed by the SDK and docs); not shown anywhere is that a Twilio
-    call still `initiated` is already listed with it, so a call not found yet is looked up again on the next poll.
-    """
-    found = await caller_for(services).find_call(call.id)
-    if found is None:
-        return False
-    await attach_conversation(services, call.id, found, how)
-    return True
-
-
-async def attach_conversation(services: Services, call_id: str, conversation_id: str, how: str) -> None:
-    """A call found placed (`how` says by what) after its answer was lost (DIALING) or came without a conversation
-    id (RINGING): RINGING, with its conversation id."""
-    if not await services.store.move_call(call_id, CallState.RINGING, how, conversation_id=conversation_id, error=None):
-        call = await services.store.get_call(call_id)
-        if call is not None and call.state == CallState.RINGING and not call.conversation_id:
-            await services.store.update_call(call_id, ("note", how), conversation_id=conversation_id)
-    services.notifier.publish(call_id)
 
 
 async def reconcile(services: Services, call: CallRow) -> CallState:
@@ -369,205 +201,6 @@ async def time_out(services: Services, call_id: str) -> str:
     return call.state.value if call else CallState.TIMED_OUT.value
 
 
-def recordings_dir(services: Services) -> Path:
-    """Where recordings are kept."""
-    return services.settings.data_dir / "recordings"
-
-
-def _file_digest(path: str) -> str | None:
-    """SHA-256 of a file's bytes, or None when there is no such file."""
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        return None
-
-
-async def save_recording(services: Services, call_id: str, audio: bytes) -> bool:
-    """Keep a call's MP3 on disk (written whole, then renamed, so a reader never sees half a file).
-
-    False, changing nothing, when the call already keeps these very bytes: ElevenLabs may send the same audio
-    again (a re-sent webhook differs only in its event_timestamp), and the audio endpoint serves it once more.
-    """
-    async with _call_lock(call_id):
-        return await _save_recording(services, call_id, audio)
-
-
-async def _save_recording(services: Services, call_id: str, audio: bytes) -> bool:
-    call = await services.store.get_call(call_id)
-    if call is not None and call.recording_path:
-        kept = await asyncio.to_thread(_file_digest, call.recording_path)
-        if kept == hashlib.sha256(audio).hexdigest():
-            return False
-    folder = recordings_dir(services)
-    path = folder / f"{call_id}.mp3"
-
-    def write() -> None:
-        private_dir(folder)  # 0700; mkstemp makes the file 0600
-        # A temp name of its own: two deliveries of one call's audio at once must not write the same file.
-        fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{call_id}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(audio)
-            os.replace(partial, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(partial)
-            raise
-
-    await asyncio.to_thread(write)
-    await services.store.update_call(call_id, ("recording", f"{len(audio)} bytes"), recording_path=str(path))
-    services.notifier.publish(call_id)
-    return True
-
-
-async def fetch_recording(services: Services, call_id: str) -> bool:
-    """Download the recording of a finished call if it has one and we have none; True when one is kept."""
-    call = await services.store.get_call(call_id)
-    if call is None or not call.conversation_id:
-        return False
-    if call.recording_path:
-        exists: bool = await asyncio.to_thread(os.path.exists, call.recording_path)
-        if exists:
-            return True
-    if not call.state.may_have_recording:
-        return False
-    if not await _has_audio(services, call):
-        return False
-    try:
-        audio = await caller_for(services).recording(call.conversation_id)
-    except UpstreamError as exc:
-        log.warning("recording of call %s not fetched: %s", call_id, exc.message)
-        return False
-    if not audio:
-        return False
-    await save_recording(services, call_id, audio)
-    return True
-
-
-async def _has_audio(services: Services, call: CallRow) -> bool:
-    """Whether ElevenLabs says the call has a recording: the last reading's `has_audio`, read afresh when that one
-    said no (it may predate the end of the call). The audio endpoint is only asked when it does."""
-    if (call.facts or {}).get("has_audio") is True:
-        return True
-    assert call.conversation_id is not None
-    try:
-        snapshot = await caller_for(services).conversation(call.conversation_id)
-    except UpstreamError as exc:
-        log.warning("recording of call %s not looked for: %s", call.id, exc.message)
-        return False
-    return snapshot.has_audio
-
-
-# -- webhooks ------------------------------------------------------------------------------------------------
-
-
-async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
-    """Apply a verified, decoded webhook event to its call; the call id, or None when the call is unknown."""
-    if not event.conversation_id:
-        return None
-    call = await services.store.find_call_by_conversation(event.conversation_id)
-    if call is None:
-        return None
-    await apply_webhook_to(services, call, event)
-    return call.id
-
-
-async def apply_webhook_to(services: Services, call: CallRow, event: WebhookEvent) -> CallState | None:
-    """Apply a verified, decoded webhook event to `call` (just read); the call's state afterwards when the event
-    decided it (None: an audio event, or an event left to polling)."""
-    assert event.conversation_id is not None
-    if event.kind == "transcript" and event.snapshot is not None and not call.state.terminal:
-        snapshot = event.snapshot
-        if not snapshot.has_transcript:
-            # The workspace's webhooks leave the transcript out (or send it in another format): read the
-            # conversation instead, never store an empty transcript or end the call on one. Unread, the call is
-            # left to polling, which reads it too.
-            fetched = await final_conversation(services, event.conversation_id)
-            if fetched is None or not fetched.has_transcript:
-                log.warning("post-call webhook for call %s had no transcript; left to polling", call.id)
-                return None
-            snapshot = fetched
-        return await apply_conversation(services, call, snapshot)
-    if event.kind == "audio":
-        if event.audio is None:
-            log.warning("audio webhook for call %s carried no base64 audio", call.id)
-        else:
-            await save_recording(services, call.id, event.audio)
-        return None
-    if event.kind == "initiation_failure" and not call.state.terminal:
-        # The event carries no metadata or analysis of the conversation: read it, so the call ends with the same
-        # record as a polled one (and a suite judges both alike). Only when it cannot be read does the event's
-        # own reason decide.
-        conversation = await final_conversation(services, event.conversation_id)
-        if conversation is not None:
-            state = await apply_conversation(services, call, conversation)
-            if state.terminal:
-                return state
-        target = event.failure_state or CallState.FAILED
-        moved = await services.store.move_call(call.id, target, f"call initiation failed: {event.failure_reason}")
-        services.notifier.publish(call.id)
-        # Not moved: the call ended meanwhile, and whoever ended it woke its workflow.
-        return target if moved else None
-    return call.state
-
-
-async def final_conversation(services: Services, conversation_id: str) -> ConversationSnapshot | None:
-    """The conversation once ElevenLabs has finished it, read with polling's backoff, capped; None if not seen."""
-    delay = services.settings.poll_initial_s
-    started = time.monotonic()
-    for attempt in range(1, FINAL_READ_ATTEMPTS + 1):
-        try:
-            snapshot = await caller_for(services).conversation(conversation_id)
-        except UpstreamError as exc:
-            log.warning("conversation %s not read (attempt %d): %s", conversation_id, attempt, exc.message)
-        else:
-            if snapshot.final:
-                return snapshot
-        if attempt == FINAL_READ_ATTEMPTS or time.monotonic() - started + delay > FINAL_READ_BUDGET_S:
-            break
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, services.settings.poll_max_s)
-    return None
-
-
-async def apply_stored_webhooks(services: Services, call: CallRow) -> None:
-    """Apply webhook events that arrived before this call's conversation id was known."""
-    if not call.conversation_id:
-        return
-    payloads = await services.store.unmatched_webhooks(call.conversation_id)
-    if not payloads:
-        return  # the usual case: nothing to apply, nothing to write
-    for payload in payloads:
-        if isinstance(payload, dict):
-            await apply_webhook(services, caller_for(services).decode_webhook(payload))
-    await services.store.match_webhooks(call.conversation_id, call.id)
-
-
-async def refresh(services: Services, call_id: str) -> CallState | None:
-    """Fetch a placed call's conversation and apply it (the batched poller saw it change); its state afterwards, or
-    None when ElevenLabs could not be read (the poller then tries again)."""
-    call = await services.store.get_call(call_id)
-    if call is None:
-        return None
-    if call.state.terminal or not call.conversation_id:
-        return call.state
-    try:
-        snapshot = await caller_for(services).conversation(call.conversation_id)
-    except UpstreamError as exc:
-        log.warning("call %s not fetched: %s", call_id, exc.message)
-        return None
-    return await apply_conversation(services, call, snapshot)
-
-
-async def apply_kept_webhooks(services: Services, call: str | CallRow) -> None:
-    """Apply the webhooks that arrived for a call (its id, or its row just read) before its conversation id was
-    known."""
-    row = await services.store.get_call(call) if isinstance(call, str) else call
-    if row is not None:
-        await apply_stored_webhooks(services, row)
-
-
 # -- the workflow ------------------------------------------------------------------------------------------------
 #
 # A durable record is written when the call's state matters to the workflow, not on every poll: the placing (with
@@ -632,8 +265,6 @@ async def follow_call(call_id: str, placed_already: Placed | None = None) -> str
         # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
         state = CallState(ended) if ended else CallState(await _time_out_step(call_id))
     if run_id is not None:
-        from callcheck.jobs.runs import RUN_TOPIC, run_workflow_id
-
         # Its run places the next call now rather than at its next tick (a recorded send: once, even when resumed).
         try:
             await DBOS.send_async(run_workflow_id(run_id), "call ended", topic=RUN_TOPIC)
@@ -653,8 +284,18 @@ SETTLE_S = 15.0
 class Tracker:
     """Owns DBOS for a running callcheck: launches it, resumes unfinished calls, starts and wakes workflows."""
 
-    def __init__(self, services: Services, executor_id: str | None = None, role: str = "server") -> None:
+    def __init__(
+        self,
+        services: Services,
+        executor_id: str | None = None,
+        role: str = "server",
+        *,
+        start_run: Callable[[str], Awaitable[None]],
+    ) -> None:
         self.services = services
+        # Starts a run's workflow (a no-op when it exists): jobs/recovery.py hands it in (the run workflow lives in
+        # jobs/runs.py, which imports this module).
+        self.start_run = start_run
         self.role = "run" if executor_id is not None else role
         # On PostgreSQL, several processes share the database: each is an executor of its own, with a lease
         # (jobs/executors.py). On SQLite (one process at a time) a server is executor "local" (None here) and a
@@ -698,10 +339,7 @@ class Tracker:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Tracker]:
         """Launch DBOS for this app, resume unfinished calls; destroy DBOS on exit."""
-        global _runtime
-        if _runtime is not None:
-            raise RuntimeError("a call tracker is already running in this process")
-        _runtime = _Runtime(self.services, asyncio.get_running_loop())
+        runtime = open_runtime(self.services)
         # Set before DBOS launches: a workflow resumed at launch (or taken over from a dead process) may reach a step
         # that needs the tracker before this context is entered.
         self.services.tracker = self
@@ -739,11 +377,8 @@ class Tracker:
                 # A server resumes its own work; a `callcheck run` process has only the run it is about to start.
                 for call in await self.services.store.unfinished_calls():
                     await self.follow(call.id)
-                from callcheck.jobs.runs import run_suite, run_workflow_id
-
                 for run in await self.services.store.runs.unfinished_runs():
-                    with SetWorkflowID(run_workflow_id(run.id)):
-                        await DBOS.start_workflow_async(run_suite, run.id)
+                    await self.start_run(run.id)
             yield self
         finally:
             for task in self._background:
@@ -756,15 +391,15 @@ class Tracker:
                 await self._lease_engine.dispose()
             # Waiting workflows stop waiting (nothing recorded; DBOS resumes them at the next launch).
             self.follower.close()
-            await self._stop_workflows(_runtime)
+            await self._stop_workflows(runtime)
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
             # DBOS made its (now shut down) executor this loop's default one; give the loop a working one back so
             # asyncio.to_thread keeps working for whatever shuts down after us.
             asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="callcheck"))
-            _runtime = None
+            close_runtime()
 
     @staticmethod
-    async def _stop_workflows(runtime: _Runtime) -> None:
+    async def _stop_workflows(runtime: Runtime) -> None:
         """Stop every workflow while DBOS still runs, in this order (a race otherwise: workflows on this loop ran on
         into the destroyed DBOS and failed with a traceback, intermittently, whenever calls were in flight):
 
@@ -805,7 +440,6 @@ class Tracker:
         picked up). Nothing but a server reads an old run anyway (`/runs`, `/api/runs`).
         """
         from callcheck.jobs.ownership import is_gone, stopped_note
-        from callcheck.jobs.runs import wake_run
 
         runs = self.services.store.runs
         for run in await runs.unfinished_runs(owned=True):
@@ -852,7 +486,6 @@ class Tracker:
         pending workflow of theirs resumes, and every unfinished call or run without a workflow (its process died
         between the dial and the workflow's start) gets one."""
         from callcheck.jobs.ownership import stopped_note
-        from callcheck.jobs.runs import wake_run
 
         runs = self.services.store.runs
         adopted = [r for r in await runs.unfinished_runs(owned=True) if r.owner in executor_ids]
@@ -878,8 +511,6 @@ class Tracker:
         until that dial surely ended (twice the HTTP timeout). One placed by a dead process (or before processes
         were recorded) is taken at once: its workflow looks it up upstream before ever dialing it (reconcile).
         """
-        from callcheck.jobs.runs import run_suite, run_workflow_id
-
         adopted = adopted or set()
         calls = await self.services.store.unfinished_calls()
         runs = await self.services.store.runs.unfinished_runs()
@@ -904,8 +535,7 @@ class Tracker:
         for run in runs:
             if run_workflow_id(run.id) not in existing:
                 log.warning("run %s has no workflow: starting one", run.id)
-                with SetWorkflowID(run_workflow_id(run.id)):
-                    await DBOS.start_workflow_async(run_suite, run.id)
+                await self.start_run(run.id)
 
     async def settle(self, call_ids: list[str], most_s: float = SETTLE_S) -> None:
         """Wait (up to `most_s`) for these calls' workflows to return: a call can be final while its workflow

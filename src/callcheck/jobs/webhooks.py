@@ -15,7 +15,8 @@ from typing import Any
 from callcheck.api.body import parse_json
 from callcheck.domain.lifecycle import CallState
 from callcheck.errors import InvalidInput
-from callcheck.jobs.tracking import apply_kept_webhooks, apply_webhook_to, attach_conversation
+from callcheck.jobs.applying import apply_kept_webhooks, apply_webhook_to
+from callcheck.jobs.placing import attach_conversation
 from callcheck.providers import caller_for
 from callcheck.providers.base import WebhookEvent
 from callcheck.services import Services

@@ -103,6 +103,11 @@ class CallerProvider(Protocol):
         """The per-call overrides of the seed's caller: this prompt and first message."""
         ...
 
+    def sent_overrides(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The per-call overrides a stored `call_request` carried (what really went out), keyed like
+        `seed_overrides`; {} when it carried none."""
+        ...
+
     async def place_call(self, request: dict[str, Any]) -> PlacedCall:
         """Send a stored `call_request` once."""
         ...

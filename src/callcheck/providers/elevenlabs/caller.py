@@ -14,7 +14,7 @@ from callcheck.providers.base import ConversationMark, ConversationSnapshot, Lis
 from callcheck.providers.elevenlabs import listing, webhooks
 from callcheck.providers.elevenlabs.agent_profile import allowed_overrides, explain_refused_override
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
-from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override
+from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override, sent_override
 from callcheck.providers.elevenlabs.snapshot import decode_webhook, snapshot_of
 from callcheck.providers.elevenlabs.wire import conversation_ids_of, phone_number_of
 
@@ -41,6 +41,10 @@ class ElevenLabsCaller:
     def seed_overrides(self, prompt: str, first_message: str) -> dict[str, Any]:
         """The seed's conversation_config_override."""
         return seed_override(prompt, first_message)
+
+    def sent_overrides(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The conversation_config_override a stored outbound payload carried."""
+        return sent_override(request)
 
     async def place_call(self, request: dict[str, Any]) -> PlacedCall:
         """POST the outbound call once; a refused override is explained (naming `callcheck agent setup`)."""

@@ -1,0 +1,115 @@
+"""The DBOS plumbing shared by the workflows of jobs/ (a call's, a run's, a monitor's): workflow ids, the run's
+wake-up topic, and the bridge that runs each step's work on the app's event loop.
+
+Why the bridge: DBOS runs workflows it *recovers* on its own background event loop, while our database engine and
+HTTP client belong to the app's loop. Every step therefore hands its work to the app's loop (`on_app_loop`), so the
+same objects serve fresh and recovered workflows alike. The Tracker (jobs/tracking.py) opens the bridge when it
+launches DBOS and closes it at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dbos import DBOS
+
+from callcheck.services import Services
+
+log = logging.getLogger("callcheck.runs")
+
+T = TypeVar("T")
+
+RUN_TOPIC = "run"  # the topic a run's workflow waits on for wake-ups
+
+
+def run_workflow_id(run_id: str) -> str:
+    """The DBOS workflow id of a run."""
+    return f"run-{run_id}"
+
+
+async def wake_run(run_id: str) -> None:
+    """Tell a run's workflow to tick now."""
+    try:
+        await DBOS.send_async(run_workflow_id(run_id), "tick", topic=RUN_TOPIC)
+    except Exception as exc:  # a finished run cannot be woken; nothing is lost
+        log.debug("could not wake run %s: %s", run_id, exc)
+
+
+@dataclass
+class Runtime:
+    services: Services
+    loop: asyncio.AbstractEventLoop
+    # Step work running on the app's loop: finished (or cancelled) before the database engine is disposed, so no
+    # connection is abandoned mid-query at shutdown.
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Workflows running on the app's loop (those started here; DBOS runs the ones it recovers on a loop of its own),
+    # cancelled at shutdown before DBOS is destroyed: see Tracker.running.
+    workflows: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Set when shutdown begins: no new step work starts (on_app_loop).
+    closing: bool = False
+
+
+_runtime: Runtime | None = None
+
+
+def workflow_id(call_id: str) -> str:
+    """The DBOS workflow id of a call."""
+    return f"call-{call_id}"
+
+
+async def on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run `work(services)` on the app's event loop, from whichever loop DBOS runs the workflow on."""
+    runtime = _runtime
+    if runtime is None:
+        raise RuntimeError("the call tracker is not running")
+    if runtime.closing:
+        # Shutting down: the step is cancelled before it starts (DBOS records nothing for a cancelled step, so the
+        # workflow resumes here at the next launch) rather than started against a DBOS about to be destroyed.
+        raise asyncio.CancelledError("callcheck is shutting down")
+
+    async def run() -> T:
+        task = asyncio.current_task()
+        if task is not None:
+            runtime.tasks.add(task)
+        try:
+            return await work(runtime.services)
+        finally:
+            if task is not None:
+                runtime.tasks.discard(task)
+
+    if asyncio.get_running_loop() is runtime.loop:
+        return await asyncio.ensure_future(run())
+    future = asyncio.run_coroutine_threadsafe(run(), runtime.loop)
+    return await asyncio.wrap_future(future)
+
+
+def track_workflow_task() -> None:
+    """Called first thing in every workflow: one running on the app's loop is cancelled at shutdown, before DBOS is
+    destroyed (Tracker.running). Without it, such a workflow ran on into the destroyed DBOS at its next step or wait
+    and failed with a traceback ("cannot schedule new futures after shutdown", "System database accessed before DBOS
+    was launched") for every call in flight."""
+    runtime = _runtime
+    task = asyncio.current_task()
+    if runtime is None or task is None or asyncio.get_running_loop() is not runtime.loop:
+        return
+    runtime.workflows.add(task)
+    task.add_done_callback(runtime.workflows.discard)
+
+
+def open_runtime(services: Services) -> Runtime:
+    """Open the bridge to this (the app's) event loop; one at a time per process."""
+    global _runtime
+    if _runtime is not None:
+        raise RuntimeError("a call tracker is already running in this process")
+    _runtime = Runtime(services, asyncio.get_running_loop())
+    return _runtime
+
+
+def close_runtime() -> None:
+    """Close the bridge (after the workflows on the app's loop were stopped)."""
+    global _runtime
+    _runtime = None
