@@ -150,6 +150,40 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def imported_modules(module: str, path: Path, modules: set[str]) -> set[str]:
+    """The callcheck modules `module` imports at run time. `from a import b` is module `a.b` when that is a module
+    (a submodule: its package's `__init__` runs first, but that is Python's doing, no dependency of ours), else
+    module `a`; `import a.b.c` is the longest of `a.b.c`, `a.b`, `a` that is a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    hidden = _type_checking_nodes(tree)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if id(node) in hidden:
+            continue
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            names += [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+    found: set[str] = set()
+    for name in names:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        if name.startswith("callcheck.") and name != module:
+            found.add(name)
+    return found
+
+
+def module_graph() -> dict[str, set[str]]:
+    """callcheck module -> the callcheck modules it imports (lazy imports count; TYPE_CHECKING ones do not)."""
+    paths = dict(_modules())
+    return {module: imported_modules(module, path, set(paths)) for module, path in paths.items()}
+
+
 def _edges_without_known_breaches() -> dict[str, set[str]]:
     return {
         source: {target for target in targets if (source, target) not in KNOWN_BREACHES}
@@ -163,6 +197,12 @@ def test_every_unit_has_a_row_in_the_layering() -> None:
 
 def test_no_import_cycles_between_units() -> None:
     assert _cycles(_edges_without_known_breaches()) == []
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """No two modules import each other, not even lazily (inside a function) or through others: each thing has one
+    place, and a module's dependencies are all below it. Only `if TYPE_CHECKING:` imports are exempt."""
+    assert _cycles(module_graph()) == []
 
 
 def test_each_unit_imports_only_what_its_layer_may() -> None:
@@ -196,6 +236,54 @@ def test_known_breaches_are_still_real() -> None:
     graph = unit_graph()
     real = _domain_io_imports() | {(s, t) for s, targets in graph.items() for t in targets}
     assert KNOWN_BREACHES - real == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("callcheck.jobs.tracking", "callcheck.jobs.runs"),
+        ("callcheck.jobs.placing", "callcheck.jobs.tracking"),
+        ("callcheck.jobs.applying", "callcheck.jobs.placing"),
+        ("callcheck.jobs.workflows", "callcheck.jobs.tracking"),
+        ("callcheck.providers", "callcheck.services"),
+    ],
+)
+def test_the_module_cycles_issue_11_named_stay_broken(module: str, forbidden: str) -> None:
+    """jobs/: runs follow calls (runs -> tracking), the follower places calls (tracking -> placing), placing applies
+    webhooks that beat its answer (placing -> applying); the DBOS plumbing and `caller_for` import none of them."""
+    graph = module_graph()
+    assert module in graph
+    assert forbidden not in graph[module]
+
+
+def test_the_module_walk_counts_submodules_not_their_package() -> None:
+    paths = dict(_modules())
+    app = "callcheck.providers.elevenlabs.sandbox.app"  # `from ...sandbox import routes`: the submodule routes
+    assert imported_modules(app, paths[app], set(paths)) >= {"callcheck.providers.elevenlabs.sandbox.routes"}
+    assert "callcheck.providers.elevenlabs.sandbox" not in module_graph()[app]
+    # The graph has the edges it should: a run starts its calls' workflows; recovery builds the Tracker over both.
+    assert "callcheck.jobs.tracking" in module_graph()["callcheck.jobs.runs"]
+    assert {"callcheck.jobs.runs", "callcheck.jobs.tracking"} <= module_graph()["callcheck.jobs.recovery"]
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+
+
+def test_every_dbos_function_has_a_name_of_its_own() -> None:
+    """DBOS records a workflow or step by its name, the function's qualified name unless `name=` is given: every
+    one is named, so moving a function between modules never orphans the workflows recorded by an older version."""
+    unnamed = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for deco in node.decorator_list:
+                call = deco if isinstance(deco, ast.Call) else None
+                target = call.func if call is not None else deco
+                if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+                    continue
+                if target.value.id == "DBOS" and target.attr in {"workflow", "step", "transaction"}:
+                    if call is None or not any(k.arg == "name" for k in call.keywords):
+                        unnamed.append(f"{module}.{node.name}")
+    assert unnamed == []
 
 
 @pytest.mark.parametrize(
