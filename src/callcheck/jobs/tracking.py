@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -64,8 +64,6 @@ from callcheck.store.repo import SERVER_OWNER, CallRow
 from callcheck.text import counted
 
 log = logging.getLogger("callcheck.tracking")
-
-T = TypeVar("T")
 
 # Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
 WORKFLOW_VERSION = "callcheck-follow-2"
