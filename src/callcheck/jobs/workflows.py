@@ -41,6 +41,8 @@ async def wake_run(run_id: str) -> None:
 
 @dataclass
 class Runtime:
+    """The bridge while a Tracker runs: the app's services and loop, and the work running on that loop."""
+
     services: Services
     loop: asyncio.AbstractEventLoop
     # Step work running on the app's loop: finished (or cancelled) before the database engine is disposed, so no
