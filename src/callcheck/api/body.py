@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Self, TypeVar
 
@@ -12,7 +11,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcheck.api.errors import error_response
-from callcheck.domain.storable import unstorable, without_nul
+from callcheck.domain.storable import parse_json
 from callcheck.errors import InvalidInput, UnsupportedMediaType
 
 TOO_LARGE = "Request body is too large."
@@ -62,26 +61,6 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
-
-
-def parse_json(raw: bytes, what: str, *, drop_nul: bool = False) -> Any:
-    """JSON text as Python values, or InvalidInput naming `what` for anything the store could not keep.
-
-    Beyond malformed JSON that is nesting too deep for the parser (a RecursionError, not a ValueError), a lone
-    surrogate escape (`"\\ud800"`) or a NUL (`"\\u0000"`): valid JSON, but not text a database can store.
-    """
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{what} must be valid JSON.") from exc
-    except RecursionError as exc:
-        raise InvalidInput(f"{what} is nested too deeply.") from exc
-    if drop_nul:  # what ElevenLabs sends is kept, less its NULs, rather than refused and re-sent forever
-        data = without_nul(data)
-    problem = unstorable(data)
-    if problem:
-        raise InvalidInput(f"{what} must be valid text (it {problem}).")
-    return data
 
 
 async def json_object(request: Request) -> dict[str, Any]:

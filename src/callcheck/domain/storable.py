@@ -6,8 +6,11 @@ never fails half-way through.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
+
+from callcheck.errors import InvalidInput
 
 
 def unstorable(data: Any) -> str | None:
@@ -48,3 +51,23 @@ def _strings(data: Any) -> Iterator[str]:
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
+
+
+def parse_json(raw: bytes, what: str, *, drop_nul: bool = False) -> Any:
+    """JSON text as Python values, or InvalidInput naming `what` for anything the store could not keep.
+
+    Beyond malformed JSON that is nesting too deep for the parser (a RecursionError, not a ValueError), a lone
+    surrogate escape (`"\\ud800"`) or a NUL (`"\\u0000"`): valid JSON, but not text a database can store.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{what} must be valid JSON.") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{what} is nested too deeply.") from exc
+    if drop_nul:  # what ElevenLabs sends is kept, less its NULs, rather than refused and re-sent forever
+        data = without_nul(data)
+    problem = unstorable(data)
+    if problem:
+        raise InvalidInput(f"{what} must be valid text (it {problem}).")
+    return data

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from callcheck.api.body import parse_json
 from callcheck.domain.lifecycle import CallState
+from callcheck.domain.storable import parse_json
 from callcheck.errors import InvalidInput
 from callcheck.jobs.applying import apply_kept_webhooks, apply_webhook_to
 from callcheck.jobs.placing import attach_conversation
