@@ -256,7 +256,7 @@ class _Door:
         identity = await self.tokens.identify(value.strip()) if kind.lower() == "bearer" and value.strip() else None
         # A credential that does not check out is refused, not ignored: its sender meant to be someone. (A local
         # server without tokens ignores it, as it always did.)
-        if identity is None and not self.open and (self.exposed or await self.tokens.any_active()):
+        if identity is None and not self.open and (self.exposed or await self._tokens_exist()):
             return None, _unauthorized(BAD_TOKEN)
         return identity, None
 
@@ -287,11 +287,18 @@ class _Door:
             return error_response(BAD_CSRF, 403)
         return None
 
+    async def _tokens_exist(self) -> bool:
+        """Whether any token is active. The cached answer lets a request through a server without tokens (a token
+        made by `callcheck token create` in another process counts within ACTIVE_FRESH_S); a refusal is confirmed by
+        a fresh read, so revoking the last token opens a local server, and names the reason, at once."""
+        return await self.tokens.any_active() and await self.tokens.any_active(fresh=True)
+
     async def _anonymous_refusal(self) -> Response | None:
-        if not self.exposed and not await self.tokens.any_active():
+        tokens_exist = await self._tokens_exist()
+        if not self.exposed and not tokens_exist:
             return None  # a local server with no tokens: open, as it always was
         if _wants_a_page(self.scope, self.headers):
             return _login_redirect(self.scope)
-        if self.exposed and not await self.tokens.any_active():
+        if self.exposed and not tokens_exist:
             return _unauthorized(EXPOSED_WITHOUT_TOKEN)
         return _unauthorized(NEEDS_TOKEN)

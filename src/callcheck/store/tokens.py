@@ -86,13 +86,14 @@ class TokenStore:
             raise NotFound(f"No token is named {name!r}.")
         return self._row(row)
 
-    async def any_active(self) -> bool:
+    async def any_active(self, *, fresh: bool = False) -> bool:
         """True when at least one token is not revoked: then every route but the open ones needs a token.
 
-        Read at most every ACTIVE_FRESH_S (see there): a request without a token then costs no database read.
+        Read at most every ACTIVE_FRESH_S (see there), unless `fresh`: a request without a token then costs no
+        database read.
         """
         now = time.monotonic()
-        if self._active is not None and now - self._active[1] < ACTIVE_FRESH_S:
+        if not fresh and self._active is not None and now - self._active[1] < ACTIVE_FRESH_S:
             return self._active[0]
         changes = self._changes
         async with self.engine.connect() as conn:
