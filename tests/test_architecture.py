@@ -72,24 +72,33 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return hidden
 
 
-def imported_names(module: str, path: Path) -> list[str]:
-    """Every module `module` imports at run time (absolute dotted names; `from a import b` gives `a` and `a.b`)."""
+def import_statements(module: str, path: Path) -> list[tuple[str, list[str] | None]]:
+    """Every import statement `module` runs (TYPE_CHECKING-only ones left out), relative ones made absolute:
+    `(name, None)` for each name of an `import`, `(base, names)` for a `from base import names`."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     hidden = _type_checking_nodes(tree)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names: list[str] = []
+    found: list[tuple[str, list[str] | None]] = []
     for node in ast.walk(tree):
         if id(node) in hidden:
             continue
         if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
+            found += [(alias.name, None) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([node.module] if node.module else [])])
-            names.append(base)
-            names += [f"{base}.{alias.name}" for alias in node.names]
+            found.append((base, [alias.name for alias in node.names]))
+    return found
+
+
+def imported_names(module: str, path: Path) -> list[str]:
+    """Every module `module` imports at run time (absolute dotted names; `from a import b` gives `a` and `a.b`)."""
+    names: list[str] = []
+    for base, members in import_statements(module, path):
+        names.append(base)
+        names += [f"{base}.{member}" for member in members or []]
     return names
 
 
@@ -154,21 +163,12 @@ def imported_modules(module: str, path: Path, modules: set[str]) -> set[str]:
     """The callcheck modules `module` imports at run time. `from a import b` is module `a.b` when that is a module
     (a submodule: its package's `__init__` runs first, but that is Python's doing, no dependency of ours), else
     module `a`; `import a.b.c` is the longest of `a.b.c`, `a.b`, `a` that is a module."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    hidden = _type_checking_nodes(tree)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: list[str] = []
-    for node in ast.walk(tree):
-        if id(node) in hidden:
-            continue
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([node.module] if node.module else [])])
-            names += [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+    for base, members in import_statements(module, path):
+        if members is None:
+            names.append(base)
+        else:
+            names += [f"{base}.{member}" if f"{base}.{member}" in modules else base for member in members]
     found: set[str] = set()
     for name in names:
         while name and name not in modules:
