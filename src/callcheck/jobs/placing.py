@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from callcheck.domain.lifecycle import CallErrorKind, CallState
@@ -17,7 +17,7 @@ from callcheck.errors import (
     UpstreamHTTPError,
     UpstreamUnreachable,
 )
-from callcheck.jobs.applying import apply_kept_webhooks
+from callcheck.jobs.applying import apply_stored_webhooks
 from callcheck.jobs.destinations import check_destination
 from callcheck.providers import caller_for
 from callcheck.services import Services
@@ -92,11 +92,12 @@ async def record_call(
     )
 
 
-async def dial(services: Services, call: CallRow) -> dict[str, Any]:
+async def dial(services: Services, call: CallRow, *, kept_webhooks: bool = True) -> dict[str, Any]:
     """Send the stored payload once and record what came back; the upstream's answer, or the error raised.
 
     The call must already be DIALING in the database: a crash from here on leaves it DIALING, which recovery
-    reconciles by looking the call id up upstream instead of dialing again.
+    reconciles by looking the call id up upstream instead of dialing again. `kept_webhooks=False` when the call's
+    workflow starts after this answer (it applies the webhooks that beat the answer in its wait step).
     """
     caller = caller_for(services)
     services.client()  # raises MissingSettings (names only) before anything is sent
@@ -142,11 +143,12 @@ async def dial(services: Services, call: CallRow) -> dict[str, Any]:
         await services.store.runs.update_run(call.run_id, simulated=True)
     services.notifier.publish(call.id)
     log.info("call %s placed (conversation %s)", call.id, conversation_id)
-    if conversation_id is not None:
+    if conversation_id is not None and kept_webhooks:
         # A webhook (a fast call_initiation_failure, say) may have beaten this answer and been kept unmatched. Its
         # handler looks the conversation up again after keeping it, and this looks for kept webhooks after storing
         # the id: whichever writes last sees the other's write, so the event is applied with no poll, no workers.
-        await apply_kept_webhooks(services, call.id)
+        # (Only the id and the conversation id of the row are used: no read back.)
+        await apply_stored_webhooks(services, replace(call, conversation_id=conversation_id))
     if conversation_id is None:
         # `success: true` with `conversation_id: null` is allowed by the SDK's model: look the call up by our
         # user_id tag at once (and on every poll after, until it shows), not after the call's timeout.
@@ -188,7 +190,9 @@ async def place_call(services: Services, request: CallRequest) -> tuple[CallRow,
     call = await record_call(services, request, CallState.DIALING)
     placed: tuple[float, str | None, str] | None = None
     try:
-        raw = await dial(services, call)
+        # A call whose workflow is started below looks for kept webhooks in its wait step (after this answer is
+        # stored; at the next launch after a crash): the dial need not read them too, on the request's path.
+        raw = await dial(services, call, kept_webhooks=services.tracker is None)
         # Placed: its workflow need not look at it again before waiting for its end (the deadline counts from now).
         cap = call.timeout_s or services.settings.call_timeout_s
         placed = (time.time() + cap, call.run_id, CallState.RINGING.value)
