@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from callcheck.errors import ConfigurationError
 from callcheck.store.files import private_dir, private_sqlite
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -114,6 +116,8 @@ async def lease_engine(url: str) -> AsyncIterator[AsyncEngine]:
 
 def alembic_config(url: str) -> Config:
     """Alembic configuration for the URL (no alembic.ini needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser treats % as interpolation; escape it for passwords with %.
@@ -136,6 +140,10 @@ def upgrade(url: str) -> None:
         _prepare_sqlite_file(sync)
     if current_revision(url) == head_revision(url):
         return  # already current (`serve` checks before its app's startup does): nothing to run twice
+    # Imported only when there is something to migrate: Alembic (and the Mako and Pygments it pulls in) is about a
+    # tenth of a second of every start otherwise.
+    from alembic import command
+
     if sync.get_backend_name() == "sqlite":
         command.upgrade(alembic_config(url), "head")
         return
@@ -152,19 +160,60 @@ def upgrade(url: str) -> None:
 
 
 def current_revision(url: str) -> str | None:
-    """The revision the database is at, or None when it was never migrated (blocking)."""
-    from alembic.runtime.migration import MigrationContext
+    """The revision the database is at, or None when it was never migrated (blocking).
 
-    engine = sa.create_engine(sync_url(url))
+    Read with one query rather than through Alembic's MigrationContext (no Alembic import on a start with nothing
+    to migrate); Alembic is asked only when the table holds several rows (it then names the problem).
+    """
+    engine = sa.create_engine(sync_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(VERSION_TABLE):
+                return None
+            rows = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+            if len(rows) <= 1:
+                return rows[0] if rows else None
+            from alembic.runtime.migration import MigrationContext
+
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
 
 
+VERSION_TABLE = "alembic_version"  # Alembic's default; migrations/env.py names no other
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+_head: str | None = None
+
+
 def head_revision(url: str) -> str | None:
-    """The newest revision this build knows."""
+    """The newest revision this build knows.
+
+    Read from the `revision = ...` and `down_revision = ...` lines of the migration files (the one revision no other
+    names as its parent), without importing Alembic; Alembic's own answer when the files are not one plain chain
+    (tests/test_migrations_head.py checks both agree)."""
+    global _head
+    if _head is None:
+        _head = _head_from_files() or _alembic_head(url)
+    return _head
+
+
+def _head_from_files() -> str | None:
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        values = {match.group(1): match.group(2) for match in _REVISION_LINE.finditer(text)}
+        revision, parent = values.get("revision", ""), values.get("down_revision", "")
+        if not re.fullmatch(r"[\"'][\w.-]+[\"']", revision) or not re.fullmatch(r"None|[\"'][\w.-]+[\"']", parent):
+            return None  # not the plain form (a merge's tuple, say): Alembic decides
+        revisions.add(revision.strip("\"'"))
+        if parent != "None":
+            parents.add(parent.strip("\"'"))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def _alembic_head(url: str) -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
