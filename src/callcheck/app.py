@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 
 from callcheck import __version__
-from callcheck.api.body import BodyLimit, SameOriginOnly
 from callcheck.api.errors import install_error_handlers
-from callcheck.api.guard import AccessControl, HostAllowlist, SecureCookies, TrustedProxies
+from callcheck.api.gate import Gate
+from callcheck.api.guard import AccessControl, TrustedProxies
 from callcheck.api.schemas import install_openapi
 from callcheck.config import Settings
 from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
@@ -63,12 +63,13 @@ def create_app(settings: Settings | None = None, *, sandbox_clock: Callable[[], 
         same_site="lax",
         https_only=bool(settings.public_url and settings.public_url.startswith("https://")),
     )
+    # Host allowlist, same-origin, body limit and Secure cookies: one layer (api/gate.py), not four.
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, overrides={ELEVENLABS_WEBHOOK_PATH: WEBHOOK_MAX_BYTES}
+        Gate,
+        allowed_hosts=settings.allowed_host_names(),
+        max_bytes=settings.max_body_bytes,
+        overrides={ELEVENLABS_WEBHOOK_PATH: WEBHOOK_MAX_BYTES},
     )
-    app.add_middleware(SameOriginOnly)
-    app.add_middleware(SecureCookies)
-    app.add_middleware(HostAllowlist, allowed=settings.allowed_host_names())
     if settings.trusted_proxy_list():  # outermost: the scheme, client and Host the others see are the real ones
         app.add_middleware(TrustedProxies, trusted=settings.trusted_proxy_list())
 

@@ -1,4 +1,5 @@
-"""Reading request bodies defensively: size cap, JSON object only, typed fields with plain-words errors."""
+"""Reading request bodies defensively: JSON object only, typed fields with plain-words errors (the size cap is
+api/gate.py's)."""
 
 from __future__ import annotations
 
@@ -8,59 +9,11 @@ from typing import Any, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callcheck.api.errors import error_response
 from callcheck.domain.storable import parse_json
 from callcheck.errors import InvalidInput, UnsupportedMediaType
 
-TOO_LARGE = "Request body is too large."
 M = TypeVar("M", bound="BodyModel")
-
-
-class BodyLimit:
-    """ASGI middleware refusing bodies over a size with 413, by Content-Length or by counting what arrives."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.overrides = overrides or {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.overrides.get(scope["path"], self.max_bytes)
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await error_response(TOO_LARGE, 413)(scope, receive, send)
-                return
-        seen = 0
-        response_started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not response_started:
-                await error_response(TOO_LARGE, 413)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -137,32 +90,3 @@ def body_of(model: type[M]) -> Callable[[Request], Awaitable[M]]:
 
     read.__name__ = f"read_{model.__name__}"
     return read
-
-
-CROSS_SITE = "Cross-site requests are refused."
-UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-class SameOriginOnly:
-    """ASGI middleware refusing state-changing requests that a browser sends on behalf of another site.
-
-    callcheck has no login on a local server, so a page elsewhere could otherwise make a visitor's browser post
-    `text/plain` JSON to 127.0.0.1:5000 and place a phone call. Browsers mark such requests (`Origin`,
-    `Sec-Fetch-Site`); non-browser clients (curl, CI, ElevenLabs' webhooks) send neither and are unaffected.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            origin = headers.get("origin")
-            fetch_site = headers.get("sec-fetch-site")
-            host = headers.get("host", "")
-            scheme = scope.get("scheme", "http")
-            foreign_origin = origin is not None and origin != "null" and origin != f"{scheme}://{host}"
-            if fetch_site == "cross-site" or foreign_origin or origin == "null":
-                await error_response(CROSS_SITE, 403)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -3,9 +3,8 @@
 Outermost first, as `create_app` stacks them:
 
     TrustedProxies   X-Forwarded-Host/-Proto/-For believed only from CALLCHECK_TRUSTED_PROXIES
-    HostAllowlist    a Host this server does not answer to gets 421 (DNS rebinding)
-    SecureCookies    the session cookie is marked Secure when the request came over HTTPS
-    (SameOriginOnly, BodyLimit, SessionMiddleware)
+    Gate             (api/gate.py) the Host allowlist (`host_allowed` here), same-origin, body limit, Secure cookies
+    (SessionMiddleware)
     AccessControl    once a token exists, every route but the open ones needs one, with enough scope;
                      state-changing requests from a logged-in page also need its CSRF token
 """
@@ -20,7 +19,7 @@ from urllib.parse import quote
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from callcheck.api.errors import error_response
@@ -133,55 +132,6 @@ def host_allowed(name: str, allowed: list[str]) -> bool:
     except ValueError:
         return "." not in name
     return True
-
-
-class HostAllowlist:
-    """Answer 421 to a Host header this server was not told it is reached by."""
-
-    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
-        self.app = app
-        self.allowed = allowed
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/healthz":
-            host = Headers(scope=scope).get("host", "")
-            name = host_name(host)
-            if not host_allowed(name, self.allowed):
-                shown = name if len(name) <= 100 else name[:99] + "…"
-                message = (
-                    f"This server does not answer to the host name {shown!r}. If it is reached by that name, add it "
-                    "to CALLCHECK_ALLOWED_HOSTS."
-                )
-                await error_response(message, 421)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-# -- cookies ------------------------------------------------------------------------------------------------------
-
-
-class SecureCookies:
-    """Mark every cookie Secure on a request that came over HTTPS (directly, or through a trusted proxy)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("scheme") != "https":
-            await self.app(scope, receive, send)
-            return
-
-        async def secure_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = []
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"set-cookie" and b"secure" not in value.lower():
-                        value = value + b"; Secure"
-                    headers.append((name, value))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, secure_send)
 
 
 # -- tokens -------------------------------------------------------------------------------------------------------
