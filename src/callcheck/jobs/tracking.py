@@ -5,6 +5,7 @@ interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, i
 
     ensure placed (and the deadline) ─► wait for the end ─► final? ─► fetch the recording
                                               └──── deadline reached ─► timed_out
+    (an exception escaping any step ─► failed, the error saying why: every call ends)
 
 Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. A call placed by
 a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the placed state.
