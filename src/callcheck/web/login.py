@@ -35,7 +35,7 @@ def _login_page(request: Request, next_path: str, error: str | None = None, stat
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded form (the body is capped by BodyLimit); first value of each field."""
+    """The urlencoded form (the body is capped by api/gate.py); first value of each field."""
     raw = (await request.body()).decode("utf-8", "replace")
     return {key: values[0] for key, values in parse_qs(raw, keep_blank_values=True).items()}
 
