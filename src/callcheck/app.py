@@ -13,12 +13,12 @@ from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 
 from callcheck import __version__
-from callcheck.api.body import BodyLimit, SameOriginOnly
-from callcheck.api.errors import install_error_handlers
-from callcheck.api.guard import AccessControl, HostAllowlist, SecureCookies, TrustedProxies
 from callcheck.api.schemas import install_openapi
 from callcheck.config import Settings
 from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
+from callcheck.edge.body import BodyLimit, SameOriginOnly
+from callcheck.edge.errors import install_error_handlers
+from callcheck.edge.guard import AccessControl, HostAllowlist, SecureCookies, TrustedProxies
 from callcheck.runtime import running_services, session_secret
 
 log = logging.getLogger("callcheck")

@@ -1,6 +1,6 @@
 """What the JSON routes read and answer: the models that validate them and describe them in /openapi.json.
 
-Request bodies are read by `callcheck.api.body` (size, media type, JSON object, storable text: each with the seed's
+Request bodies are read by `callcheck.edge.body` (size, media type, JSON object, storable text: each with the seed's
 words and a 4xx `{"error": ...}`), then validated by their model here (`body_of`); answers are declared with
 `response_model`, so FastAPI checks them against the model that documents them.
 """
@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from callcheck.api.body import BodyModel
 from callcheck.domain.phone import E164_PATTERN
 from callcheck.domain.prompts import DEFAULT_SCENARIO
+from callcheck.edge.body import BodyModel
 
 
 class ErrorBody(BaseModel):

@@ -10,8 +10,8 @@ from pydantic_core import ErrorDetails
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callcheck.api.errors import error_response
 from callcheck.domain.storable import parse_json
+from callcheck.edge.errors import error_response
 from callcheck.errors import InvalidInput, UnsupportedMediaType
 
 TOO_LARGE = "Request body is too large."
