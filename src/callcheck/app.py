@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -13,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 
 from callcheck import __version__
-from callcheck.api.schemas import install_openapi
+from callcheck.api.schemas import Health, install_openapi
 from callcheck.config import Settings
 from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
 from callcheck.edge.body import BodyLimit, SameOriginOnly
@@ -74,9 +73,9 @@ def create_app(settings: Settings | None = None, *, sandbox_clock: Callable[[], 
 
     @app.get("/healthz", tags=["meta"], summary="Readiness")
     @app.head("/healthz", include_in_schema=False)  # load balancers and uptime checkers probe with HEAD
-    async def healthz() -> dict[str, Any]:
+    async def healthz() -> Health:
         """200 once the app has started (database migrated, workers running)."""
-        return {"ok": True, "version": __version__}
+        return Health(ok=True, version=__version__)
 
     from callcheck.api import calls, doctor, history, runs, tokens, webhooks
     from callcheck.api import metrics as metrics_api

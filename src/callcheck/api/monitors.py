@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from callcheck.api.schemas import ERRORS, ErrorBody, json_body
-from callcheck.edge.body import json_object
+from callcheck.api.schemas import ERRORS, EVERY_OR_CRON, ErrorBody, MonitorBody, MonitorChange, json_body
+from callcheck.edge.body import json_object, validated
 from callcheck.edge.deps import ServicesDep
 from callcheck.errors import InvalidInput, NotFound
 from callcheck.jobs.monitors import change_monitor, create_monitor, get_monitor, request_run, test_alert
@@ -47,46 +47,32 @@ def _suite_text(value: Any) -> str:
     "/api/monitors",
     status_code=201,
     summary="Create a monitor",
-    openapi_extra=json_body(
-        None,
-        description='{"suite": {...} or "yaml text", "every": "15m" | "cron": "*/30 8-20 * * 1-5", "timezone", '
-        '"name", "alerts": [{"kind": "webhook|slack|email", "target": "..."}], "after": 1, "concurrency": 1, '
-        '"paused": false}',
-    ),
+    openapi_extra=json_body(MonitorBody),
     response_model=MonitorView,
     responses={**ERRORS, **CONFLICT},
 )
 async def create(request: Request, services: ServicesDep) -> MonitorView:
     """A suite plus a schedule; a running server runs it. Answers 201 with the monitor."""
-    body = await json_object(request)
-    unknown = sorted(
-        set(body) - {"suite", "every", "cron", "timezone", "name", "alerts", "after", "concurrency", "paused"}
-    )
+    data = await json_object(request)
+    unknown = sorted(set(data) - set(MonitorBody.model_fields))
     if unknown:
         raise InvalidInput(f"Unknown field(s): {', '.join(unknown)}.")
-    name = body.get("name")
-    if name is not None and not isinstance(name, str):
-        raise InvalidInput("name must be a string.")
-    every, cron, timezone = body.get("every"), body.get("cron"), body.get("timezone")
-    if (every is not None and not isinstance(every, str | int)) or (cron is not None and not isinstance(cron, str)):
-        raise InvalidInput('every is a duration such as "15m"; cron a five-field expression.')
-    if timezone is not None and not isinstance(timezone, str):
-        raise InvalidInput("timezone must be an IANA name such as Europe/Paris.")
-    paused = body.get("paused", False)
-    if not isinstance(paused, bool):
-        raise InvalidInput("paused must be true or false.")
+    body = validated(MonitorBody, data).check("name")
+    if body.every is not None and not isinstance(body.every, str | int):
+        raise InvalidInput(EVERY_OR_CRON)
+    body.check("cron", "timezone", "paused")
     monitor = await create_monitor(
         services.store.monitors,
-        _suite_text(body.get("suite")),
+        _suite_text(body.suite),
         "request body",
-        name=name,
-        every=every,
-        cron=cron,
-        timezone=timezone,
-        alerts=body.get("alerts"),
-        after=body.get("after", 1),
-        concurrency=body.get("concurrency", 1),
-        paused=paused,
+        name=body.name,
+        every=body.every,
+        cron=body.cron,
+        timezone=body.timezone,
+        alerts=body.alerts,
+        after=body.after,
+        concurrency=body.concurrency,
+        paused=body.paused,
         settings=services.settings,
     )
     return monitor_model(monitor)
@@ -112,9 +98,7 @@ async def get_one(name: str, services: ServicesDep) -> MonitorDetail:
 @router.patch(
     "/api/monitors/{name}",
     summary="Change a monitor",
-    openapi_extra=json_body(
-        None, description="Any of suite, every, cron, timezone, alerts, after, concurrency, paused, name."
-    ),
+    openapi_extra=json_body(MonitorChange),
     response_model=MonitorView,
     responses={**ERRORS, **CONFLICT},
 )

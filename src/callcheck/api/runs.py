@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from callcheck.api.schemas import DIALING_ERRORS, ERRORS, ErrorBody, json_body
+from callcheck.api.schemas import DIALING_ERRORS, ERRORS, ErrorBody, SuiteBody, json_body
 from callcheck.domain.pacing import MAX_RATE_PER_MIN, MIN_RATE_PER_MIN
 from callcheck.edge.body import json_object
 from callcheck.edge.deps import ServicesDep, token_name_of
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
     status_code=202,
     summary="Start a suite run",
     response_model=RunView,
-    openapi_extra=json_body(None, description="A suite, as in docs/suites.md (the YAML file's content, as JSON)."),
+    openapi_extra=json_body(SuiteBody, description="A suite, as in docs/suites.md (the YAML file's content, as JSON)."),
     responses={
         **ERRORS,
         **DIALING_ERRORS,
