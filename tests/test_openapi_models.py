@@ -3,12 +3,15 @@ nothing the routes answered before they had them: the same fields, no nulls adde
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 from pydantic import BaseModel, SecretStr
 
+from callcheck.api.schemas import SSE_EVENT
 from callcheck.app import create_app
 from callcheck.config import Settings
 from callcheck.doctor import DoctorReport
@@ -172,6 +175,13 @@ async def test_the_answers_keep_their_fields_with_their_models(
     exactly(CallDetail, detail, DETAIL)
     assert list(detail["events"][0]) == ["id", "at", "kind", "state", "detail"]
     assert list(detail["cost"]) == ["credits", "usd"] and detail["upstream_error"] is None
+    # The stream of a finished call: each event as the description says (the data JSON, `end` the call's detail).
+    stream = await api.get(f"/api/calls/{detail['id']}/events")
+    events = [_event(block) for block in stream.text.replace("\r\n", "\n").split("\n\n") if block.strip()]
+    each = jsonschema_rs.validator_for(SSE_EVENT)
+    assert [e["event"] for e in events][-1] == "end" and all(each.is_valid(e) for e in events), events
+    assert list(json.loads(events[-1]["data"])) == DETAIL and events[-1].get("id") is None
+    assert list(json.loads(events[0]["data"])) == ["id", "at", "kind", "state", "detail"]
     # A figure stored as a whole number stays one (42, not 42.0).
     assert isinstance(detail["duration_secs"], int) == isinstance(detail["metadata"]["duration_secs"], int)
 
@@ -189,6 +199,16 @@ async def test_the_answers_keep_their_fields_with_their_models(
     trends = (await api.get("/api/monitors/pizza-line/trends")).json()
     exactly(Trends, trends, ["monitor", "overall", "scenarios"])
     assert (await api.delete("/api/monitors/pizza-line")).json() == {"deleted": "pizza-line"}
+
+
+def _event(block: str) -> dict[str, Any]:
+    """One Server-Sent Event's fields (comment lines left out)."""
+    fields: dict[str, Any] = {}
+    for line in block.split("\n"):
+        name, _, value = line.partition(":")
+        if name:
+            fields[name] = int(value.strip()) if name == "retry" else value.removeprefix(" ")
+    return fields
 
 
 async def test_a_monitor_body_of_the_wrong_types_keeps_its_words(client_for: Any, tmp_path: Path) -> None:

@@ -280,6 +280,20 @@ DIALING_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# One event of a call's stream (the schema of a text/event-stream answer describes each event, OpenAPI 3.2): its
+# data is JSON, the event as GET /api/calls/{id} lists it (state), new turns (transcript), the recording's link, or
+# the whole call (end, which has no id: nothing follows it).
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["state", "transcript", "recording", "end"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def _describe_what_every_route_may_answer(
     path: str, method: str, operation: dict[str, Any], responses: dict[str, Any]
 ) -> None:
@@ -292,7 +306,7 @@ def _describe_what_every_route_may_answer(
         responses.setdefault("403", _error("A cross-site request, refused."))
     if path.endswith("/events") and method == "get":
         ok = responses.get("200", {})
-        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        ok["content"] = {"text/event-stream": {"schema": SSE_EVENT}}
         ok["description"] = "Server-Sent Events: `state`, `transcript`, `recording`, then `end`."
     if path.endswith("/audio") and method == "get":
         ok = responses.get("200", {})
