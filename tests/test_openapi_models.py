@@ -162,6 +162,11 @@ async def test_the_answers_keep_their_fields_with_their_models(
     run = await wait_run(api, started.json()["id"])
     assert run["state"] == "completed" and run["report"]["passed"] is True  # the report passes through whole
     exactly(RunView, run, RUN)
+    # The report is described as the JSON report it is (not as any object), and the stored one fits.
+    report = the_description()["components"]["schemas"]["RunView"]["properties"]["report"]
+    assert "scenarios" in report["anyOf"][0]["properties"]
+    assert jsonschema_rs.validator_for(report).is_valid(run["report"])
+    assert not jsonschema_rs.validator_for(report).is_valid({**run["report"], "scenarios": "none"})
     assert list(run["items"][0]) == ["display_name", "scenario", "repeat", "status", "call_id", "call_state"]
     assert run["counts"] == {"pending": 0, "active": 0, "done": 1, "skipped": 0}
     listed = (await api.get("/api/runs")).json()

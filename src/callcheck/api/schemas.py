@@ -18,6 +18,7 @@ from callcheck.domain.phone import E164_PATTERN
 from callcheck.domain.prompts import DEFAULT_SCENARIO
 from callcheck.domain.suite import Persona, Timeouts
 from callcheck.edge.body import BodyModel
+from callcheck.presenters.schemas import standalone
 
 
 class ErrorBody(BaseModel):
@@ -98,24 +99,6 @@ class Health(BaseModel):
     version: str = Field(description="callcheck's version.")
 
 
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its `$defs` put in place, so it stands alone inside /openapi.json."""
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return walk({**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}})
-            return {key: walk(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        return node
-
-    inlined: dict[str, Any] = walk(schema)
-    return inlined
-
-
 # -- a suite, as POST /api/runs and the monitors take it (docs/suites.md) ------------------------------------------
 # These describe the body; the suite reader (domain/suite.py) checks it, and names each problem by its path and line.
 
@@ -170,7 +153,7 @@ class SuiteBody(BaseModel):
 EVERY_OR_CRON = 'every is a duration such as "15m"; cron a five-field expression.'
 SUITE_ANY = WithJsonSchema(
     {
-        "anyOf": [_inline(SuiteBody.model_json_schema()), {"type": "string"}],
+        "anyOf": [standalone(SuiteBody.model_json_schema()), {"type": "string"}],
         "description": "The suite as a JSON object, or its YAML or JSON text.",
     }
 )
@@ -248,7 +231,7 @@ class MonitorChange(BaseModel):
 
 def json_body(model: type[BaseModel] | None, *, required: bool = True, description: str = "") -> dict[str, Any]:
     """`openapi_extra` describing a JSON request body (a model's schema, or any object)."""
-    schema = _inline(model.model_json_schema()) if model else {"type": "object", "additionalProperties": True}
+    schema = standalone(model.model_json_schema()) if model else {"type": "object", "additionalProperties": True}
     body: dict[str, Any] = {"required": required, "content": {"application/json": {"schema": schema}}}
     if description:
         body["description"] = description

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from callcheck.domain.lifecycle import CallState, ItemStatus, RunState
+from callcheck.presenters.schemas import standalone
+from callcheck.reports.model import RunReport
 from callcheck.services import Services
 from callcheck.store.repo import RunRow
+
+# The stored report is passed through as it was written (RunReport.model_dump(mode="json"), never read again here);
+# described as that model's output.
+REPORT = WithJsonSchema({"anyOf": [standalone(RunReport.model_json_schema(mode="serialization")), {"type": "null"}]})
 
 
 class RunItem(BaseModel):
@@ -47,7 +53,7 @@ class RunView(BaseModel):
     items: list[RunItem]
     exit_code: int | None = Field(description="0 passed, 1 failed, 2 could not run; null while running.")
     error: str | None
-    report: dict[str, Any] | None = Field(
+    report: Annotated[dict[str, Any] | None, REPORT] = Field(
         description="The run's JSON report (as `callcheck run --json` writes it), once it is over."
     )
 
