@@ -27,8 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": LOW | {"domain"},
     "providers": LOW | {"domain", "config"},
     "reports": LOW | {"domain"},
-    "agent_setup": LOW | {"domain", "config", "providers"},
-    "doctor": LOW | {"domain", "config", "providers", "store", "agent_setup"},
+    "doctor": LOW | {"domain", "config", "providers", "store"},
     "services": LOW | {"domain", "config", "providers", "store", "notifier", "doctor"},
     "jobs": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services"},
     # The HTTP edge: what the API and the pages share (the services dependency, guards, body reading, errors) and
@@ -48,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": LOW
     | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api", "web"}
     | EDGE
-    | {"runtime", "app", "agent_setup"},
+    | {"runtime", "app"},
     "__main__": {"cli"},
 }
 
