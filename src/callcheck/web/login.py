@@ -8,8 +8,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from callcheck.api.deps import ServicesDep
-from callcheck.api.guard import SESSION_CSRF_KEY, SESSION_TOKEN_KEY, csrf_matches, csrf_token
+from callcheck.edge.deps import ServicesDep
+from callcheck.edge.guard import SESSION_CSRF_KEY, SESSION_TOKEN_KEY, csrf_matches, csrf_token
 from callcheck.web.pages import PAGE_METHODS, page
 
 router = APIRouter(include_in_schema=False)
@@ -35,7 +35,7 @@ def _login_page(request: Request, next_path: str, error: str | None = None, stat
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded form (the body is capped by api/gate.py); first value of each field."""
+    """The urlencoded form (the body is capped by edge/gate.py); first value of each field."""
     raw = (await request.body()).decode("utf-8", "replace")
     return {key: values[0] for key, values in parse_qs(raw, keep_blank_values=True).items()}
 

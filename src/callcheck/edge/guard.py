@@ -3,7 +3,7 @@
 Outermost first, as `create_app` stacks them:
 
     TrustedProxies   X-Forwarded-Host/-Proto/-For believed only from CALLCHECK_TRUSTED_PROXIES
-    Gate             (api/gate.py) the Host allowlist (`host_allowed` here), same-origin, body limit, Secure cookies
+    Gate             (edge/gate.py) the Host allowlist (`host_allowed` here), same-origin, body limit, Secure cookies
     (SessionMiddleware)
     AccessControl    once a token exists, every route but the open ones needs one, with enough scope;
                      state-changing requests from a logged-in page also need its CSRF token
@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from callcheck.api.errors import error_response
 from callcheck.domain.access import SAFE_METHODS, Identity, is_open, needed_scope
+from callcheck.edge.errors import error_response
 
 if TYPE_CHECKING:
     from callcheck.store.tokens import TokenStore

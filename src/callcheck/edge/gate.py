@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callcheck.api.errors import error_response
-from callcheck.api.guard import host_allowed, host_name
+from callcheck.edge.errors import error_response
+from callcheck.edge.guard import host_allowed, host_name
 
 TOO_LARGE = "Request body is too large."
 CROSS_SITE = "Cross-site requests are refused."
