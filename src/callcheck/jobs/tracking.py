@@ -50,6 +50,7 @@ from callcheck.jobs.workflows import (
     close_runtime,
     on_app_loop,
     open_runtime,
+    register_calls_queue,
     run_workflow_id,
     track_workflow_task,
     wake_run,
@@ -66,7 +67,7 @@ from callcheck.text import counted
 log = logging.getLogger("callcheck.tracking")
 
 # Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
-WORKFLOW_VERSION = "callcheck-follow-2"
+WORKFLOW_VERSION = "callcheck-follow-3"
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -342,8 +343,12 @@ class Tracker:
         # that needs the tracker before this context is entered.
         self.services.tracker = self
         DBOS(config=self._dbos_config())  # type: ignore[arg-type]
+        if self.role == "run":
+            # A `callcheck run` process runs its own run's slots, never a server's: it exits when its run is over.
+            DBOS.listen_queues([])
         try:
             await asyncio.to_thread(DBOS.launch)
+            await register_calls_queue(self.services.settings.run_calls_per_process)
             # The two owned background tasks: the batched poller, and the starter of workflows for placed calls.
             self._background = [
                 asyncio.create_task(self.follower.run(), name="callcheck-poller"),
