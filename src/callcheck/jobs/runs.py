@@ -454,7 +454,7 @@ async def run_suite(run_id: str) -> int:
                     if step["local"]:
                         await DBOS.start_workflow_async(run_slot, run_id, slot)
                     else:
-                        await calls_queue().enqueue_async(run_slot, run_id, slot)
+                        await (await calls_queue()).enqueue_async(run_slot, run_id, slot)
         if step["finished"]:
             break
         # Woken when a call of the run ends, a slot is done, or the run is cancelled.

@@ -84,10 +84,14 @@ async def register_calls_queue(per_process: int) -> None:
     )
 
 
-def calls_queue() -> Queue:
-    """The runs' calls queue (registered when the tracker launched DBOS)."""
+async def calls_queue() -> Queue:
+    """The runs' calls queue. Registered when the tracker launched DBOS; a run's workflow that DBOS resumed at launch
+    may get here first, and then finds the queue as the database has it (declared with no limit if it never was)."""
+    global _calls_queue
     if _calls_queue is None:
-        raise RuntimeError("the call tracker is not running")
+        _calls_queue = await DBOS.register_queue_async(
+            CALLS_QUEUE, polling_interval_sec=QUEUE_POLL_S, on_conflict="never_update"
+        )
     return _calls_queue
 
 
@@ -146,5 +150,6 @@ def open_runtime(services: Services) -> Runtime:
 
 def close_runtime() -> None:
     """Close the bridge (after the workflows on the app's loop were stopped)."""
-    global _runtime
+    global _runtime, _calls_queue
     _runtime = None
+    _calls_queue = None
