@@ -202,7 +202,7 @@ async def tick(services: Services, run_id: str) -> dict[str, Any]:
     return {"slots": min(run.concurrency, pending), "finished": finished, "local": local, "wait": TICK_S}
 
 
-async def place_next(services: Services, run_id: str) -> dict[str, Any]:
+async def place_next(services: Services, run_id: str, slot: int = 0) -> dict[str, Any]:
     """Place the run's next planned call if the run may place one now.
 
     `{"call": id, "placed": ...}` once one is placed (`placed`: its deadline, run and state for its workflow, None
@@ -210,6 +210,9 @@ async def place_next(services: Services, run_id: str) -> dict[str, Any]:
     account-wide cap, the minute's budget, ElevenLabs not readable); `{}` when nothing is left to place (all placed,
     cancelled, or the run gave up). The caps are held by the database (Store.create_call's admission), across every
     process; two slots picking the same planned call place it once (the loser takes the next one).
+
+    Slot k tries the k-th next pending call first: slots freed at once (calls started together end together) then
+    each place a different one, rather than all trying the same first one in turn, a transaction each under the lock.
     """
     runs = services.store.runs
     run = await runs.get_run(run_id)
@@ -227,7 +230,8 @@ async def place_next(services: Services, run_id: str) -> dict[str, Any]:
     interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0
     admission = Admission(run.id, run.concurrency, interval)
     while items := await runs.next_pending(run_id, run.concurrency):
-        for item in items:
+        first = slot % len(items)
+        for item in items[first:] + items[:first]:
             try:
                 call = await _place(services, run, item.id, planned[item.position], allowed, admission)
             except ItemAlreadyPlaced:  # another slot placed this one meanwhile (nothing was stored or dialed here)
@@ -403,10 +407,10 @@ async def _tick_step(run_id: str) -> dict[str, Any]:
 
 
 @DBOS.step(name="callcheck.run_place_next", retries_allowed=False)
-async def _place_next_step(run_id: str) -> dict[str, Any]:
+async def _place_next_step(run_id: str, slot: int) -> dict[str, Any]:
     # Not retried: a step interrupted after its call was recorded is not re-run blindly; run again (a crash), it
     # places the next planned call, and the call recorded is followed by the workflow started for it (start_orphans).
-    return await on_app_loop(lambda s: place_next(s, run_id))
+    return await on_app_loop(lambda s: place_next(s, run_id, slot))
 
 
 @DBOS.step(name="callcheck.run_finish")
@@ -426,7 +430,7 @@ async def run_slot(run_id: str, slot: int) -> int:
     track_workflow_task()
     placed = 0
     while True:
-        step = await _place_next_step(run_id)
+        step = await _place_next_step(run_id, slot)
         call_id = step.get("call")
         if call_id is not None:
             placed += 1
