@@ -10,6 +10,8 @@ judged and the report is stored.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -252,6 +254,31 @@ async def place_next(services: Services, run_id: str, slot: int = 0) -> dict[str
     return {}
 
 
+ENDED_READ_S = 2.0  # how often a slot reads its call's state when no change of it was heard of
+ENDED_GRACE_S = 120.0  # past its deadline, a call's workflow has surely ended it (timed_out) or died
+
+
+async def ended(services: Services, call_id: str) -> str:
+    """Wait until a call is final (its state is written by whichever process follows it; every write of it wakes the
+    wait, across processes on PostgreSQL); the state. Past the call's deadline and a grace, whatever the state: the
+    run's caps are held by the database, so a slot going on early never places one call too many."""
+    give_up_at: float | None = None
+    with services.notifier.subscribed(call_id) as changed:
+        while True:
+            changed.clear()
+            call = await services.store.get_call(call_id)
+            if call is None or call.state.terminal:
+                return call.state.value if call is not None else CallState.FAILED.value
+            if give_up_at is None:
+                cap = call.timeout_s or services.settings.call_timeout_s
+                give_up_at = call.created_at.timestamp() + cap + ENDED_GRACE_S
+            if time.time() > give_up_at:
+                return call.state.value
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ENDED_READ_S):
+                    await changed.wait()
+
+
 def _placed(services: Services, call: CallRow) -> tuple[float, str | None, str] | None:
     """What the call's workflow needs not look up again (see tracking.follow_call): None for a call left DIALING
     (its answer was lost: the workflow reconciles it)."""
@@ -413,6 +440,11 @@ async def _place_next_step(run_id: str, slot: int) -> dict[str, Any]:
     return await on_app_loop(lambda s: place_next(s, run_id, slot))
 
 
+@DBOS.step(name="callcheck.run_call_ended")
+async def _ended_step(call_id: str) -> str:
+    return await on_app_loop(lambda s: ended(s, call_id))
+
+
 @DBOS.step(name="callcheck.run_finish")
 async def _finish_step(run_id: str) -> int:
     return await on_app_loop(lambda s: finish(s, run_id))
@@ -420,8 +452,8 @@ async def _finish_step(run_id: str) -> int:
 
 @DBOS.workflow(name="callcheck.run_slot")
 async def run_slot(run_id: str, slot: int) -> int:
-    """One of a run's `concurrency` slots: place the run's next call, follow it to its end (its own workflow, a child
-    running here), and so on until nothing is left to place; how many calls this slot placed.
+    """One of a run's `concurrency` slots: place the run's next call, start its workflow (a child, running here), wait
+    for the call's end, and so on until nothing is left to place; how many calls this slot placed.
 
     A server's run puts its slots on the calls queue (jobs/workflows.py), so they run in whichever processes have
     room; a slot whose process dies is resumed by the process that takes it over. A finished call's place is filled
@@ -435,7 +467,9 @@ async def run_slot(run_id: str, slot: int) -> int:
         if call_id is not None:
             placed += 1
             with SetWorkflowID(workflow_id(call_id)):
-                await follow_call(call_id, step.get("placed"))
+                await DBOS.start_workflow_async(follow_call, call_id, step.get("placed"))
+            # Its place is free once it is final: the next call goes out while its workflow fetches the recording.
+            await _ended_step(call_id)
             continue
         if "wait" not in step:
             break
