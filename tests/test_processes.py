@@ -193,8 +193,11 @@ def test_survivor_server_finishes_a_run_whose_server_was_killed(
             rule = gate.hold("POST", OUTBOUND, before=moment == "before_the_dial")
         port_a, port_b = free_port(), free_port()
         url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-        env_a = _env(slow_sandbox, gate.url, database, tmp_path / "a")
-        env_b = _env(slow_sandbox, gate.url, database, tmp_path / "b")
+        # Only A goes through the gate, so the request held is A's; and each process runs one of the run's two slots
+        # (CALLCHECK_RUN_CALLS_PER_PROCESS=1: DBOS hands the second slot to B), so A surely places calls.
+        one_each = {"CALLCHECK_RUN_CALLS_PER_PROCESS": "1"}
+        env_a = {**_env(slow_sandbox, gate.url, database, tmp_path / "a"), **one_each}
+        env_b = {**_env(slow_sandbox, slow_sandbox.url, database, tmp_path / "b"), **one_each}
         with _serve(tmp_path / "a", env_a, port_a) as a, _serve(tmp_path / "b", env_b, port_b) as b:
             wait_healthy(url_a, timeout=240, process=a)
             wait_healthy(url_b, timeout=240, process=b)
