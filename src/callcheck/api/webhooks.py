@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from callcheck.api.deps import ServicesDep
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body
+from callcheck.edge.deps import ServicesDep
 from callcheck.jobs.webhooks import receive_webhook, webhook_secret
 from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, check_header
 
