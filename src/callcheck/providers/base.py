@@ -137,6 +137,11 @@ class CallerProvider(Protocol):
         """The E.164 number the caller dials out from, or None when the provider does not say."""
         ...
 
+    def check_webhook_header(self, secret: str | None, header: str | None) -> None:
+        """Raise callcheck.errors.Unauthorized unless `header` is a well-formed, fresh signature header (the body
+        unread: an unsigned or stale request is refused before its body is read)."""
+        ...
+
     def verify_webhook(self, secret: str | None, header: str | None, body: bytes) -> None:
         """Raise callcheck.errors.Unauthorized unless `header` is a valid, fresh signature of `body`."""
         ...
