@@ -47,7 +47,7 @@ def start_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     if spy is None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = [spy, "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(out), "--nonblocking"]
+    command = [spy, "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(out), "--nonblocking", "--gil"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -56,13 +56,14 @@ async def one_tree(
 ) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
         await http.post(f"{standin}/_standin/reset")
-    agent = {"ELEVENLABS_AGENT_ID": f"agent_hooks_{label}"}
-    with serving({**env, **agent}, tmp / f"hooks-{label}", source=source) as server:
+    name = "".join(c for c in label if c.isalnum())[:12]  # an agent id (and folder) of its own per tree
+    agent = {"ELEVENLABS_AGENT_ID": f"agent_hooks_{name}"}
+    with serving({**env, **agent}, tmp / f"hooks-{name}", source=source) as server:
         placed = (await load(server.url, "/api/call", API_BODY, CLIENTS, max(1, calls // CLIENTS), keep=True)).results
         await asyncio.sleep(3)  # the workflows of the placed calls started
         load_avg = os.getloadavg()[0]
         verdicts = await verdict_latency(server, placed[:VERDICT_SAMPLES])
-        spy = start_spy(server.process.pid, profile / f"webhooks-{label}.txt") if profile is not None else None
+        spy = start_spy(server.process.pid, profile / f"webhooks-{name}.txt") if profile is not None else None
         if spy is not None:
             await asyncio.sleep(1)  # py-spy attached
         ingest = await ingestion(server, placed[VERDICT_SAMPLES:])

@@ -63,8 +63,14 @@ async def receive_webhook(services: Services, header: str | None, body: bytes) -
     if not kept.kept:
         await services.store.record_webhook(digest, event.type, conversation_id, event.stored, call.id)
     if services.tracker is not None and state is not None:
-        services.tracker.ended(call.id, state)
+        services.tracker.ended(call.id, state, recording=_may_have_recording(event))
     return {"ok": True, "matched": True, "call_id": call.id}
+
+
+def _may_have_recording(event: WebhookEvent) -> bool:
+    """False when the event carries the provider's final record of the call and it says there is no recording:
+    a final record is the last word, so the call's workflow need not read the conversation again to be sure."""
+    return event.snapshot is None or not event.snapshot.no_recording
 
 
 async def _late_match(services: Services, conversation_id: str | None) -> dict[str, Any]:

@@ -33,6 +33,8 @@ class ConversationSnapshot:
     status_note: str = ""  # what the provider said, for the call's history
     # The call failed because the provider's agent is not set up for callcheck: the error to show, naming the fix.
     setup_error: str | None = None
+    # The provider's final record says, explicitly, that the call has no recording: none will be looked for.
+    no_recording: bool = False
 
     @property
     def has_audio(self) -> bool:
