@@ -570,9 +570,17 @@ class Store:
                 )
                 if result.rowcount != 1:
                     return False
-                if told_first is not None:
-                    await self._event(conn, call_id, told_first[0], None, told_first[1], now, turns)
-                await self._event(conn, call_id, "state", new.value, detail, now)
+                # The events in one statement (the told one first: ids follow the rows' order).
+                told = [] if told_first is None else [(told_first[0], None, told_first[1], turns)]
+                rows = [*told, ("state", new.value, detail, None)]
+                await conn.execute(
+                    sa.insert(call_events).values(
+                        [
+                            {"call_id": call_id, "at": now, "kind": k, "state": st, "detail": d, "turns": t}
+                            for k, st, d, t in rows
+                        ]
+                    )
+                )
                 if webhook is not None:
                     await self._keep_webhook(conn, webhook, now)
         except IntegrityError:
