@@ -7,7 +7,7 @@ one, then REV's when given, then this one again, so a load change on a shared ma
 the two runs of this tree) a fresh `callcheck serve` on SQLite places `--calls` calls that ring, then measures
 figure 3 (60 webhooks one at a time) and figure 4 (a signed webhook for each of the other calls, 20 at once, against
 as many `GET /healthz`). With `--profile DIR`, py-spy records this tree's server during its first ingestion
-(`DIR/webhooks-<label>.txt`, raw collapsed stacks). No test asserts any of these times.
+(`DIR/webhooks-<tree>.txt`, raw collapsed stacks of the threads holding the GIL). No test asserts any of these times.
 """
 
 from __future__ import annotations
