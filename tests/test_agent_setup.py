@@ -11,7 +11,6 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from callcheck.agent_setup import find_workspace_webhook, run_setup, setup_agent, webhook_url_for
 from callcheck.cli import app as cli_app
 from callcheck.domain.evidence import (
     CRITERION_GOAL_ACHIEVED,
@@ -20,6 +19,8 @@ from callcheck.domain.evidence import (
     DATA_TRANSFERRED,
 )
 from callcheck.errors import NotFound, UpstreamHTTPError
+from callcheck.providers import caller_from_settings
+from callcheck.providers.base import AgentSetupOptions
 from callcheck.providers.elevenlabs.agent_profile import (
     SETUP_TOOLS,
     WebhookPlan,
@@ -33,6 +34,7 @@ from callcheck.providers.elevenlabs.agent_profile import (
 )
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.providers.elevenlabs.sandbox import NUMBER_COMPLETED, SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.setup import find_workspace_webhook, setup_agent, webhook_url_for
 from tests.conftest import settings_for
 
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
@@ -364,7 +366,8 @@ async def test_workspace_webhook_is_found_by_url() -> None:
 
 async def test_run_setup_uses_the_settings(bare_sandbox: SandboxServer, tmp_path: Path) -> None:
     settings = settings_for(bare_sandbox, tmp_path, public_url="https://cc.example.com")
-    result = await run_setup(settings, agent_id=settings.elevenlabs_agent_id)
+    async with httpx.AsyncClient() as http:
+        result = await caller_from_settings(settings, http).setup_agent(AgentSetupOptions())
     assert any("https://cc.example.com/api/webhooks/elevenlabs" in note for note in result.notes)
     assert is_ready(sandbox_agent(bare_sandbox))
 

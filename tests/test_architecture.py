@@ -26,8 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": LOW | {"domain"},
     "providers": LOW | {"domain", "config"},
     "reports": LOW | {"domain"},
-    "agent_setup": LOW | {"domain", "config", "providers"},
-    "doctor": LOW | {"domain", "config", "providers", "store", "agent_setup"},
+    "doctor": LOW | {"domain", "config", "providers", "store"},
     "services": LOW | {"domain", "config", "providers", "store", "notifier", "doctor"},
     "jobs": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services"},
     "api": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor"},
@@ -40,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     | {"runtime"},
     "cli": LOW
     | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api", "web"}
-    | {"runtime", "app", "agent_setup"},
+    | {"runtime", "app"},
     "__main__": {"cli"},
 }
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from callcheck.config import Settings
 from callcheck.providers.base import CallerProvider
 from callcheck.providers.elevenlabs.caller import ElevenLabsCaller
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
@@ -46,11 +47,16 @@ FIRST = {
 SECOND = {"conversations": [{"conversation_id": "conv_c", "status": "in-progress", "message_count": 2}]}
 
 
+def caller_settings() -> Settings:
+    """The agent and phone number the requests name (the client is the test's own, over the scripted upstream)."""
+    return Settings(elevenlabs_agent_id="agent_1", elevenlabs_agent_phone_number_id="phone_1")
+
+
 async def test_changed_conversations_pages_until_every_wanted_one_is_seen(upstream: PagedUpstream) -> None:
     upstream.pages = [FIRST, SECOND]
     async with httpx.AsyncClient() as http:
         client = ElevenLabsClient(http, "key", upstream.url)
-        caller: CallerProvider = ElevenLabsCaller(lambda: client, "agent_1", "phone_1")
+        caller: CallerProvider = ElevenLabsCaller(caller_settings(), http, lambda: client)
         listing = await caller.changed_conversations(1_700_000_000, {"conv_a", "conv_c"})
         assert listing.requests == 2 and set(listing.marks) == {"conv_a", "conv_b", "conv_c"}
         assert listing.marks["conv_a"].untouched and not listing.marks["conv_b"].untouched
@@ -67,7 +73,7 @@ async def test_find_call_is_the_newest_conversation_tagged_with_the_call_id(upst
     upstream.pages = [SECOND]
     async with httpx.AsyncClient() as http:
         client = ElevenLabsClient(http, "key", upstream.url)
-        caller = ElevenLabsCaller(lambda: client, "agent_1", "phone_1")
+        caller = ElevenLabsCaller(caller_settings(), http, lambda: client)
         assert await caller.find_call("call_42") == "conv_c"
         assert "user_id=call_42" in upstream.requests[0][0]
         upstream.pages = [{"conversations": []}]

@@ -17,13 +17,15 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from callcheck.agent_setup import setup_agent
 from callcheck.cli import app as cli_app
 from callcheck.cli.doctor import format_report
 from callcheck.config import Settings
-from callcheck.doctor import DoctorReport, _publicly_reachable, run_doctor
+from callcheck.doctor import DoctorReport, run_doctor
+from callcheck.providers import caller_from_settings
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
+from callcheck.providers.elevenlabs.doctor import _publicly_reachable
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.setup import setup_agent
 from callcheck.store import db
 from tests.conftest import settings_for
 from tests.servers import free_port
@@ -45,7 +47,7 @@ def migrate(settings: Settings) -> Settings:
 async def diagnose(settings: Settings, **kwargs: Any) -> DoctorReport:
     """Run the doctor with a fresh HTTP client."""
     async with httpx.AsyncClient() as http:
-        return await run_doctor(settings, http, **kwargs)
+        return await run_doctor(settings, caller_from_settings(settings, http), **kwargs)
 
 
 def by_name(report: DoctorReport) -> dict[str, Any]:

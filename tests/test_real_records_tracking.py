@@ -13,6 +13,7 @@ import pytest
 
 from callcheck.doctor import run_doctor
 from callcheck.domain.prompts import caller_prompt, first_message
+from callcheck.providers import caller_from_settings
 from callcheck.providers.elevenlabs.sandbox import (
     NUMBER_COMPLETED,
     NUMBER_KEYPAD_FAILS,
@@ -173,7 +174,7 @@ async def test_doctor_reads_workspace_level_webhooks(tmp_path: Path) -> None:
         ).json()
         assert "workspace_overrides" not in agent["platform_settings"]  # nothing set on the agent itself
         async with httpx.AsyncClient() as http:
-            report = await run_doctor(settings, http)
+            report = await run_doctor(settings, caller_from_settings(settings, http))
     check = next(c for c in report.checks if c.name == "agent_webhook")
     assert check.status == "pass", check.message
     assert "workspace setting" in check.message

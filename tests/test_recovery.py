@@ -127,6 +127,39 @@ async def test_call_left_dialing_and_never_placed(sandbox: SandboxServer, tmp_pa
     assert [r["json"]["conversation_initiation_client_data"]["user_id"] for r in sent] == [suite.id]
 
 
+async def test_a_call_whose_workflow_raises_ends_failed_with_the_error(
+    sandbox: SandboxServer, tmp_path: Path, client_for: Any
+) -> None:
+    """Every call ends: an exception escaping a step of the call's workflow (here the placing step, resumed by a
+    server started without ELEVENLABS_API_KEY) ends the call failed, once, saying why, and the workflow returns."""
+    from dbos import DBOS, WorkflowHandleAsync
+
+    from callcheck.jobs.workflows import workflow_id
+
+    settings = settings_for(sandbox, tmp_path)
+    async with httpx.AsyncClient() as http:
+        services = await _services(settings, http)
+        queued = await record_call(
+            services,
+            CallRequest(to_number="+15550100001", description="d", scenario="s", origin="suite"),
+            CallState.QUEUED,
+        )
+        await services.store.engine.dispose()
+    api = await client_for(settings.model_copy(update={"elevenlabs_api_key": None}))
+    # The workflow's own result: it returned (recorded by DBOS), rather than ending in an error that left the call
+    # dialing for good.
+    handle: WorkflowHandleAsync[str] = await DBOS.retrieve_workflow_async(workflow_id(queued.id))
+    assert await handle.get_result() == "failed"
+    final = await wait_for_call(api, queued.id)
+    assert final["state"] == "failed"
+    assert final["error"] == (
+        "callcheck could not go on following this call: Missing required environment variables: ELEVENLABS_API_KEY"
+    )
+    states = [e["state"] for e in final["events"] if e["kind"] == "state"]
+    assert states == ["queued", "dialing", "failed"]
+    assert outbound_calls(sandbox) == []
+
+
 def test_payload_helper_matches_the_seed_shape() -> None:
     payload = outbound_payload("a", "p", "+15551234567", seed_override("P", "F"), "cid")
     assert payload == {

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from callcheck.api.deps import ServicesDep
 from callcheck.doctor import DoctorReport
+from callcheck.providers import caller_for
 
 router = APIRouter(prefix="/api", tags=["meta"])
 
@@ -15,4 +16,4 @@ async def doctor(services: ServicesDep) -> DoctorReport:
     """Every check of `callcheck doctor` (settings by name only, never their values); 200 even when some fail.
 
     The report is at most a minute old (DoctorCache): each run asks ElevenLabs with the API key."""
-    return await services.doctor.report(services.settings, services.http)
+    return await services.doctor.report(services.settings, caller_for(services))

@@ -10,7 +10,7 @@ from callcheck.cli.common import EXIT_COULD_NOT_RUN, CallcheckGroup, load_settin
 from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
 
 if TYPE_CHECKING:
-    from callcheck.agent_setup import SetupResult
+    from callcheck.providers.base import SetupResult
 
 agent_app = typer.Typer(cls=CallcheckGroup, help="The ElevenLabs agent that plays the caller.", no_args_is_help=True)
 
@@ -37,25 +37,34 @@ def agent_setup(
     """Create or update the caller agent so it is ready for callcheck, and print exactly what changed."""
     import asyncio
 
-    from callcheck.agent_setup import run_setup
+    import httpx
+
     from callcheck.errors import CallcheckError
+    from callcheck.providers import caller_from_settings
+    from callcheck.providers.base import AgentSetupOptions
 
     settings = load_settings()
-    if not settings.elevenlabs_api_key or not settings.elevenlabs_api_key.get_secret_value().strip():
-        typer.echo("Missing required environment variable: ELEVENLABS_API_KEY", err=True)
-        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    options = AgentSetupOptions(
+        agent_id=agent_id,
+        name=name,
+        webhook_url=webhook_url,
+        webhook_id=webhook_id,
+        create_webhook=create_webhook,
+        dry_run=dry_run,
+    )
+
+    async def setup() -> SetupResult:
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+            caller = caller_from_settings(settings, http)
+            missing = caller.missing_setup_settings()
+            if missing:
+                plural = "s" if len(missing) > 1 else ""
+                typer.echo(f"Missing required environment variable{plural}: " + ", ".join(missing), err=True)
+                raise typer.Exit(EXIT_COULD_NOT_RUN)
+            return await caller.setup_agent(options)
+
     try:
-        result = asyncio.run(
-            run_setup(
-                settings,
-                agent_id=agent_id or settings.elevenlabs_agent_id,
-                name=name,
-                webhook_url=webhook_url,
-                webhook_id=webhook_id,
-                create_webhook=create_webhook,
-                dry_run=dry_run,
-            )
-        )
+        result = asyncio.run(setup())
     except CallcheckError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(1) from exc
@@ -75,16 +84,16 @@ def format_setup(result: SetupResult) -> str:
         lines.append(f"{verb} agent {label}:")
         lines.extend(f"  - {change}" for change in result.changes)
         if result.dry_run:
-            lines.append("Dry run: nothing was sent to ElevenLabs.")
+            lines.append(f"Dry run: nothing was sent to {result.provider}.")
     if result.created and not result.dry_run:
-        lines.append(f"Use it: set ELEVENLABS_AGENT_ID={result.agent_id}")
+        lines.append(f"Use it: set {result.agent_setting}={result.agent_id}")
     lines.extend(f"Note: {note}" for note in result.notes)
     if result.webhook_secret:
-        # Shown to the person running setup, once, because ElevenLabs will never show it again; callcheck keeps
+        # Shown to the person running setup, once, because the provider will never show it again; callcheck keeps
         # no copy (not in logs, not in the database).
         lines.append(
             "The new webhook's secret is shown only now. Put it in callcheck's environment (or .env):\n"
-            f"  ELEVENLABS_WEBHOOK_SECRET={result.webhook_secret}"
+            f"  {result.secret_setting}={result.webhook_secret}"
         )
     return "\n".join(lines)
 

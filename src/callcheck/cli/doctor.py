@@ -25,12 +25,13 @@ def doctor(
     import httpx
 
     from callcheck.doctor import run_doctor
+    from callcheck.providers import caller_from_settings
 
     settings = load_settings()
 
     async def run() -> DoctorReport:
         async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
-            return await run_doctor(settings, http, public_url=public_url)
+            return await run_doctor(settings, caller_from_settings(settings, http), public_url=public_url)
 
     report = asyncio.run(run())
     typer.echo(report.model_dump_json(indent=2) if as_json else format_report(report))

@@ -5,6 +5,7 @@ interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, i
 
     ensure placed (and the deadline) ─► wait for the end ─► final? ─► fetch the recording
                                               └──── deadline reached ─► timed_out
+    (an exception escaping any step ─► failed, the error saying why: every call ends)
 
 Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. A call placed by
 a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the placed state.
@@ -34,7 +35,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcheck.domain.lifecycle import CallState
-from callcheck.errors import UpstreamError, UpstreamHTTPError
+from callcheck.errors import CallcheckError, UpstreamError, UpstreamHTTPError
 from callcheck.jobs.applying import (
     apply_conversation,
     apply_kept_webhooks,
@@ -199,6 +200,21 @@ async def time_out(services: Services, call_id: str) -> str:
     return call.state.value if call else CallState.TIMED_OUT.value
 
 
+UNEXPECTED = "callcheck could not go on following this call"
+
+
+async def end_with_error(services: Services, call_id: str, reason: str) -> str:
+    """A call whose workflow met an unexpected error ends failed, its error saying why (a call already final is left
+    as it is: the move is conditional, so the end is recorded once)."""
+    reason = db.scrubbed(reason, services.settings.resolved_database_url())
+    if await services.store.move_call(
+        call_id, CallState.FAILED, f"{UNEXPECTED}: {reason}", error=f"{UNEXPECTED}: {reason}"
+    ):
+        services.notifier.publish(call_id)
+    call = await services.store.get_call(call_id)
+    return call.state.value if call else CallState.FAILED.value
+
+
 # -- the workflow ------------------------------------------------------------------------------------------------
 #
 # A durable record is written when the call's state matters to the workflow, not on every poll: the placing (with
@@ -243,6 +259,12 @@ async def _recording_step(call_id: str) -> bool:
     return await on_app_loop(lambda s: fetch_recording(s, call_id))
 
 
+# Retried: it is how a call ends when nothing else worked (a database that blinked, say), and it is safe to repeat.
+@DBOS.step(name="callcheck.end_with_error", retries_allowed=True, max_attempts=5, interval_seconds=1.0)
+async def _end_with_error_step(call_id: str, reason: str) -> str:
+    return await on_app_loop(lambda s: end_with_error(s, call_id, reason))
+
+
 # What the placer already knows of a call it placed: (its deadline as unix time, its run's id, its state once placed).
 Placed = tuple[float, str | None, str]
 
@@ -254,8 +276,22 @@ async def follow_call(call_id: str, placed_already: Placed | None = None) -> str
     `placed_already` is given by the request that just placed the call (place_call): the call needs no placing and
     its deadline is known, so the workflow skips the placing step (a recorded step and three reads less per call).
     It is part of the workflow's recorded input, so a resumed workflow takes the same path.
+
+    Every call ends: an exception escaping a step (a bug, settings gone since the call was queued...) ends the call
+    failed with the error, in a step of its own, and the workflow returns. Shutdown's cancellation and DBOS's own
+    stops are BaseExceptions, left to DBOS (the workflow resumes at the next launch).
     """
     track_workflow_task()
+    try:
+        return await _follow(call_id, placed_already)
+    except Exception as exc:
+        reason = exc.message if isinstance(exc, CallcheckError) else f"{type(exc).__name__}: {exc}"
+        log.exception("call %s: its workflow failed; the call ends failed", call_id)
+        return await _end_with_error_step(call_id, reason.splitlines()[0][:300] if reason else type(exc).__name__)
+
+
+async def _follow(call_id: str, placed_already: Placed | None) -> str:
+    """The call workflow's steps (follow_call)."""
     deadline, run_id, placed = placed_already or await _ensure_placed_step(call_id)
     state = CallState(placed)
     recording = True

@@ -1,7 +1,8 @@
 """Caller providers (the engines that place calls) and the LLM client; see providers/base.py and docs/providers.md.
 
-`caller_for(services)` is the one place that picks the provider: jobs/ ask it for a `CallerProvider` and never
-name a concrete one.
+`caller_for(services)` and `caller_from_settings(settings, http)` are the one place that picks the provider: jobs/,
+api/, the doctor and the CLI ask them for a `CallerProvider` and never name a concrete one
+(tests/test_vendor_boundary.py).
 """
 
 from __future__ import annotations
@@ -9,15 +10,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import httpx
+
+    from callcheck.config import Settings
     from callcheck.providers.base import CallerProvider
     from callcheck.services import Services
 
 
 def caller_for(services: Services) -> CallerProvider:
-    """The caller provider of this running callcheck (ElevenLabs, the only one today)."""
+    """The caller provider of this running callcheck (ElevenLabs, the only one today), on its shared client."""
     from callcheck.providers.elevenlabs.caller import ElevenLabsCaller
 
-    settings = services.settings
-    return ElevenLabsCaller(
-        services.client, settings.elevenlabs_agent_id or "", settings.elevenlabs_agent_phone_number_id or ""
-    )
+    return ElevenLabsCaller(services.settings, services.http, services.client)
+
+
+def caller_from_settings(settings: Settings, http: httpx.AsyncClient) -> CallerProvider:
+    """The caller provider these settings choose, for a command that runs without a running callcheck's services
+    (`callcheck agent setup`, `callcheck doctor`): its API client is built from the settings over `http`."""
+    from callcheck.providers.elevenlabs.caller import ElevenLabsCaller
+
+    return ElevenLabsCaller(settings, http)

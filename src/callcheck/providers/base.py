@@ -5,14 +5,16 @@
 (Vapi, Retell, direct Twilio with a realtime model) is a new folder beside `elevenlabs/` implementing
 `CallerProvider`, chosen in `providers.caller_for`; see docs/providers.md.
 
-The types are plain frozen dataclasses over domain's models (`Turn`, `Analysis`, `CallFacts`, `CallState`): no
-I/O here, nothing vendor-specific.
+The types are plain dataclasses over domain's models (`Turn`, `Analysis`, `CallFacts`, `CallState`), and the
+doctor's `Check` (a pydantic model: GET /api/doctor answers with it): no I/O here, nothing vendor-specific.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
 
 from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.lifecycle import CallState
@@ -86,6 +88,54 @@ class PlacedCall:
     raw: dict[str, Any]  # the provider's answer, kept with the call
 
 
+CheckStatus = Literal["pass", "fail", "warn", "skip"]
+
+
+class Check(BaseModel):
+    """One diagnosis: what was checked, whether it is fine, and how to fix it when not."""
+
+    name: str
+    ok: bool
+    status: CheckStatus
+    message: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentSetupOptions:
+    """What `callcheck agent setup` was asked to do."""
+
+    agent_id: str | None = None  # the agent to ready; None: the configured one, or create one when none is
+    name: str | None = None  # the name of a created agent (the provider's default when None)
+    webhook_url: str | None = None  # where post-call webhooks should go (default: from CALLCHECK_PUBLIC_URL)
+    webhook_id: str | None = None  # the provider's id of that webhook, when the person knows it
+    create_webhook: bool = False  # create the webhook when none points at the URL yet
+    dry_run: bool = False  # say what would change; send nothing
+
+
+@dataclass(kw_only=True)
+class SetupResult:
+    """What agent setup did (or, with dry_run, would do), in words a person reads."""
+
+    provider: str  # the provider's name ("ElevenLabs"), as in "nothing was sent to ..."
+    agent_setting: str  # the setting naming the agent (the id of a created one goes there)
+    secret_setting: str  # the setting holding the webhook secret (a created webhook's secret goes there)
+    agent_id: str | None
+    agent_name: str | None
+    created: bool
+    dry_run: bool
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    request: dict[str, Any] = field(default_factory=dict)  # the provider's request (sent unless dry_run)
+    # Set only when setup created a webhook whose secret the provider shows this once and never again.
+    webhook_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def changed(self) -> bool:
+        """True when something was (or would be) changed."""
+        return bool(self.changes)
+
+
 class CallerProvider(Protocol):
     """A caller engine. Methods that talk to the provider raise callcheck.errors' Upstream* errors (never retried
     blindly: `place_call` sends once); the pure ones (`call_request`, `decode_webhook`) never do I/O."""
@@ -150,4 +200,21 @@ class CallerProvider(Protocol):
 
     def decode_webhook(self, event: dict[str, Any]) -> WebhookEvent:
         """A verified webhook body in callcheck's words; unknown events are kind "other"."""
+        ...
+
+    def missing_setup_settings(self) -> list[str]:
+        """The settings (names, never values) agent setup cannot run without, unset or blank; [] when it can."""
+        ...
+
+    async def setup_agent(self, options: AgentSetupOptions) -> SetupResult:
+        """Create or update the caller agent so it is ready for callcheck (read it, send the one change it needs,
+        nothing when it needs none); the result lists every change. Raises callcheck.errors' errors (NotFound for
+        an unknown agent, Upstream* when the provider fails)."""
+        ...
+
+    async def doctor_checks(self, public_url: str | None) -> list[Check]:
+        """Every set-up check of the provider, in the order they are reported (read-only requests): its settings,
+        credentials, agent, number and webhooks, each with the fix when it fails. `public_url` is callcheck's
+        public base URL (webhooks are checked against it; None: not set). Never raises for a broken set-up: each
+        problem is a failed check, and a check depending on a failed one is skipped."""
         ...

@@ -29,6 +29,7 @@ from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import E164_ERROR, E164_PATTERN, number_filter
 from callcheck.domain.prompts import DEFAULT_SCENARIO, MISSING_DESCRIPTION_ERROR
 from callcheck.errors import InvalidInput
+from callcheck.providers import caller_for
 from callcheck.services import Services
 from callcheck.store.repo import Context, new_id
 
@@ -431,7 +432,7 @@ def setup_checks(services: Services) -> list[SetupCheck]:
 
 async def doctor_checks(services: Services) -> list[SetupCheck] | None:
     """The doctor's checks (the same as GET /api/doctor) worth showing; None when this callcheck has no doctor."""
-    report = await services.doctor.report(services.settings, services.http)
+    report = await services.doctor.report(services.settings, caller_for(services))
     # Missing settings are listed by name already; skipped checks only repeat a failure above them.
     return [
         SetupCheck(c.name, c.ok, c.message, c.fix, warning=c.status == "warn")

@@ -1,7 +1,8 @@
 """ElevenLabs as a `CallerProvider` (providers/base.py): its client and its pure wire functions behind the protocol.
 
-Built per use from a client factory (`Services.client`), so the pure parts (`decode_webhook`, `call_request`) work
-without the API settings and the settings are only required once something is sent.
+Built per use from the settings and a client factory (`Services.client`), so the pure parts (`decode_webhook`,
+`call_request`) work without the API settings and the settings are only required once something is sent. Agent
+setup and the doctor need only the API key (they are how the rest gets set): they build their own client.
 """
 
 from __future__ import annotations
@@ -9,11 +10,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from callcheck.errors import UpstreamHTTPError
-from callcheck.providers.base import ConversationMark, ConversationSnapshot, Listing, PlacedCall, WebhookEvent
-from callcheck.providers.elevenlabs import listing, webhooks
+import httpx
+
+from callcheck.config import Settings
+from callcheck.errors import MissingSettings, UpstreamHTTPError
+from callcheck.providers.base import (
+    AgentSetupOptions,
+    Check,
+    ConversationMark,
+    ConversationSnapshot,
+    Listing,
+    PlacedCall,
+    SetupResult,
+    WebhookEvent,
+)
+from callcheck.providers.elevenlabs import listing, setup, webhooks
 from callcheck.providers.elevenlabs.agent_profile import allowed_overrides, explain_refused_override
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
+from callcheck.providers.elevenlabs.doctor import elevenlabs_checks
 from callcheck.providers.elevenlabs.outbound import outbound_payload, placed_ids, seed_override, sent_override
 from callcheck.providers.elevenlabs.snapshot import decode_webhook, snapshot_of
 from callcheck.providers.elevenlabs.wire import conversation_ids_of, phone_number_of
@@ -25,10 +39,26 @@ class ElevenLabsCaller:
     name = "ElevenLabs"
     signature_header = webhooks.SIGNATURE_HEADER
 
-    def __init__(self, client: Callable[[], ElevenLabsClient], agent_id: str, phone_number_id: str) -> None:
-        self._client = client  # raises MissingSettings (names only) when the API settings are absent
-        self._agent_id = agent_id
-        self._phone_number_id = phone_number_id
+    def __init__(
+        self, settings: Settings, http: httpx.AsyncClient, client: Callable[[], ElevenLabsClient] | None = None
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        # Raises MissingSettings (names only) when the API settings are absent.
+        self._client = client or self._settings_client
+        self._agent_id = settings.elevenlabs_agent_id or ""
+        self._phone_number_id = settings.elevenlabs_agent_phone_number_id or ""
+
+    def _settings_client(self) -> ElevenLabsClient:
+        missing = self._settings.missing_call_settings()
+        if missing:
+            raise MissingSettings(missing)
+        return self._keyed_client()
+
+    def _keyed_client(self) -> ElevenLabsClient:
+        """A client with whatever API key is set (setup and the doctor need no more)."""
+        key = self._settings.elevenlabs_api_key
+        return ElevenLabsClient(self._http, key.get_secret_value() if key else "", self._settings.elevenlabs_api_base)
 
     def call_request(
         self, to_number: str, overrides: dict[str, Any], call_id: str, max_duration_s: float | None
@@ -105,3 +135,25 @@ class ElevenLabsCaller:
     def decode_webhook(self, event: dict[str, Any]) -> WebhookEvent:
         """A post-call webhook (contract §5.4) in our words."""
         return decode_webhook(event)
+
+    def missing_setup_settings(self) -> list[str]:
+        """ELEVENLABS_API_KEY, when it is unset or blank: setup needs nothing else."""
+        key = self._settings.elevenlabs_api_key
+        return [] if key and key.get_secret_value().strip() else ["ELEVENLABS_API_KEY"]
+
+    async def setup_agent(self, options: AgentSetupOptions) -> SetupResult:
+        """Ready the agent (the option's, else ELEVENLABS_AGENT_ID's; none: create one); the webhook URL defaults to
+        CALLCHECK_PUBLIC_URL's."""
+        return await setup.setup_agent(
+            self._keyed_client(),
+            agent_id=options.agent_id or self._settings.elevenlabs_agent_id,
+            name=options.name,
+            webhook_url=options.webhook_url or setup.webhook_url_for(self._settings.public_url),
+            webhook_id=options.webhook_id,
+            create_webhook=options.create_webhook,
+            dry_run=options.dry_run,
+        )
+
+    async def doctor_checks(self, public_url: str | None) -> list[Check]:
+        """Settings, API key, agent, phone number and post-call webhooks, against ElevenLabs (GET requests only)."""
+        return await elevenlabs_checks(self._settings, self._http, public_url)

@@ -1,19 +1,16 @@
-"""`callcheck agent setup`: create or update the caller agent so it is ready for callcheck, and say what changed.
+"""Agent setup on ElevenLabs (`callcheck agent setup`, through `ElevenLabsCaller.setup_agent`): create or update
+the caller agent so it is ready for callcheck, and say what changed.
 
-The decisions are pure (`providers.elevenlabs.agent_profile`); this module only reads the agent, sends the one
-PATCH (or create) it needs, and reports. A second run reads an agent that needs nothing and sends nothing.
+The decisions are pure (`agent_profile`); this module only reads the agent, sends the one PATCH (or create) it
+needs, and reports. A second run reads an agent that needs nothing and sends nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
-
-from callcheck.config import Settings
+from callcheck.config import env_name
 from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
 from callcheck.errors import NotFound, UpstreamHTTPError
+from callcheck.providers.base import SetupResult
 from callcheck.providers.elevenlabs.agent_profile import (
     DEFAULT_AGENT_NAME,
     SetupPlan,
@@ -24,7 +21,11 @@ from callcheck.providers.elevenlabs.agent_profile import (
 )
 from callcheck.providers.elevenlabs.client import ElevenLabsClient
 
+PROVIDER = "ElevenLabs"
 WORKSPACE_WEBHOOK_NAME = "callcheck"
+# Where a created agent's id and a created webhook's secret go: the result names them for the person.
+AGENT_SETTING = env_name("elevenlabs_agent_id")
+SECRET_SETTING = env_name("elevenlabs_webhook_secret")
 
 
 def webhook_url_for(public_url: str | None) -> str | None:
@@ -34,24 +35,16 @@ def webhook_url_for(public_url: str | None) -> str | None:
     return public_url.strip().rstrip("/") + ELEVENLABS_WEBHOOK_PATH
 
 
-@dataclass
-class SetupResult:
-    """What `agent setup` did (or, with dry_run, would do)."""
-
-    agent_id: str | None
-    agent_name: str | None
-    created: bool
-    dry_run: bool
-    changes: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    request: dict[str, Any] = field(default_factory=dict)  # the PATCH or create body (sent unless dry_run)
-    # Set only when setup created a workspace webhook: ElevenLabs shows its secret this once and never again.
-    webhook_secret: str | None = field(default=None, repr=False)
-
-    @property
-    def changed(self) -> bool:
-        """True when something was (or would be) changed."""
-        return bool(self.changes)
+def _result(agent_id: str | None, agent_name: str | None, *, created: bool, dry_run: bool) -> SetupResult:
+    return SetupResult(
+        provider=PROVIDER,
+        agent_setting=AGENT_SETTING,
+        secret_setting=SECRET_SETTING,
+        agent_id=agent_id,
+        agent_name=agent_name,
+        created=created,
+        dry_run=dry_run,
+    )
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -121,7 +114,8 @@ async def setup_agent(
 
     if not agent_id:
         body = new_agent_body(name or DEFAULT_AGENT_NAME, webhook)
-        result = SetupResult(None, body["name"], created=True, dry_run=dry_run, request=body)
+        result = _result(None, body["name"], created=True, dry_run=dry_run)
+        result.request = body
         result.changes = creation_changes(body, webhook)
         result.notes = notes + plan_agent_setup({}, webhook).notes
         result.webhook_secret = created_webhook[1] if created_webhook else None
@@ -141,46 +135,16 @@ async def setup_agent(
     if name:
         notes.append("--name is only used when creating an agent; the existing agent keeps its name.")
     plan = plan_agent_setup(agent, webhook)
-    result = SetupResult(
-        agent_id,
-        agent.get("name") if isinstance(agent.get("name"), str) else None,
-        created=False,
-        dry_run=dry_run,
-        changes=plan.changes,
-        notes=notes + plan.notes,
-        request=plan.patch,
-        webhook_secret=created_webhook[1] if created_webhook else None,
+    result = _result(
+        agent_id, agent.get("name") if isinstance(agent.get("name"), str) else None, created=False, dry_run=dry_run
     )
+    result.changes, result.notes, result.request = plan.changes, notes + plan.notes, plan.patch
+    result.webhook_secret = created_webhook[1] if created_webhook else None
     if plan.empty or dry_run:
         return result
     updated = await client.update_agent(agent_id, plan.patch)
     result.notes.extend(_not_kept(plan, plan_agent_setup(updated, webhook)))
     return result
-
-
-async def run_setup(
-    settings: Settings,
-    *,
-    agent_id: str | None,
-    name: str | None = None,
-    webhook_url: str | None = None,
-    webhook_id: str | None = None,
-    create_webhook: bool = False,
-    dry_run: bool = False,
-) -> SetupResult:
-    """`setup_agent` with a client built from settings; the webhook URL defaults to CALLCHECK_PUBLIC_URL's."""
-    key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
-    async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
-        client = ElevenLabsClient(http, key, settings.elevenlabs_api_base)
-        return await setup_agent(
-            client,
-            agent_id=agent_id,
-            name=name,
-            webhook_url=webhook_url or webhook_url_for(settings.public_url),
-            webhook_id=webhook_id,
-            create_webhook=create_webhook,
-            dry_run=dry_run,
-        )
 
 
 def _not_kept(sent: SetupPlan, after: SetupPlan) -> list[str]:
