@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "callcheck"
 # The units of the layering: each package of src/callcheck, and each top-level module. For each, the units it may
 # import (docs/architecture.md draws the same table). A new top-level module or package needs a row here.
 LOW = {"errors", "text"}  # leaves: anything may import them; they import no other unit
+EDGE = {"edge", "presenters"}  # below both api/ and web/, which never import each other
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "text": set(),
@@ -29,16 +30,23 @@ ALLOWED: dict[str, set[str]] = {
     "doctor": LOW | {"domain", "config", "providers", "store"},
     "services": LOW | {"domain", "config", "providers", "store", "notifier", "doctor"},
     "jobs": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services"},
-    "api": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor"},
-    "web": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api"},
+    # The HTTP edge: what the API and the pages share (the services dependency, guards, body reading, errors) and
+    # the presenters (stored objects as the models the API answers); then the API and the pages, side by side.
+    "edge": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "doctor"},
+    "presenters": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor"},
+    "api": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor"} | EDGE,
+    "web": LOW | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor"} | EDGE,
     # The composition root builds the services; create_app builds the web application on it.
     "runtime": LOW
-    | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api"},
+    | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api"}
+    | EDGE,
     "app": LOW
     | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api", "web"}
+    | EDGE
     | {"runtime"},
     "cli": LOW
     | {"domain", "config", "providers", "store", "notifier", "reports", "services", "jobs", "doctor", "api", "web"}
+    | EDGE
     | {"runtime", "app"},
     "__main__": {"cli"},
 }
@@ -288,7 +296,7 @@ def test_every_dbos_function_has_a_name_of_its_own() -> None:
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("callcheck.api.errors", "callcheck.web"),
+        ("callcheck.edge.errors", "callcheck.web"),
         ("callcheck.services", "callcheck.jobs"),
         ("callcheck.cli.run", "callcheck.cli"),
     ],
@@ -300,6 +308,19 @@ def test_the_cycles_issue_11_named_stay_broken(module: str, expected: str) -> No
         assert expected not in names
     else:
         assert not [n for n in names if n == expected or n.startswith(expected + ".")]
+
+
+def test_the_pages_and_the_api_import_neither_the_other() -> None:
+    """web/ and api/ are two edges side by side: what both need lives in edge/ and presenters/ (issue 11)."""
+    assert "api" not in ALLOWED["web"] and "web" not in ALLOWED["api"]
+    crossing = [
+        f"{module} imports {name}"
+        for module, path in _modules()
+        for name in imported_names(module, path)
+        if (module.startswith("callcheck.web") and (name == "callcheck.api" or name.startswith("callcheck.api.")))
+        or (module.startswith("callcheck.api") and (name == "callcheck.web" or name.startswith("callcheck.web.")))
+    ]
+    assert crossing == []
 
 
 def test_the_walk_sees_lazy_imports_and_skips_type_only_ones() -> None:

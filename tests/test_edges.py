@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from callcheck.api.body import validated
 from callcheck.api.schemas import CallBody, CallInitiated, ContextBody
 from callcheck.domain.lifecycle import (
     TERMINAL_RUN_STATES,
@@ -25,6 +24,7 @@ from callcheck.domain.lifecycle import (
     item_sources,
     run_sources,
 )
+from callcheck.edge.body import validated
 from callcheck.errors import InvalidInput
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from callcheck.store import db

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi import APIRouter
 
-from callcheck.api.errors import status_for
 from callcheck.app import create_app
+from callcheck.edge.errors import status_for
 from callcheck.errors import (
     CallcheckError,
     ConfigurationError,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -13,12 +12,12 @@ from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 
 from callcheck import __version__
-from callcheck.api.body import BodyLimit, SameOriginOnly
-from callcheck.api.errors import install_error_handlers
-from callcheck.api.guard import AccessControl, HostAllowlist, SecureCookies, TrustedProxies
-from callcheck.api.schemas import install_openapi
+from callcheck.api.schemas import Health, install_openapi
 from callcheck.config import Settings
 from callcheck.domain.access import ELEVENLABS_WEBHOOK_PATH
+from callcheck.edge.body import BodyLimit, SameOriginOnly
+from callcheck.edge.errors import install_error_handlers
+from callcheck.edge.guard import AccessControl, HostAllowlist, SecureCookies, TrustedProxies
 from callcheck.runtime import running_services, session_secret
 
 log = logging.getLogger("callcheck")
@@ -74,9 +73,9 @@ def create_app(settings: Settings | None = None, *, sandbox_clock: Callable[[], 
 
     @app.get("/healthz", tags=["meta"], summary="Readiness")
     @app.head("/healthz", include_in_schema=False)  # load balancers and uptime checkers probe with HEAD
-    async def healthz() -> dict[str, Any]:
+    async def healthz() -> Health:
         """200 once the app has started (database migrated, workers running)."""
-        return {"ok": True, "version": __version__}
+        return Health(ok=True, version=__version__)
 
     from callcheck.api import calls, doctor, history, runs, tokens, webhooks
     from callcheck.api import metrics as metrics_api

@@ -16,7 +16,7 @@
         │   └── UpstreamNotSuccess    it answered 200 with `success: false` (nothing placed)
         └── UpstreamUnreachable   it could not be reached (connection error, timeout)
 
-`callcheck.api.errors` is the single place that maps these to `{"error": ...}` and a status code.
+`callcheck.edge.errors` is the single place that maps these to `{"error": ...}` and a status code.
 """
 
 from __future__ import annotations

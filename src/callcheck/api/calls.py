@@ -6,8 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 
-from callcheck.api.body import body_of
-from callcheck.api.deps import SESSION_KEY, ServicesDep, context_id_of, get_context, token_name_of
 from callcheck.api.schemas import (
     DIALING_ERRORS,
     ERRORS,
@@ -20,6 +18,8 @@ from callcheck.api.schemas import (
 )
 from callcheck.domain.phone import require_e164
 from callcheck.domain.prompts import MISSING_DESCRIPTION_ERROR, clean_text, normalize_scenario
+from callcheck.edge.body import body_of
+from callcheck.edge.deps import SESSION_KEY, ServicesDep, context_id_of, get_context, token_name_of
 from callcheck.errors import InvalidInput
 from callcheck.jobs.placing import CallRequest, place_once
 from callcheck.providers.elevenlabs.wire import call_sid_of

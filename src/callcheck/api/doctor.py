@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from callcheck.api.deps import ServicesDep
 from callcheck.doctor import DoctorReport
+from callcheck.edge.deps import ServicesDep
 from callcheck.providers import caller_for
 
 router = APIRouter(prefix="/api", tags=["meta"])

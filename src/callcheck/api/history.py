@@ -7,7 +7,7 @@ import json
 import os
 import stat
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request
@@ -15,13 +15,13 @@ from fastapi.responses import FileResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from callcheck.api.deps import ServicesDep
-from callcheck.api.errors import error_response
-from callcheck.api.views import call_detail, call_summary, event_view
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import number_filter
+from callcheck.edge.deps import ServicesDep
+from callcheck.edge.errors import error_response
 from callcheck.errors import InvalidInput, NotFound
 from callcheck.jobs.live import LiveMessage, follow_live
+from callcheck.presenters.calls import CallDetail, CallPage, call_detail, call_summary, event_view
 from callcheck.services import Services
 from callcheck.store.repo import CallRow
 
@@ -44,7 +44,7 @@ async def _call_or_404(services: Services, call_id: str, *, with_events: bool = 
     return call
 
 
-@router.get("", summary="List calls, newest first")
+@router.get("", summary="List calls, newest first", response_model=CallPage)
 async def list_calls(
     services: ServicesDep,
     status: Annotated[str | None, Query(description="Only calls in this state.")] = None,
@@ -53,18 +53,18 @@ async def list_calls(
     ] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
+) -> CallPage:
     """Calls newest first, with cursor pagination."""
     if status is not None and status not in {s.value for s in CallState}:
         raise InvalidInput(f"Unknown status {status!r}; one of: " + ", ".join(s.value for s in CallState) + ".")
     calls, next_cursor = await services.store.list_calls(
         state=status, number=number_filter(number), cursor=cursor, limit=limit
     )
-    return {"calls": [call_summary(c) for c in calls], "next_cursor": next_cursor}
+    return CallPage(calls=[call_summary(c) for c in calls], next_cursor=next_cursor)
 
 
-@router.get("/{call_id}", summary="Everything about one call")
-async def get_call(call_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("/{call_id}", summary="Everything about one call", response_model=CallDetail)
+async def get_call(call_id: str, services: ServicesDep) -> CallDetail:
     """State, transcript, journey figures, analysis, events and recording link of a call."""
     call = await _call_or_404(services, call_id, with_events=True)
     if services.tracker is not None and not call.state.terminal:
@@ -131,8 +131,8 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
 def _sse(message: LiveMessage) -> ServerSentEvent:
     """A live message as Server-Sent Events put it: `end` carries the call as GET /api/calls/{id} returns it."""
     if message.event == "end" and message.call is not None:
-        return ServerSentEvent(json.dumps(call_detail(message.call)), event="end")
-    data = event_view(message.stored) if message.stored is not None else message.data
+        return ServerSentEvent(json.dumps(call_detail(message.call).model_dump(mode="json")), event="end")
+    data = event_view(message.stored).model_dump(mode="json") if message.stored is not None else message.data
     return ServerSentEvent(json.dumps(data), event=message.event, id=str(message.id))
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from callcheck.api.deps import ServicesDep
+from callcheck.edge.deps import ServicesDep
 from callcheck.errors import NotFound
 from callcheck.services import Services
 

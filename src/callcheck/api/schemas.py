@@ -1,21 +1,24 @@
 """What the JSON routes read and answer: the models that validate them and describe them in /openapi.json.
 
-Request bodies are read by `callcheck.api.body` (size, media type, JSON object, storable text: each with the seed's
+Request bodies are read by `callcheck.edge.body` (size, media type, JSON object, storable text: each with the seed's
 words and a 4xx `{"error": ...}`), then validated by their model here (`body_of`); answers are declared with
 `response_model`, so FastAPI checks them against the model that documents them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from callcheck.api.body import BodyModel
+from callcheck.domain.monitoring import MAX_ALERT_AFTER, MAX_CHANNELS
 from callcheck.domain.phone import E164_PATTERN
 from callcheck.domain.prompts import DEFAULT_SCENARIO
+from callcheck.domain.suite import Persona, Timeouts
+from callcheck.edge.body import BodyModel
+from callcheck.presenters.schemas import standalone
 
 
 class ErrorBody(BaseModel):
@@ -89,9 +92,146 @@ class ContextSaved(BaseModel):
     scenario: str = Field(description="The normalized scenario.")
 
 
+class Health(BaseModel):
+    """GET /healthz."""
+
+    ok: bool = True
+    version: str = Field(description="callcheck's version.")
+
+
+# -- a suite, as POST /api/runs and the monitors take it (docs/suites.md) ------------------------------------------
+# These describe the body; the suite reader (domain/suite.py) checks it, and names each problem by its path and line.
+
+Assertions = Annotated[
+    list[dict[str, Any]],
+    Field(description='Assertions, each a one-key object such as {"outcome": "success"} (docs/suites.md).'),
+]
+
+
+class SuiteDefaults(BaseModel):
+    """Applied to every scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expect: Assertions | None = None
+    persona: Persona | None = None
+    timeouts: Timeouts | None = None
+    repeat: int | None = Field(default=None, ge=1, le=100)
+    required_pass_rate: float | None = Field(default=None, gt=0, le=1)
+
+
+class SuiteScenario(BaseModel):
+    """One task the caller tries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Unique in the suite, no `#` in it.")
+    goal: str = Field(description="What the caller must get done.")
+    number: str | None = Field(default=None, description="Call this E.164 number instead of the suite's.")
+    persona: Persona | None = None
+    repeat: int | None = Field(default=None, ge=1, le=100, description="Calls to place for this scenario.")
+    required_pass_rate: float | None = Field(default=None, gt=0, le=1)
+    expect: Assertions | None = None
+    timeouts: Timeouts | None = None
+    first_message: str | None = Field(default=None, description="The caller's opening line.")
+
+
+class SuiteBody(BaseModel):
+    """A suite: the YAML file's content, as JSON (docs/suites.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="The suite's name in reports; default from `business`.")
+    business: str = Field(description="The business description the caller is given.")
+    number: str | None = Field(default=None, description="The E.164 number to call, unless every scenario has one.")
+    defaults: SuiteDefaults | None = None
+    scenarios: list[SuiteScenario] = Field(min_length=1)
+
+
+# -- monitors ------------------------------------------------------------------------------------------------------
+
+EVERY_OR_CRON = 'every is a duration such as "15m"; cron a five-field expression.'
+SUITE_ANY = WithJsonSchema(
+    {
+        "anyOf": [standalone(SuiteBody.model_json_schema()), {"type": "string"}],
+        "description": "The suite as a JSON object, or its YAML or JSON text.",
+    }
+)
+EVERY = WithJsonSchema(
+    {
+        "anyOf": [{"type": "string"}, {"type": "integer"}],
+        "description": 'How often: a duration such as "15m" or "1h", or seconds.',
+    }
+)
+ALERTS = WithJsonSchema(
+    {
+        "type": "array",
+        "maxItems": MAX_CHANNELS,
+        "items": {
+            "type": "object",
+            "properties": {
+                "kind": {"type": "string", "enum": ["webhook", "slack", "email"]},
+                "target": {"type": "string", "description": "A URL, or an email address."},
+            },
+            "required": ["kind", "target"],
+        },
+        "description": "Where alerts go.",
+    }
+)
+AFTER = WithJsonSchema(
+    {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_ALERT_AFTER,
+        "description": "Failing runs in a row before an alert (default 1).",
+    }
+)
+CONCURRENCY = WithJsonSchema(
+    {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most calls of a run active at once (default 1)."}
+)
+
+
+class MonitorBody(BodyModel):
+    """POST /api/monitors: a suite and a schedule (`every` or `cron`)."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["suite"]})
+    # Each field's own words when it has the wrong type (the route checks them in this order).
+    problem_words: ClassVar[dict[str, str]] = {
+        "name": "name must be a string.",
+        "cron": EVERY_OR_CRON,
+        "timezone": "timezone must be an IANA name such as Europe/Paris.",
+        "paused": "paused must be true or false.",
+    }
+
+    # Checked by the route and jobs/monitors.py with words of their own: typed Any here, described as they are.
+    suite: Annotated[Any, SUITE_ANY] = None
+    every: Annotated[Any, EVERY] = None
+    cron: str | None = Field(default=None, description="A five-field cron expression, e.g. */30 8-20 * * 1-5.")
+    timezone: str | None = Field(default=None, description="The IANA time zone of the cron schedule.")
+    name: str | None = Field(default=None, description="The monitor's name; default from the suite's.")
+    alerts: Annotated[Any, ALERTS] = None
+    after: Annotated[Any, AFTER] = 1
+    concurrency: Annotated[Any, CONCURRENCY] = 1
+    paused: bool = Field(default=False, description="Created paused: it runs once resumed.")
+
+
+class MonitorChange(BaseModel):
+    """PATCH /api/monitors/{name}: any of the fields, each replacing the monitor's (jobs/monitors.py checks them)."""
+
+    suite: Annotated[Any, SUITE_ANY] = None
+    every: Annotated[Any, EVERY] = None
+    cron: str | None = None
+    timezone: str | None = None
+    name: str | None = Field(default=None, description="A new name.")
+    alerts: Annotated[Any, ALERTS] = None
+    after: Annotated[Any, AFTER] = None
+    concurrency: Annotated[Any, CONCURRENCY] = None
+    paused: bool | None = Field(default=None, description="Pause or resume.")
+
+
 def json_body(model: type[BaseModel] | None, *, required: bool = True, description: str = "") -> dict[str, Any]:
     """`openapi_extra` describing a JSON request body (a model's schema, or any object)."""
-    schema = model.model_json_schema() if model else {"type": "object", "additionalProperties": True}
+    schema = standalone(model.model_json_schema()) if model else {"type": "object", "additionalProperties": True}
     body: dict[str, Any] = {"required": required, "content": {"application/json": {"schema": schema}}}
     if description:
         body["description"] = description
@@ -123,6 +263,20 @@ DIALING_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# One event of a call's stream (the schema of a text/event-stream answer describes each event, OpenAPI 3.2): its
+# data is JSON, the event as GET /api/calls/{id} lists it (state), new turns (transcript), the recording's link, or
+# the whole call (end, which has no id: nothing follows it).
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["state", "transcript", "recording", "end"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def _describe_what_every_route_may_answer(
     path: str, method: str, operation: dict[str, Any], responses: dict[str, Any]
 ) -> None:
@@ -135,12 +289,18 @@ def _describe_what_every_route_may_answer(
         responses.setdefault("403", _error("A cross-site request, refused."))
     if path.endswith("/events") and method == "get":
         ok = responses.get("200", {})
-        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        ok["content"] = {"text/event-stream": {"schema": SSE_EVENT}}
         ok["description"] = "Server-Sent Events: `state`, `transcript`, `recording`, then `end`."
     if path.endswith("/audio") and method == "get":
         ok = responses.get("200", {})
         ok["content"] = {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}
-        responses.setdefault("206", {"description": "Part of the recording (a Range request)."})
+        responses.setdefault(
+            "206",
+            {
+                "description": "Part of the recording (a Range request).",
+                "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+            },
+        )
         responses.setdefault("416", _error("The Range asked for is outside the recording."))
 
 

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, WithJsonSchema
 
-from callcheck.api.body import BodyModel, json_object, validated
-from callcheck.api.deps import ServicesDep
-from callcheck.api.errors import error_response
-from callcheck.api.guard import identity_of
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body, required_field
 from callcheck.domain.access import TokenScope, parse_scope, valid_name
+from callcheck.edge.body import BodyModel, json_object, validated
+from callcheck.edge.deps import ServicesDep
+from callcheck.edge.errors import error_response
+from callcheck.edge.guard import identity_of
 from callcheck.errors import InvalidInput
-from callcheck.store.tokens import TokenRow
+from callcheck.presenters.tokens import TokenCreated, TokenList, TokenView, token_view
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
@@ -52,21 +52,10 @@ class TokenBody(BodyModel):
     )
 
 
-def token_view(row: TokenRow) -> dict[str, Any]:
-    """A token as the API shows it (never the token itself, which is not kept)."""
-    return {
-        "name": row.name,
-        "scope": row.scope.value,
-        "created_at": row.created_at.isoformat(),
-        "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
-        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
-    }
-
-
-@router.get("", summary="List API tokens", responses=ADMIN_ERRORS)
-async def list_tokens(request: Request, services: ServicesDep) -> Any:
+@router.get("", summary="List API tokens", response_model=TokenList, responses=ADMIN_ERRORS)
+async def list_tokens(request: Request, services: ServicesDep) -> TokenList | JSONResponse:
     """Every token, revoked ones included, oldest first."""
-    return _not_admin(request) or {"tokens": [token_view(row) for row in await services.store.tokens.list()]}
+    return _not_admin(request) or TokenList(tokens=[token_view(row) for row in await services.store.tokens.list()])
 
 
 @router.post(
@@ -74,9 +63,10 @@ async def list_tokens(request: Request, services: ServicesDep) -> Any:
     status_code=201,
     summary="Create an API token",
     openapi_extra=json_body(TokenBody),
+    response_model=TokenCreated,
     responses={**ERRORS, **ADMIN_ERRORS, 409: {"model": ErrorBody, "description": "A token has this name already."}},
 )
-async def create_token(request: Request, services: ServicesDep) -> JSONResponse:
+async def create_token(request: Request, services: ServicesDep) -> TokenCreated | JSONResponse:
     """Make a token; the answer's `token` is the only time it is shown."""
     refused = _not_admin(request)
     if refused is not None:
@@ -87,13 +77,16 @@ async def create_token(request: Request, services: ServicesDep) -> JSONResponse:
     scope_text = body.check("scope").scope
     scope = parse_scope(scope_text) if scope_text is not None else TokenScope.CALL
     row, token = await services.store.tokens.create(name, scope)
-    return JSONResponse({**token_view(row), "token": token}, status_code=201)
+    return TokenCreated(**token_view(row).model_dump(), token=token)
 
 
 @router.delete(
-    "/{name}", summary="Revoke an API token", responses={**ERRORS, **ADMIN_ERRORS, 404: {"model": ErrorBody}}
+    "/{name}",
+    summary="Revoke an API token",
+    response_model=TokenView,
+    responses={**ERRORS, **ADMIN_ERRORS, 404: {"model": ErrorBody}},
 )
-async def revoke_token(request: Request, name: str, services: ServicesDep) -> Any:
+async def revoke_token(request: Request, name: str, services: ServicesDep) -> TokenView | JSONResponse:
     """Revoke at once, for its logged-in pages too; the name stays in the history and is not reused."""
     refused = _not_admin(request)
     if refused is not None:

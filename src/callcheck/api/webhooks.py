@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from callcheck.api.deps import ServicesDep
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body
+from callcheck.edge.deps import ServicesDep
 from callcheck.jobs.webhooks import check_signature_header, receive_webhook, signature_header
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])

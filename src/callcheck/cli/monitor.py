@@ -174,9 +174,9 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A monitor, its recent runs and alerts."""
-    from callcheck.api.monitors import monitor_detail
+    from callcheck.presenters.monitors import monitor_detail
 
-    view = _run(lambda services: monitor_detail(services, name))
+    view = _run(lambda services: monitor_detail(services, name)).model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps(view, indent=2))
         return
@@ -261,10 +261,10 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What changed from one run to another: scenarios that flipped, figures that moved."""
-    from callcheck.api.monitors import comparison
     from callcheck.domain.trends import format_delta, format_figure
+    from callcheck.presenters.monitors import comparison
 
-    result = _run(lambda services: comparison(services, run_a, run_b))
+    result = _run(lambda services: comparison(services, run_a, run_b)).model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

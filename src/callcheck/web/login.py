@@ -8,8 +8,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from callcheck.api.deps import ServicesDep
-from callcheck.api.guard import SESSION_CSRF_KEY, SESSION_TOKEN_KEY, csrf_matches, csrf_token
+from callcheck.edge.deps import ServicesDep
+from callcheck.edge.guard import SESSION_CSRF_KEY, SESSION_TOKEN_KEY, csrf_matches, csrf_token
 from callcheck.web.pages import PAGE_METHODS, page
 
 router = APIRouter(include_in_schema=False)

@@ -8,17 +8,17 @@ charts (overall and per scenario; each point links to its run) and its runs, two
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from callcheck.api.deps import ServicesDep
-from callcheck.api.monitors import comparison, run_row
 from callcheck.domain.trends import FIGURES, TrendPoint, format_delta, format_figure, trends_of
+from callcheck.edge.deps import ServicesDep
 from callcheck.errors import NotFound
 from callcheck.jobs.monitors import MAX_CONCURRENCY, monitor_view
+from callcheck.presenters.monitors import comparison, run_row
 from callcheck.web.charts import RunMark, Series, line_chart
 from callcheck.web.pages import PAGE_METHODS, BrowserContextDep, not_found, page, templates
 from callcheck.web.runs import run_state_label, run_tone
@@ -125,7 +125,7 @@ async def compare_page(
     if not a or not b:
         return page(request, "compare.html", {"title": "Compare runs", "result": None, "problem": "Choose two runs."})
     try:
-        result: dict[str, Any] = await comparison(services, a, b)
+        result = (await comparison(services, a, b)).model_dump(mode="json")
     except NotFound as exc:
         return not_found(request, exc.message)
     return page(request, "compare.html", {"title": "Compare runs", "result": result, "problem": None})

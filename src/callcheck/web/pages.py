@@ -21,14 +21,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.staticfiles import StaticFiles
 
 from callcheck import __version__
-from callcheck.api.deps import SESSION_KEY, ServicesDep
-from callcheck.api.guard import csrf_token
-from callcheck.api.views import call_detail, call_summary
 from callcheck.domain.access import TokenScope
 from callcheck.domain.lifecycle import CallState
 from callcheck.domain.phone import E164_ERROR, E164_PATTERN, number_filter
 from callcheck.domain.prompts import DEFAULT_SCENARIO, MISSING_DESCRIPTION_ERROR
+from callcheck.edge.deps import SESSION_KEY, ServicesDep
+from callcheck.edge.guard import csrf_token
 from callcheck.errors import InvalidInput
+from callcheck.presenters.calls import call_detail, call_summary
 from callcheck.providers import caller_for
 from callcheck.services import Services
 from callcheck.store.repo import Context, new_id
@@ -545,14 +545,14 @@ async def history_page(
             calls, next_cursor = await services.store.list_calls(
                 state=status, number=number, cursor=cursor or None, limit=HISTORY_PAGE_SIZE
             )
-            rows = [call_summary(c) for c in calls]
+            rows = [call_summary(c).model_dump(mode="json") for c in calls]
         except InvalidInput as exc:
             problem = STALE_LINK.format("calls") if cursor else exc.message
             if cursor:
                 calls, next_cursor = await services.store.list_calls(
                     state=status, number=number, limit=HISTORY_PAGE_SIZE
                 )
-                rows = [call_summary(c) for c in calls]
+                rows = [call_summary(c).model_dump(mode="json") for c in calls]
     return page(
         request,
         "calls.html",
@@ -575,7 +575,7 @@ async def call_page(request: Request, call_id: str, services: ServicesDep, _cont
     call = await services.store.get_call(call_id, with_events=True)
     if call is None:
         return not_found(request, "There is no call with this id. It may be in another callcheck's database.")
-    view = call_view(call_detail(call))
+    view = call_view(call_detail(call).model_dump(mode="json"))
     return page(request, "call.html", {"title": f"Call to {call.to_number}", **view})
 
 
@@ -613,4 +613,8 @@ async def call_part(request: Request, call_id: str, part: str, services: Service
         return not_found(request, "No such call or part.")
     # The conversation comes with the timeline it belongs to (an out-of-band swap), so a transcript fetched ahead of
     # a state change never shows turns under "Ringing".
-    return page(request, f"parts/{part}.html", {**call_view(call_detail(call)), "oob_timeline": part == "transcript"})
+    return page(
+        request,
+        f"parts/{part}.html",
+        {**call_view(call_detail(call).model_dump(mode="json")), "oob_timeline": part == "transcript"},
+    )

@@ -3,7 +3,7 @@
 `GET /runs` lists runs (and offers a form to start one from a pasted suite); `GET /runs/{id}` shows one. While a
 run is running its progress part (`/runs/{id}/parts/progress`) is polled by htmx every second; the part rendered
 once the run is over carries no trigger, so polling stops by itself. The run's data comes from the same
-`run_view` the API answers `GET /api/runs/{id}` with.
+`presenters.runs.run_view`, which the API answers `GET /api/runs/{id}` with.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
-from callcheck.api.body import json_object
-from callcheck.api.deps import ServicesDep, token_name_of
-from callcheck.api.runs import run_view
 from callcheck.domain.suite import SuiteError
+from callcheck.edge.body import json_object
+from callcheck.edge.deps import ServicesDep, token_name_of
 from callcheck.errors import InvalidInput
 from callcheck.jobs.runs import TERMINAL_RUN_STATES, start_run
+from callcheck.presenters.runs import run_view
 from callcheck.reports.model import RunReport
 from callcheck.store.repo import RunRow
 from callcheck.text import counted
@@ -190,8 +190,7 @@ async def load_run(services: Any, run_id: str) -> dict[str, Any] | None:
     row = await services.store.runs.get_run(run_id)
     if row is None:
         return None
-    view = await run_view(services, row)
-    view["error"] = row.error
+    view = (await run_view(services, row)).model_dump(mode="json")
     return view
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from callcheck.api.guard import identity_of
+from callcheck.edge.guard import identity_of
 from callcheck.services import Services
 from callcheck.store.repo import Context
 

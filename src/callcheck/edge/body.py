@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callcheck.api.errors import error_response
 from callcheck.domain.storable import parse_json
+from callcheck.edge.errors import error_response
 from callcheck.errors import InvalidInput, UnsupportedMediaType
 
 TOO_LARGE = "Request body is too large."
@@ -97,6 +97,8 @@ class BodyModel(BaseModel):
     """
 
     model_config = ConfigDict(strict=True, extra="ignore")
+    # A field's own words for its wrong type, instead of "Field 'x' must be a string." (the default).
+    problem_words: ClassVar[dict[str, str]] = {}
     _problems: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def check(self, *names: str) -> Self:
@@ -117,7 +119,7 @@ def validated(model: type[M], data: dict[str, Any]) -> M:
             name = str(error["loc"][0]) if error["loc"] else ""
             if name not in model.model_fields:  # a whole-body error: the body's own shape is checked before
                 raise InvalidInput(f"Request body is invalid: {error['msg']}.") from exc
-            problems.setdefault(name, _problem(name, error))
+            problems.setdefault(name, model.problem_words.get(name) or _problem(name, error))
     body = model.model_validate({key: value for key, value in data.items() if key not in problems})
     body._problems = problems
     return body

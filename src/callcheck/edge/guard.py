@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from callcheck.api.errors import error_response
 from callcheck.domain.access import SAFE_METHODS, Identity, is_open, needed_scope
+from callcheck.edge.errors import error_response
 
 if TYPE_CHECKING:
     from callcheck.store.tokens import TokenStore
