@@ -371,9 +371,10 @@ async def ingestion(server: Server, calls: list[dict[str, Any]]) -> dict[str, fl
                 if answer.status_code == 200 and answer.json().get("matched"):
                     accepted += 1
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(server.process.pid)
         await asyncio.gather(*(sender() for _ in range(20)))
         seconds = time.perf_counter() - started
+        cpu = cpu_seconds(server.process.pid) - cpu
         # The floor: the same number of GET /healthz, 20 at once.
         pending = len(calls)
 
@@ -403,6 +404,10 @@ async def ingestion(server: Server, calls: list[dict[str, Any]]) -> dict[str, fl
         "per_s": accepted / seconds,
         "healthz_per_s": len(calls) / floor_seconds,
         "completed": completed,
+        # The server's CPU (every thread) while the webhooks were sent, per webhook accepted: the request and what
+        # its answer set in motion meanwhile (the call's workflow going on).
+        "cpu_ms": cpu / max(1, accepted) * 1000,
+        "cpu_pct": cpu / seconds * 100,
     }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from callcheck.domain.lifecycle import CallState
-from callcheck.jobs.runs import tick
+from callcheck.jobs.runs import place_next
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import settings_for
 from tests.servers import outbound_calls
@@ -140,7 +140,7 @@ async def test_a_run_that_spends_the_day_budget_stops_placing_and_says_why(
 async def test_a_run_that_spends_the_minute_budget_waits_for_it(
     client_for: Any, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    # The run's tick, driven by hand (no workers): the first call is placed, the second waits for the budget
+    # The run's placing, driven by hand (no workers): the first call is placed, the second waits for the budget
     # rather than failing the run.
     api = await client_for(settings_for(sandbox, tmp_path, workers=False, max_calls_per_minute=1))
     services = api.callcheck_app.state.services
@@ -148,10 +148,10 @@ async def test_a_run_that_spends_the_minute_budget_waits_for_it(
     run = await services.store.runs.create_run(
         [("s0", "s0", 1), ("s1", "s1", 1)], name="n", source_name="api", suite_text=text, concurrency=2
     )
-    first = await tick(services, run.id)
-    assert len(first["started"]) == 1 and not first["finished"]
-    second = await tick(services, run.id)
-    assert second["started"] == [] and not second["finished"]
+    first = await place_next(services, run.id)
+    assert first["call"] is not None
+    second = await place_next(services, run.id)
+    assert "call" not in second
     assert 1 < second["wait"] <= 61  # until the minute's budget frees up
     fresh = await services.store.runs.get_run(run.id)
     assert fresh.state == "running" and fresh.error is None
@@ -159,11 +159,12 @@ async def test_a_run_that_spends_the_minute_budget_waits_for_it(
     assert len(outbound_calls(sandbox)) == 1
 
 
-async def test_two_processes_ticking_one_run_place_no_more_than_its_cap(
+async def test_two_processes_placing_one_run_place_no_more_than_its_cap(
     client_for: Any, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    # Two apps (two engines, as two processes would have) tick the same run at once, twice each: the database holds
-    # the run's cap across them, so exactly `concurrency` calls are placed (nobody follows them: they stay under way).
+    # Two apps (two engines, as two processes would have) place the same run's calls at once, two slots each, twice:
+    # the database holds the run's cap across them, so exactly `concurrency` calls are placed (nobody follows them:
+    # they stay under way) and every other slot is told to wait.
     first = settings_for(sandbox, tmp_path, workers=False, **NO_LIMITS)
     apis = [await client_for(first), await client_for(first.model_copy())]
     services = [api.callcheck_app.state.services for api in apis]
@@ -172,9 +173,9 @@ async def test_two_processes_ticking_one_run_place_no_more_than_its_cap(
         items, name="n", source_name="api", suite_text=json.dumps(suite(6)), concurrency=2
     )
     for _ in range(2):
-        ticks = await asyncio.gather(*(tick(s, run.id) for s in services for _ in range(2)))
-        assert sum(len(t["started"]) for t in ticks) <= 2
-        assert not any(t["finished"] for t in ticks)
+        tries = await asyncio.gather(*(place_next(s, run.id) for s in services for _ in range(2)))
+        assert sum("call" in t for t in tries) <= 2
+        assert all("call" in t or t.get("wait") for t in tries)
     assert len(outbound_calls(sandbox)) == 2
     assert [i.status for i in await services[1].store.runs.items(run.id)].count("placed") == 2
 
@@ -190,12 +191,12 @@ async def test_the_account_wide_cap_refuses_a_single_call_and_holds_a_run(
     run = await services.store.runs.create_run(
         [("s0", "s0", 1)], name="n", source_name="api", suite_text=json.dumps(suite(1)), concurrency=3
     )
-    waiting = await tick(services, run.id)
-    assert waiting["started"] == [] and not waiting["finished"]  # the run waits for a place; it does not fail
+    waiting = await place_next(services, run.id)
+    assert "call" not in waiting and waiting["wait"] > 0  # the run waits for a place; it does not fail
     assert [i.status for i in await services.store.runs.items(run.id)] == ["pending"]
     assert len(outbound_calls(sandbox)) == 1
     (first,) = (await api.get("/api/calls")).json()["calls"]
     await services.store.move_call(first["id"], CallState.COMPLETED)  # the call under way ends: a place frees up
-    placed = await tick(services, run.id)
-    assert len(placed["started"]) == 1
+    placed = await place_next(services, run.id)
+    assert placed["call"] is not None
     assert len(outbound_calls(sandbox)) == 2

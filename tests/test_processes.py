@@ -193,8 +193,11 @@ def test_survivor_server_finishes_a_run_whose_server_was_killed(
             rule = gate.hold("POST", OUTBOUND, before=moment == "before_the_dial")
         port_a, port_b = free_port(), free_port()
         url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-        env_a = _env(slow_sandbox, gate.url, database, tmp_path / "a")
-        env_b = _env(slow_sandbox, gate.url, database, tmp_path / "b")
+        # Only A goes through the gate, so the request held is A's; and each process runs one of the run's two slots
+        # (CALLCHECK_RUN_CALLS_PER_PROCESS=1: DBOS hands the second slot to B), so A surely places calls.
+        one_each = {"CALLCHECK_RUN_CALLS_PER_PROCESS": "1"}
+        env_a = {**_env(slow_sandbox, gate.url, database, tmp_path / "a"), **one_each}
+        env_b = {**_env(slow_sandbox, slow_sandbox.url, database, tmp_path / "b"), **one_each}
         with _serve(tmp_path / "a", env_a, port_a) as a, _serve(tmp_path / "b", env_b, port_b) as b:
             wait_healthy(url_a, timeout=240, process=a)
             wait_healthy(url_b, timeout=240, process=b)
@@ -376,3 +379,91 @@ def test_a_webhook_on_a_server_without_workers_wakes_the_workflow_in_a_worker(tm
             assert "webhook" in " ".join(e.get("detail") or "" for e in call["events"]).lower() or call["transcript"]
             assert worker.poll() is None
         assert len(outbound_calls(sandbox)) == 1
+
+
+# -- a run's calls placed by whichever process has room -----------------------------------------------------------
+
+SPREAD_CALLS = 8
+SPREAD_CONCURRENCY = 4
+PER_PROCESS = 2  # CALLCHECK_RUN_CALLS_PER_PROCESS: one process alone can never hold the run's cap
+
+
+def _placers(database: str, run_id: str) -> dict[str, str]:
+    """Each call of the run -> the role of the process that placed it (`calls.placed_by`, `executors.role`), read
+    straight from the database."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT calls.id, calls.placed_by, executors.role FROM calls "
+                    "LEFT JOIN executors ON executors.id = calls.placed_by WHERE calls.run_id = :run"
+                ),
+                {"run": run_id},
+            ).all()
+    finally:
+        engine.dispose()
+    return {call_id: f"{role}:{placed_by}" for call_id, placed_by, role in rows}
+
+
+def _under_way(url: str, run_id: str, count: int) -> bool:
+    states = [i.get("call_state") for i in _run(url, run_id)["items"]]
+    return sum(s in {"ringing", "in_progress"} for s in states) == count
+
+
+@pytest.mark.parametrize("second", ["server", "worker"])
+def test_a_runs_calls_are_placed_by_every_process_with_room(tmp_path: Path, second: str) -> None:
+    """A run started on server A, a second process (a server, or a `callcheck worker`) on the same database: each may
+    place and follow at most PER_PROCESS calls at once, the run's cap is SPREAD_CONCURRENCY, so the run's calls are
+    placed by both. With two servers the account-wide CALLCHECK_MAX_CONCURRENT_CALLS (3) is lower than the run's cap,
+    and holds across both. The sandbox's clock is held until the run's places are full: its calls ring until then, so
+    which process placed which is decided by the places, not by timing."""
+    clock = HeldClock()
+    account_cap = 3 if second == "server" else 0
+    most = account_cap or SPREAD_CONCURRENCY
+    suite = {**SUITE, "scenarios": [{**SUITE["scenarios"][0], "repeat": SPREAD_CALLS}]}
+    with SandboxServer(SandboxConfig(time_scale=0.05, clock=clock)) as sandbox:
+        database = fresh_postgres_database()
+        port_a, port_b = free_port(), free_port()
+        url_a = f"http://127.0.0.1:{port_a}"
+        extra = {
+            "CALLCHECK_RUN_CALLS_PER_PROCESS": str(PER_PROCESS),
+            "CALLCHECK_MAX_CONCURRENT_CALLS": str(account_cap),
+        }
+        env_a = {**_env(sandbox, sandbox.url, database, tmp_path / "a"), **extra}
+        env_b = {**_env(sandbox, sandbox.url, database, tmp_path / "b"), **extra}
+        other = (
+            _serve(tmp_path / "b", env_b, port_b) if second == "server" else _process(tmp_path / "b", env_b, "worker")
+        )
+        with _serve(tmp_path / "a", env_a, port_a) as a, other as b:
+            wait_healthy(url_a, timeout=240, process=a)
+            if second == "server":
+                wait_healthy(f"http://127.0.0.1:{port_b}", timeout=240, process=b)
+            else:
+                _wait("the worker started", lambda: "running" in (tmp_path / "b" / "output.log").read_text(), 240)
+            clock.hold()
+            created = httpx.post(
+                f"{url_a}/api/runs", params={"concurrency": SPREAD_CONCURRENCY}, json=suite, timeout=30
+            )
+            assert created.status_code == 202, created.text
+            run_id = created.json()["id"]
+            _wait(f"{most} calls under way", lambda: _under_way(url_a, run_id, most))
+            # Full: no other call is dialed while these ring (the places are held by the database, across both).
+            placers = _placers(database, run_id)
+            assert len(placers) == most and len(outbound_calls(sandbox)) == most
+            roles = {p.split(":")[0] for p in placers.values()}
+            assert roles == ({"server"} if second == "server" else {"server", "worker"}), placers
+            assert len(set(placers.values())) == 2, placers  # two processes, whatever their roles
+            clock.release()
+            run = _wait("the run finishing", lambda: _finished(url_a, run_id), timeout=240)
+            assert a.poll() is None and b.poll() is None
+            assert _peak_dialed_while_under_way(sandbox, url_a, run) <= most
+        assert run["state"] == "completed" and run["exit_code"] == 0, run
+        assert {i["call_state"] for i in run["items"]} == {"completed"}
+        # Every call dialed exactly once, whichever process placed it.
+        dialed = [r["json"]["conversation_initiation_client_data"]["user_id"] for r in outbound_calls(sandbox)]
+        assert sorted(dialed) == sorted(i["call_id"] for i in run["items"])
+        placers = _placers(database, run_id)
+        assert len(placers) == SPREAD_CALLS and len(set(placers.values())) == 2, placers

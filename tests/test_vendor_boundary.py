@@ -39,6 +39,7 @@ WIRE_NAMES = {
     "call_duration_secs",
     "dynamic_variables",
     "/v1/convai",
+    "ElevenLabs-Signature",
 }
 PROVIDER_MODULE = "callcheck.providers.elevenlabs"
 # The modules outside the provider that may name it, and why: nothing else chooses or builds it.
@@ -53,7 +54,6 @@ MAY_NAME_THE_PROVIDER = {
 # the test below until it leaves the list.
 STILL_NAMING_THE_PROVIDER = {
     "services.py": "Services.client builds the ElevenLabs client (the caller's shared client factory)",
-    "api/webhooks.py": "checks the signature header with the ElevenLabs function",
     "api/calls.py": "reads the call sid out of a placed call's raw answer",
 }
 

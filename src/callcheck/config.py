@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         description="On PostgreSQL, how long a process that stops renewing its lease (every third of this) is "
         "still taken for alive; after it, a live process takes its unfinished work over.",
     )
+    run_calls_per_process: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Most suite-run calls one process with workers places and follows at once (0: no limit). On "
+        "PostgreSQL a run's calls are placed by whichever process has room: set it the same on every process.",
+    )
     judge_base_url: str | None = Field(
         default=None,
         description="Base URL of an OpenAI-compatible API for `judge` assertions "

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 log = logging.getLogger("callcheck.notify")
 
@@ -66,6 +66,21 @@ class Notifier:
             return
         for event in list(self._events.get(topic, ())):
             event.set()
+
+    @contextmanager
+    def subscribed(self, topic: str) -> Iterator[asyncio.Event]:
+        """While inside, the event is set whenever `topic` is published: subscribe, then read, then wait, and no
+        publication between the read and the wait is missed (the caller clears the event before each read)."""
+        event = asyncio.Event()
+        self._events[topic].add(event)
+        try:
+            yield event
+        finally:
+            waiters = self._events.get(topic)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._events[topic]
 
     async def wait(self, topic: str, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait is the point
         """Wait until `topic` is published or `timeout` passes; True when woken."""

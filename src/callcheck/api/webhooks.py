@@ -1,4 +1,6 @@
-"""POST /api/webhooks/elevenlabs: signed post-call events from ElevenLabs (received by jobs/webhooks.py)."""
+"""POST /api/webhooks/elevenlabs: signed post-call events from ElevenLabs (received by jobs/webhooks.py).
+
+No vendor import here: the signature header's name and its check come from the caller provider."""
 
 from __future__ import annotations
 
@@ -8,8 +10,7 @@ from fastapi import APIRouter, Request
 
 from callcheck.api.schemas import ERRORS, ErrorBody, json_body
 from callcheck.edge.deps import ServicesDep
-from callcheck.jobs.webhooks import receive_webhook, webhook_secret
-from callcheck.providers.elevenlabs.webhooks import SIGNATURE_HEADER, check_header
+from callcheck.jobs.webhooks import check_signature_header, receive_webhook, signature_header
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
@@ -17,12 +18,12 @@ router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 @router.post(
     "/elevenlabs",
     summary="ElevenLabs post-call webhook",
-    openapi_extra=json_body(None, description="A signed ElevenLabs post-call event (header ElevenLabs-Signature)."),
+    openapi_extra=json_body(None, description="A post-call event, signed in the provider's signature header."),
     responses={**ERRORS, 401: {"model": ErrorBody, "description": "The signature is missing, wrong or stale."}},
 )
 async def elevenlabs_webhook(request: Request, services: ServicesDep) -> dict[str, Any]:
     """Verify, keep once, and apply a post_call_transcription / post_call_audio / call_initiation_failure event."""
-    header = request.headers.get(SIGNATURE_HEADER)
+    header = request.headers.get(signature_header(services))
     # An unsigned or stale request is refused before its body is read (the body is capped by BodyLimit too).
-    check_header(webhook_secret(services), header)
+    check_signature_header(services, header)
     return await receive_webhook(services, header, await request.body())

@@ -25,7 +25,7 @@ from callcheck.providers import caller_for
 from callcheck.providers.base import ConversationSnapshot, WebhookEvent
 from callcheck.services import Services
 from callcheck.store.files import private_dir
-from callcheck.store.repo import CallRow
+from callcheck.store.repo import CallRow, KeptWebhook
 from callcheck.text import counted
 
 log = logging.getLogger("callcheck.tracking")
@@ -48,18 +48,35 @@ def _call_lock(call_id: str) -> asyncio.Lock:
     return lock
 
 
-async def apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
+async def apply_conversation(
+    services: Services,
+    call: CallRow,
+    snapshot: ConversationSnapshot,
+    *,
+    just_read: bool = False,
+    webhook: KeptWebhook | None = None,
+) -> CallState:
     """Store what a conversation snapshot says about the call and move its state; the call's state afterwards.
 
     A snapshot without a usable transcript (a webhook that left it out) never replaces the stored one: the journey
     is then figured from the transcript already kept.
+
+    `just_read`: the caller read `call` right before (no await since): unless another writer of this process holds
+    the call's lock, it is read again only then (a writer of another process is not kept out by the lock either way;
+    the state move is conditional on the stored state). `webhook`: the delivery this snapshot comes from, kept in the
+    write that ends the call (Store.move_call; AlreadyKept when it was kept meanwhile).
     """
-    async with _call_lock(call.id):
-        call = await services.store.get_call(call.id) or call  # as it is now, not as the caller read it
-        return await _apply_conversation(services, call, snapshot)
+    lock = _call_lock(call.id)
+    contended = lock.locked()
+    async with lock:
+        if contended or not just_read:
+            call = await services.store.get_call(call.id) or call  # as it is now, not as the caller read it
+        return await _apply_conversation(services, call, snapshot, webhook)
 
 
-async def _apply_conversation(services: Services, call: CallRow, snapshot: ConversationSnapshot) -> CallState:
+async def _apply_conversation(
+    services: Services, call: CallRow, snapshot: ConversationSnapshot, webhook: KeptWebhook | None = None
+) -> CallState:
     changes, told = _changes(call, snapshot)
     target = snapshot.state
     extra = _failure_error(call, snapshot)
@@ -69,7 +86,10 @@ async def _apply_conversation(services: Services, call: CallRow, snapshot: Conve
     if moves and target is not None and target.terminal:
         # The usual end (a post-call webhook, a final poll): what the conversation says and the final state in one
         # write, the transcript told before the end. Refused (the call ended meanwhile), nothing was written.
-        if await services.store.move_call(call.id, target, snapshot.status_note, told_first=told, **changes, **extra):
+        moved = await services.store.move_call(
+            call.id, target, snapshot.status_note, told_first=told, webhook=webhook, **changes, **extra
+        )
+        if moved:
             services.notifier.publish(call.id)
             return target
         moves = False
@@ -227,9 +247,12 @@ async def apply_webhook(services: Services, event: WebhookEvent) -> str | None:
     return call.id
 
 
-async def apply_webhook_to(services: Services, call: CallRow, event: WebhookEvent) -> CallState | None:
+async def apply_webhook_to(
+    services: Services, call: CallRow, event: WebhookEvent, webhook: KeptWebhook | None = None
+) -> CallState | None:
     """Apply a verified, decoded webhook event to `call` (just read); the call's state afterwards when the event
-    decided it (None: an audio event, or an event left to polling)."""
+    decided it (None: an audio event, or an event left to polling). `webhook`: the delivery, kept in the write that
+    ends the call when the event ends it there (its `kept` tells; see Store.move_call)."""
     assert event.conversation_id is not None
     if event.kind == "transcript" and event.snapshot is not None and not call.state.terminal:
         snapshot = event.snapshot
@@ -241,8 +264,8 @@ async def apply_webhook_to(services: Services, call: CallRow, event: WebhookEven
             if fetched is None or not fetched.has_transcript:
                 log.warning("post-call webhook for call %s had no transcript; left to polling", call.id)
                 return None
-            snapshot = fetched
-        return await apply_conversation(services, call, snapshot)
+            return await apply_conversation(services, call, fetched, webhook=webhook)
+        return await apply_conversation(services, call, snapshot, just_read=True, webhook=webhook)
     if event.kind == "audio":
         if event.audio is None:
             log.warning("audio webhook for call %s carried no base64 audio", call.id)

@@ -50,6 +50,20 @@ LIST_SLACK_S = 120
 # Full fetches in flight at once when many calls changed in one sweep.
 FETCHES_AT_ONCE = 8
 
+# Appended to an ended call's state when whoever saw the end also read, in the provider's final record, that the call
+# has no recording: its workflow then asks for none (no recorded step, no conversation read again). See `ended`.
+NO_RECORDING = ":no-recording"
+
+
+def ended_state(result: str) -> tuple[CallState | None, bool]:
+    """(the state, whether a recording may exist) of what `wait_for_end` returned; (None, True) at the deadline.
+    A result recorded before NO_RECORDING existed is a bare state: a recording is then looked for, as it was."""
+    if not result:
+        return None, True
+    state, _, note = result.partition(":")
+    return CallState(state), f":{note}" != NO_RECORDING
+
+
 Refresh = Callable[[Services, str], Awaitable[CallState | None]]
 Poll = Callable[[Services, str], Awaitable[str]]
 Found = Callable[[Services, "str | CallRow"], Awaitable[None]]
@@ -75,7 +89,8 @@ class Follower:
     # -- the workflows' side --------------------------------------------------------------------------------------
 
     async def wait_for_end(self, call_id: str, deadline: float) -> str:
-        """Wait until the call is final (its state) or the unix time `deadline` passes ("")."""
+        """Wait until the call is final (its state, NO_RECORDING appended when `ended` was told so) or the unix time
+        `deadline` passes (""). `ended_state` reads it."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         # Registered before the read below, so a call ending in between is resolved by the next sweep at the latest.
         self._waiting[call_id] = future
@@ -99,11 +114,12 @@ class Follower:
             if self._waiting.get(call_id) is future:
                 del self._waiting[call_id]
 
-    def ended(self, call_id: str, state: CallState) -> None:
-        """The call is final: its waiting workflow (if it waits here) goes on."""
+    def ended(self, call_id: str, state: CallState, *, recording: bool = True) -> None:
+        """The call is final: its waiting workflow (if it waits here) goes on. `recording=False`: the provider's
+        final record of the call says it has no recording (its workflow skips the recording step)."""
         future = self._waiting.get(call_id)
         if future is not None and not future.done() and state.terminal:
-            future.set_result(state.value)
+            future.set_result(state.value if recording else state.value + NO_RECORDING)
 
     def close(self) -> None:
         """Stop every wait (shutdown): their steps are cancelled, not recorded, and re-run when DBOS resumes them."""

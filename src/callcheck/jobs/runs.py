@@ -1,13 +1,17 @@
 """Suite runs: many planned calls under a concurrency cap and a rate limit, judged and reported at the end.
 
-A run is one DBOS workflow. Each tick (a step, re-runnable because it decides from the database alone) marks
-finished calls, honours a cancel request, and dials as many pending calls as the cap and the rate allow; the
-workflow then starts a follow workflow per new call and waits for a wake-up (a call of the run ended, or a cancel)
-or the next tick. When nothing is pending or active, every call is judged and the report is stored.
+A run is one DBOS workflow, which starts `concurrency` slot workflows and then looks after the run (a cancel, its
+end). Each slot places the run's next planned call (a step: the database admits it under the run's cap and rate and
+the account-wide cap, across every process), follows it to its end (the call's own workflow), and places the next,
+until nothing is pending. A server's run puts its slots on a DBOS queue that every process with workers dequeues from:
+the run's calls are placed by whichever processes have room. When nothing is pending or under way, every call is
+judged and the report is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -34,12 +38,21 @@ from callcheck.errors import (
 from callcheck.jobs.destinations import check_destination
 from callcheck.jobs.placing import CallRequest, dial, record_call
 from callcheck.jobs.tracking import follow_call
-from callcheck.jobs.workflows import RUN_TOPIC, on_app_loop, run_workflow_id, track_workflow_task, wake_run, workflow_id
+from callcheck.jobs.workflows import (
+    RUN_TOPIC,
+    calls_queue,
+    on_app_loop,
+    run_workflow_id,
+    slot_workflow_id,
+    track_workflow_task,
+    wake_run,
+    workflow_id,
+)
 from callcheck.providers import caller_for
 from callcheck.providers.llm import judge_from_settings
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
-from callcheck.store.repo import Admission, CallRow, ItemAlreadyPlaced, RunBusy, RunItem, RunRow, utcnow
+from callcheck.store.repo import SERVER_OWNER, Admission, CallRow, ItemAlreadyPlaced, RunBusy, RunRow, utcnow
 
 log = logging.getLogger("callcheck.runs")
 
@@ -174,34 +187,105 @@ def planned_calls(run: RunRow) -> list[PlannedCall]:
     return planned
 
 
-def _outcome(started: list[str], finished: bool, wait: float = TICK_S) -> dict[str, Any]:
-    return {"started": started, "finished": finished, "wait": wait}
-
-
 async def tick(services: Services, run_id: str) -> dict[str, Any]:
-    """Advance a run from what the database says; which calls were dialed, and whether the run is over.
-
-    Only counts are read (planned calls pending, calls under way), then as many pending calls as there is room for.
-    The caps themselves are held by the database (Store.create_call's admission), across every process.
-    """
+    """Look after a run from what the database says: a cancel skips the planned calls not placed yet; the run is over
+    when nothing is pending or under way. `slots`: how many slots the run needs (read from its first tick); `local`:
+    whether they run in this process (a `callcheck run` process's own run) rather than on the calls queue."""
     runs = services.store.runs
     run = await runs.get_run(run_id)
     if run is None or run.state in TERMINAL_RUN_STATES:
-        return _outcome([], True, 0.0)
+        return {"slots": 0, "finished": True, "local": True, "wait": 0.0}
     pending, active = await runs.progress(run_id)
     if run.state == "cancelling" and pending:
         await runs.skip_pending(run_id)
         pending = 0
-    if not pending or active >= run.concurrency:
-        return _outcome([], not pending and not active)
+    local = run.owner is not None and run.owner != SERVER_OWNER
+    finished = not pending and not active
+    return {"slots": min(run.concurrency, pending), "finished": finished, "local": local, "wait": TICK_S}
+
+
+async def place_next(services: Services, run_id: str, slot: int = 0) -> dict[str, Any]:
+    """Place the run's next planned call if the run may place one now.
+
+    `{"call": id, "placed": ...}` once one is placed (`placed`: its deadline, run and state for its workflow, None
+    when it was left DIALING to be reconciled); `{"wait": s}` to try again in s seconds (the run's cap or rate, the
+    account-wide cap, the minute's budget, ElevenLabs not readable); `{}` when nothing is left to place (all placed,
+    cancelled, or the run gave up). The caps are held by the database (Store.create_call's admission), across every
+    process; two slots picking the same planned call place it once (the loser takes the next one).
+
+    Slot k tries the k-th next pending call first: slots freed at once (calls started together end together) then
+    each place a different one, rather than all trying the same first one in turn, a transaction each under the lock.
+    """
+    runs = services.store.runs
+    run = await runs.get_run(run_id)
+    if run is None or run.state in TERMINAL_RUN_STATES:
+        return {}
+    if run.state == "cancelling":
+        await runs.skip_pending(run_id)
+        return {}
     allowed = await _allowed_overrides(services, run_id)
     if isinstance(allowed, float):
-        return _outcome([], False, allowed)
+        return {"wait": allowed}
     if allowed is None:
-        return _outcome([], not active)
-    items = await runs.next_pending(run_id, run.concurrency - active)
-    started, wait = await _place_some(services, run, items, allowed)
-    return _outcome(started, False, wait) if wait is not None else _outcome(started, not active and not started)
+        return {}
+    planned = planned_calls(run)
+    interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0
+    admission = Admission(run.id, run.concurrency, interval)
+    while items := await runs.next_pending(run_id, run.concurrency):
+        first = slot % len(items)
+        for item in items[first:] + items[:first]:
+            try:
+                call = await _place(services, run, item.id, planned[item.position], allowed, admission)
+            except ItemAlreadyPlaced:  # another slot placed this one meanwhile (nothing was stored or dialed here)
+                continue
+            except RunBusy as exc:  # the cap (another process placed one) or the rate: wait for a place
+                return {"wait": min(exc.wait_s, 60.0) if exc.wait_s is not None else TICK_S}
+            except LimitReached as exc:
+                # The minute's budget: the run waits until it frees up. A day's budget: the rest is not placed.
+                if exc.limit == MINUTE_LIMIT:
+                    log.info("run %s waits for the call budget: %s", run.id, exc.message)
+                    return {"wait": min(max(exc.resets_at.timestamp() - time.time(), 0.0) + 0.05, 60.0)}
+                await _give_up(services, run.id, f"No more calls were placed: {exc.message}")
+                return {}
+            except DestinationRefused as exc:  # the dialing rules changed since the run started
+                await _give_up(services, run.id, f"No more calls were placed: {exc.message}")
+                return {}
+            return {"call": call.id, "placed": _placed(services, call)}
+    return {}
+
+
+ENDED_READ_S = 2.0  # how often a slot reads its call's state when no change of it was heard of
+ENDED_GRACE_S = 120.0  # past its deadline, a call's workflow has surely ended it (timed_out) or died
+
+
+async def ended(services: Services, call_id: str) -> str:
+    """Wait until a call is final (its state is written by whichever process follows it; every write of it wakes the
+    wait, across processes on PostgreSQL); the state. Past the call's deadline and a grace, whatever the state: the
+    run's caps are held by the database, so a slot going on early never places one call too many."""
+    give_up_at: float | None = None
+    with services.notifier.subscribed(call_id) as changed:
+        while True:
+            changed.clear()
+            call = await services.store.get_call(call_id)
+            if call is None or call.state.terminal:
+                return call.state.value if call is not None else CallState.FAILED.value
+            if give_up_at is None:
+                cap = call.timeout_s or services.settings.call_timeout_s
+                give_up_at = call.created_at.timestamp() + cap + ENDED_GRACE_S
+            if time.time() > give_up_at:
+                return call.state.value
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ENDED_READ_S):
+                    await changed.wait()
+
+
+def _placed(services: Services, call: CallRow) -> tuple[float, str | None, str] | None:
+    """What the call's workflow needs not look up again (see tracking.follow_call): None for a call left DIALING
+    (its answer was lost: the workflow reconciles it)."""
+    if call.state == CallState.DIALING:
+        return None
+    cap = call.timeout_s or services.settings.call_timeout_s
+    return time.time() + cap, call.run_id, call.state.value
 
 
 async def _allowed_overrides(services: Services, run_id: str) -> set[str] | float | None:
@@ -219,36 +303,6 @@ async def _allowed_overrides(services: Services, run_id: str) -> set[str] | floa
     except ConfigurationError as exc:
         await _give_up(services, run_id, f"No more calls were placed: {exc.message}")
         return None
-
-
-async def _place_some(
-    services: Services, run: RunRow, items: list[RunItem], allowed: set[str]
-) -> tuple[list[str], float | None]:
-    """Place these planned calls in order while the run may; (the calls dialed, how long to wait before the next
-    tick, or None when the run gave up placing the rest)."""
-    planned = planned_calls(run)
-    interval = 60.0 / run.rate_per_min if run.rate_per_min else 0.0
-    admission = Admission(run.id, run.concurrency, interval)
-    started: list[str] = []
-    for item in items:
-        try:
-            call = await _place(services, run, item.id, planned[item.position], allowed, admission)
-        except ItemAlreadyPlaced:  # another process placed this one meanwhile (nothing was stored or dialed here)
-            continue
-        except RunBusy as exc:  # the cap (some other process placed one) or the rate: wait for a place
-            return started, min(exc.wait_s, 60.0) if exc.wait_s is not None else TICK_S
-        except LimitReached as exc:
-            # The minute's budget: the run waits until it frees up. A day's budget: the rest is not placed.
-            if exc.limit == MINUTE_LIMIT:
-                log.info("run %s waits for the call budget: %s", run.id, exc.message)
-                return started, min(max(exc.resets_at.timestamp() - time.time(), 0.0) + 0.05, 60.0)
-            await _give_up(services, run.id, f"No more calls were placed: {exc.message}")
-            return started, None
-        except DestinationRefused as exc:  # the dialing rules changed since the run started
-            await _give_up(services, run.id, f"No more calls were placed: {exc.message}")
-            return started, None
-        started.append(call.id)
-    return started, TICK_S
 
 
 async def _give_up(services: Services, run_id: str, reason: str) -> None:
@@ -379,22 +433,68 @@ async def _tick_step(run_id: str) -> dict[str, Any]:
     return await on_app_loop(lambda s: tick(s, run_id))
 
 
+@DBOS.step(name="callcheck.run_place_next", retries_allowed=False)
+async def _place_next_step(run_id: str, slot: int) -> dict[str, Any]:
+    # Not retried: a step interrupted after its call was recorded is not re-run blindly; run again (a crash), it
+    # places the next planned call, and the call recorded is followed by the workflow started for it (start_orphans).
+    return await on_app_loop(lambda s: place_next(s, run_id, slot))
+
+
+@DBOS.step(name="callcheck.run_call_ended")
+async def _ended_step(call_id: str) -> str:
+    return await on_app_loop(lambda s: ended(s, call_id))
+
+
 @DBOS.step(name="callcheck.run_finish")
 async def _finish_step(run_id: str) -> int:
     return await on_app_loop(lambda s: finish(s, run_id))
 
 
+@DBOS.workflow(name="callcheck.run_slot")
+async def run_slot(run_id: str, slot: int) -> int:
+    """One of a run's `concurrency` slots: place the run's next call, start its workflow (a child, running here), wait
+    for the call's end, and so on until nothing is left to place; how many calls this slot placed.
+
+    A server's run puts its slots on the calls queue (jobs/workflows.py), so they run in whichever processes have
+    room; a slot whose process dies is resumed by the process that takes it over. A finished call's place is filled
+    by the same slot at once, without waiting for the run's workflow.
+    """
+    track_workflow_task()
+    placed = 0
+    while True:
+        step = await _place_next_step(run_id, slot)
+        call_id = step.get("call")
+        if call_id is not None:
+            placed += 1
+            with SetWorkflowID(workflow_id(call_id)):
+                await DBOS.start_workflow_async(follow_call, call_id, step.get("placed"))
+            # Its place is free once it is final: the next call goes out while its workflow fetches the recording.
+            await _ended_step(call_id)
+            continue
+        if "wait" not in step:
+            break
+        await DBOS.sleep_async(step["wait"])
+    await wake_run(run_id)  # nothing left for this slot: the run may be over
+    return placed
+
+
 @DBOS.workflow(name="callcheck.run_suite")
 async def run_suite(run_id: str) -> int:
-    """Place, follow and judge every call of a suite run."""
-    track_workflow_task()  # cancelled at shutdown before DBOS is destroyed (jobs/tracking.py)
+    """Start a run's slots (which place and follow its calls), look after the run until it is over, judge it."""
+    track_workflow_task()
+    first = True
     while True:
         step = await _tick_step(run_id)
-        for call_id in step["started"]:
-            with SetWorkflowID(workflow_id(call_id)):
-                await DBOS.start_workflow_async(follow_call, call_id)
+        if first:
+            first = False
+            for slot in range(step["slots"]):
+                with SetWorkflowID(slot_workflow_id(run_id, slot)):
+                    if step["local"]:
+                        await DBOS.start_workflow_async(run_slot, run_id, slot)
+                    else:
+                        await (await calls_queue()).enqueue_async(run_slot, run_id, slot)
         if step["finished"]:
             break
-        if not step["started"]:
-            await DBOS.recv_async(topic=RUN_TOPIC, timeout_seconds=step["wait"])
+        # Woken when a call of the run ends, a slot is done, or the run is cancelled.
+        await DBOS.recv_async(topic=RUN_TOPIC, timeout_seconds=step["wait"])
     return await _finish_step(run_id)

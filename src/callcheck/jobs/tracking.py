@@ -43,7 +43,7 @@ from callcheck.jobs.applying import (
     refresh,
 )
 from callcheck.jobs.executors import Lease, new_executor_id, recover
-from callcheck.jobs.following import Follower
+from callcheck.jobs.following import Follower, ended_state
 from callcheck.jobs.placing import NO_ID_FOUND, dial, find_upstream
 from callcheck.jobs.workflows import (
     RUN_TOPIC,
@@ -51,6 +51,7 @@ from callcheck.jobs.workflows import (
     close_runtime,
     on_app_loop,
     open_runtime,
+    register_calls_queue,
     run_workflow_id,
     track_workflow_task,
     wake_run,
@@ -67,7 +68,7 @@ from callcheck.text import counted
 log = logging.getLogger("callcheck.tracking")
 
 # Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
-WORKFLOW_VERSION = "callcheck-follow-2"
+WORKFLOW_VERSION = "callcheck-follow-3"
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -294,17 +295,18 @@ async def _follow(call_id: str, placed_already: Placed | None) -> str:
     """The call workflow's steps (follow_call)."""
     deadline, run_id, placed = placed_already or await _ensure_placed_step(call_id)
     state = CallState(placed)
+    recording = True
     if not state.terminal:
-        ended = await _wait_step(call_id, deadline)
+        ended, recording = ended_state(await _wait_step(call_id, deadline))
         # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
-        state = CallState(ended) if ended else CallState(await _time_out_step(call_id))
+        state = ended or CallState(await _time_out_step(call_id))
     if run_id is not None:
         # Its run places the next call now rather than at its next tick (a recorded send: once, even when resumed).
         try:
             await DBOS.send_async(run_workflow_id(run_id), "call ended", topic=RUN_TOPIC)
         except Exception as exc:  # a run without a workflow cannot be woken; it ticks on its own anyway
             log.debug("could not wake run %s: %s", run_id, exc)
-    if state.may_have_recording:
+    if state.may_have_recording and recording:
         await _recording_step(call_id)
     return state.value
 
@@ -378,8 +380,12 @@ class Tracker:
         # that needs the tracker before this context is entered.
         self.services.tracker = self
         DBOS(config=self._dbos_config())  # type: ignore[arg-type]
+        if self.role == "run":
+            # A `callcheck run` process runs its own run's slots, never a server's: it exits when its run is over.
+            DBOS.listen_queues([])
         try:
             await asyncio.to_thread(DBOS.launch)
+            await register_calls_queue(self.services.settings.run_calls_per_process)
             # The two owned background tasks: the batched poller, and the starter of workflows for placed calls.
             self._background = [
                 asyncio.create_task(self.follower.run(), name="callcheck-poller"),
@@ -613,10 +619,11 @@ class Tracker:
             except Exception:  # one call's start failing must not stop the others'; the next launch retries it
                 log.exception("could not start following call %s", call_id)
 
-    def ended(self, call_id: str, state: CallState) -> None:
+    def ended(self, call_id: str, state: CallState, *, recording: bool = True) -> None:
         """A call is in `state` (just written here): its workflow, if it waits in this process, goes on at once when
-        the state is final. A workflow elsewhere learns it from its own reads."""
-        self.follower.ended(call_id, state)
+        the state is final. A workflow elsewhere learns it from its own reads. `recording=False`: the provider's
+        final record says the call has no recording; the workflow then looks for none."""
+        self.follower.ended(call_id, state, recording=recording)
 
     def watching(self, call_id: str) -> AbstractContextManager[None]:
         """While inside, the call is polled often (someone watches it live)."""

@@ -1,5 +1,6 @@
 """The DBOS plumbing shared by the workflows of jobs/ (a call's, a run's, a monitor's): workflow ids, the run's
-wake-up topic, and the bridge that runs each step's work on the app's event loop.
+wake-up topic, the queue a run's calls are placed from, and the bridge that runs each step's work on the app's event
+loop.
 
 Why the bridge: DBOS runs workflows it *recovers* on its own background event loop, while our database engine and
 HTTP client belong to the app's loop. Every step therefore hands its work to the app's loop (`on_app_loop`), so the
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from dbos import DBOS
+from dbos import DBOS, Queue
 
 from callcheck.services import Services
 
@@ -24,6 +25,14 @@ log = logging.getLogger("callcheck.runs")
 T = TypeVar("T")
 
 RUN_TOPIC = "run"  # the topic a run's workflow waits on for wake-ups
+
+# The DBOS queue a server's suite run puts its slots on (jobs/runs.py: each slot places and follows the run's calls one
+# after the other): every process with workers dequeues from it, so a run's calls are placed by whichever process has
+# room. Its only limit is a process's own (`CALLCHECK_RUN_CALLS_PER_PROCESS`): the run's cap and rate, and the
+# account-wide cap, are held by the database when each call is recorded (Store.create_call's admission).
+CALLS_QUEUE = "callcheck-run-calls"
+QUEUE_POLL_S = 0.2  # how often each process looks for slots to run (once per slot and run: not per call)
+_calls_queue: Queue | None = None
 
 
 def run_workflow_id(run_id: str) -> str:
@@ -56,6 +65,34 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+
+
+def slot_workflow_id(run_id: str, slot: int) -> str:
+    """The DBOS workflow id of one of a run's slots."""
+    return f"run-{run_id}-slot-{slot}"
+
+
+async def register_calls_queue(per_process: int) -> None:
+    """Declare the runs' calls queue (kept by DBOS in its tables, read by every process's queue threads); each process
+    writes its own per-process limit, so the setting should be the same everywhere."""
+    global _calls_queue
+    _calls_queue = await DBOS.register_queue_async(
+        CALLS_QUEUE,
+        worker_concurrency=per_process or None,
+        polling_interval_sec=QUEUE_POLL_S,
+        on_conflict="always_update",
+    )
+
+
+async def calls_queue() -> Queue:
+    """The runs' calls queue. Registered when the tracker launched DBOS; a run's workflow that DBOS resumed at launch
+    may get here first, and then finds the queue as the database has it (declared with no limit if it never was)."""
+    global _calls_queue
+    if _calls_queue is None:
+        _calls_queue = await DBOS.register_queue_async(
+            CALLS_QUEUE, polling_interval_sec=QUEUE_POLL_S, on_conflict="never_update"
+        )
+    return _calls_queue
 
 
 def workflow_id(call_id: str) -> str:
@@ -113,5 +150,6 @@ def open_runtime(services: Services) -> Runtime:
 
 def close_runtime() -> None:
     """Close the bridge (after the workflows on the app's loop were stopped)."""
-    global _runtime
+    global _runtime, _calls_queue
     _runtime = None
+    _calls_queue = None

@@ -35,6 +35,8 @@ class ConversationSnapshot:
     status_note: str = ""  # what the provider said, for the call's history
     # The call failed because the provider's agent is not set up for callcheck: the error to show, naming the fix.
     setup_error: str | None = None
+    # The provider's final record says, explicitly, that the call has no recording: none will be looked for.
+    no_recording: bool = False
 
     @property
     def has_audio(self) -> bool:
@@ -185,6 +187,11 @@ class CallerProvider(Protocol):
 
     async def own_number(self) -> str | None:
         """The E.164 number the caller dials out from, or None when the provider does not say."""
+        ...
+
+    def check_webhook_header(self, secret: str | None, header: str | None) -> None:
+        """Raise callcheck.errors.Unauthorized unless `header` is a well-formed, fresh signature header (the body
+        unread: an unsigned or stale request is refused before its body is read)."""
         ...
 
     def verify_webhook(self, secret: str | None, header: str | None, body: bytes) -> None:

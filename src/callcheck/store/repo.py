@@ -176,6 +176,23 @@ def _error_with_its_kind(values: dict[str, Any]) -> None:
 
 
 @dataclass
+class KeptWebhook:
+    """A verified webhook delivery, kept in the same transaction as the write that applies it (Store.move_call):
+    a delivery is then marked seen exactly when it is applied. `kept` tells whether that write kept it."""
+
+    digest: str  # sha256 of the raw body: a repeated delivery is recognised by it
+    event_type: str
+    conversation_id: str | None
+    payload: Any
+    call_id: str | None
+    kept: bool = False
+
+
+class AlreadyKept(Exception):
+    """The very same webhook delivery was kept meanwhile (by a concurrent request): nothing was written."""
+
+
+@dataclass
 class FollowedCall:
     """What the batched poller needs of a followed call (a few columns, not the transcript)."""
 
@@ -520,6 +537,7 @@ class Store:
         detail: str | None = None,
         *,
         told_first: tuple[str, str | None] | None = None,
+        webhook: KeptWebhook | None = None,
         **fields: Unpack[CallChanges],
     ) -> bool:
         """Move a call to `new` if its lifecycle allows, with other fields, atomically; False when not allowed (and
@@ -527,7 +545,8 @@ class Store:
 
         The update is conditional on the state read, so two writers (webhook and poller) cannot both move the call.
         `told_first` is an event (kind, detail) told before the state's, in the same transaction (as update_call
-        tells it: a transcript event counts the turns written with it).
+        tells it: a transcript event counts the turns written with it). `webhook`, the delivery that says so, is
+        kept in the same transaction (its `kept` set); AlreadyKept, nothing written, when it was kept meanwhile.
         """
         values: dict[str, Any] = dict(fields)
         _error_with_its_kind(values)
@@ -541,18 +560,35 @@ class Store:
         transcript = values.get("transcript")
         told_turns = told_first is not None and told_first[0] == "transcript" and isinstance(transcript, list)
         turns = len(transcript) if told_turns and isinstance(transcript, list) else None
-        async with self.engine.begin() as conn:
-            # One conditional statement (no read first): the lifecycle's allowed sources are the WHERE clause.
-            result = await conn.execute(
-                sa.update(calls)
-                .where(calls.c.id == call_id, calls.c.state.in_(sources))
-                .values(state=new.value, updated_at=now, **values)
-            )
-            if result.rowcount != 1:
-                return False
-            if told_first is not None:
-                await self._event(conn, call_id, told_first[0], None, told_first[1], now, turns)
-            await self._event(conn, call_id, "state", new.value, detail, now)
+        try:
+            async with self.engine.begin() as conn:
+                # One conditional statement (no read first): the lifecycle's allowed sources are the WHERE clause.
+                result = await conn.execute(
+                    sa.update(calls)
+                    .where(calls.c.id == call_id, calls.c.state.in_(sources))
+                    .values(state=new.value, updated_at=now, **values)
+                )
+                if result.rowcount != 1:
+                    return False
+                # The events in one statement (the told one first: ids follow the rows' order).
+                told = [] if told_first is None else [(told_first[0], None, told_first[1], turns)]
+                rows = [*told, ("state", new.value, detail, None)]
+                await conn.execute(
+                    sa.insert(call_events).values(
+                        [
+                            {"call_id": call_id, "at": now, "kind": k, "state": st, "detail": d, "turns": t}
+                            for k, st, d, t in rows
+                        ]
+                    )
+                )
+                if webhook is not None:
+                    await self._keep_webhook(conn, webhook, now)
+        except IntegrityError:
+            if webhook is None:
+                raise
+            raise AlreadyKept() from None
+        if webhook is not None:
+            webhook.kept = True
         return True
 
     async def add_event(self, call_id: str, kind: str, detail: str | None = None) -> None:
@@ -596,25 +632,43 @@ class Store:
         check_webhook_fields(event_type, conversation_id)
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(
-                    sa.insert(webhook_events).values(
-                        received_at=utcnow(),
-                        event_type=event_type,
-                        conversation_id=conversation_id,
-                        digest=digest,
-                        payload=payload,
-                        call_id=call_id,
-                    )
+                await self._keep_webhook(
+                    conn, KeptWebhook(digest, event_type, conversation_id, payload, call_id), utcnow()
                 )
         except IntegrityError:
             return False
         return True
+
+    @staticmethod
+    async def _keep_webhook(conn: AsyncConnection, webhook: KeptWebhook, now: datetime) -> None:
+        await conn.execute(
+            sa.insert(webhook_events).values(
+                received_at=now,
+                event_type=webhook.event_type,
+                conversation_id=webhook.conversation_id,
+                digest=webhook.digest,
+                payload=webhook.payload,
+                call_id=webhook.call_id,
+            )
+        )
 
     async def webhook_seen(self, digest: str) -> bool:
         """True when this very delivery (its body's sha256) was kept before."""
         async with self.engine.connect() as conn:
             found = await conn.execute(sa.select(webhook_events.c.id).where(webhook_events.c.digest == digest))
             return found.first() is not None
+
+    async def webhook_and_call(self, digest: str, conversation_id: str | None) -> tuple[bool, CallRow | None]:
+        """(was this very delivery kept before?, the call of this conversation id or None), on one connection: the
+        two reads a webhook delivery starts with."""
+        async with self.engine.connect() as conn:
+            found = await conn.execute(sa.select(webhook_events.c.id).where(webhook_events.c.digest == digest))
+            if found.first() is not None:
+                return True, None
+            if not conversation_id or not storable_key(conversation_id):
+                return False, None
+            row = (await conn.execute(sa.select(calls).where(calls.c.conversation_id == conversation_id))).first()
+        return False, _call(row) if row else None
 
     async def unmatched_webhooks(self, conversation_id: str) -> list[dict[str, Any]]:
         """Webhook payloads that arrived for this conversation before its call was known, oldest first."""

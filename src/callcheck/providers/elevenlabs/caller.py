@@ -124,6 +124,10 @@ class ElevenLabsCaller:
         """The number of ELEVENLABS_AGENT_PHONE_NUMBER_ID, as ElevenLabs lists it."""
         return phone_number_of(await self._client().list_phone_numbers(), self._phone_number_id)
 
+    def check_webhook_header(self, secret: str | None, header: str | None) -> None:
+        """`ElevenLabs-Signature` well-formed and fresh, before the body is read (contract §5.2-5.3)."""
+        webhooks.check_header(secret, header)
+
     def verify_webhook(self, secret: str | None, header: str | None, body: bytes) -> None:
         """HMAC check of `ElevenLabs-Signature` (contract §5.2-5.3)."""
         webhooks.verify(secret, header, body)

@@ -47,12 +47,13 @@ def snapshot_of(conversation: dict[str, Any]) -> ConversationSnapshot:
     """A conversation record (GET conversation, or a post_call_transcription's data) read into our types."""
     facts = wire.facts_of(conversation)
     status = facts.status
+    final = status in FINAL_STATUSES
     note = f"ElevenLabs status {status}" + (f", call result {facts.call_result}" if facts.call_result else "")
     conversation_id = conversation.get("conversation_id")
     return ConversationSnapshot(
         conversation_id=conversation_id if isinstance(conversation_id, str) and conversation_id else None,
         state=state_for(status, facts.call_result),
-        final=status in FINAL_STATUSES,
+        final=final,
         turns=wire.transcript_of(conversation),
         has_transcript=wire.has_transcript(conversation),
         analysis=wire.analysis_of(conversation),
@@ -61,6 +62,8 @@ def snapshot_of(conversation: dict[str, Any]) -> ConversationSnapshot:
         status_note=note,
         # Refused at the conversation's start rather than at dial time: say what fixes it.
         setup_error=f"{OVERRIDES_REFUSED[0].upper()}{OVERRIDES_REFUSED[1:]}." if facts.override_refused else None,
+        # Only an explicit false in a final record (a payload without the field proves nothing).
+        no_recording=final and conversation.get("has_audio") is False,
     )
 
 

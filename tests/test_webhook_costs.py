@@ -1,0 +1,173 @@
+"""What a post-call webhook costs, and what it must still guarantee (issue 13, figure 4): the delivery is kept in the
+write that ends its call (marked seen exactly when applied), and a final record saying "no audio" spares the call's
+workflow its recording step. On the test backend (SQLite by default, PostgreSQL with CALLCHECK_TEST_BACKEND=postgres).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from callcheck.domain.lifecycle import CallState
+from callcheck.jobs.following import NO_RECORDING, Follower, ended_state
+from callcheck.jobs.placing import CallRequest, record_call
+from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
+from callcheck.providers.elevenlabs.snapshot import snapshot_of
+from callcheck.providers.elevenlabs.webhooks import sign
+from callcheck.store.repo import AlreadyKept, KeptWebhook, Store
+from callcheck.store.tables import call_events, webhook_events
+from tests.conftest import settings_for
+
+SECRET = "whsec-costs-0123456789abcdef"
+PATH = "/api/webhooks/elevenlabs"
+
+
+def transcription(conversation_id: str, **data: Any) -> bytes:
+    event = {
+        "type": "post_call_transcription",
+        "event_timestamp": int(time.time()),
+        "data": {
+            "agent_id": "agent_sandbox",
+            "conversation_id": conversation_id,
+            "status": "done",
+            "transcript": [{"role": "agent", "message": "Hi, I'd like a pizza.", "time_in_call_secs": 0}],
+            "metadata": {"start_time_unix_secs": 1700000000, "call_duration_secs": 9},
+            "analysis": {"call_successful": "success", "transcript_summary": "Ordered."},
+            **data,
+        },
+    }
+    return json.dumps(event).encode()
+
+
+def headers(body: bytes) -> dict[str, str]:
+    return {"ElevenLabs-Signature": sign(SECRET, body), "content-type": "application/json"}
+
+
+# -- the provider says "no recording" only when its final record says so explicitly ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "audio", "ruled_out"),
+    [
+        ("done", {"has_audio": False}, True),
+        ("done", {"has_audio": True}, False),
+        ("done", {}, False),  # a payload without the field proves nothing
+        ("in-progress", {"has_audio": False}, False),  # a record that may still change
+        ("failed", {"has_audio": False}, True),
+    ],
+)
+def test_no_recording_only_from_an_explicit_false_in_a_final_record(
+    status: str, audio: dict[str, Any], ruled_out: bool
+) -> None:
+    snapshot = snapshot_of({"conversation_id": "conv_1", "status": status, "transcript": [], **audio})
+    assert snapshot.no_recording is ruled_out
+
+
+# -- the wait step's result ----------------------------------------------------------------------------------------
+
+
+async def test_the_wait_result_says_when_no_recording_is_to_be_looked_for() -> None:
+    follower = Follower(None, refresh=None, poll=None, found=None)  # type: ignore[arg-type]
+    for recording in (True, False):
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        follower._waiting["call_1"] = future
+        follower.ended("call_1", CallState.COMPLETED, recording=recording)
+        assert ended_state(future.result()) == (CallState.COMPLETED, recording)
+    # What a workflow recorded before NO_RECORDING existed (a bare state) still looks for a recording; the deadline
+    # reached is no state at all.
+    assert ended_state("failed") == (CallState.FAILED, True)
+    assert ended_state("completed" + NO_RECORDING) == (CallState.COMPLETED, False)
+    assert ended_state("") == (None, True)
+
+
+# -- the delivery kept in the write that ends its call -------------------------------------------------------------
+
+
+async def ringing_call(client_for: Any, sandbox: SandboxServer, tmp_path: Path) -> tuple[Store, str]:
+    """A store (of an app without workers) and a RINGING call in it."""
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    services = api.callcheck_app.state.services
+    request = CallRequest(to_number="+15550100001", description="d", scenario="s")
+    call = await record_call(services, request, CallState.DIALING)
+    assert await services.store.move_call(call.id, CallState.RINGING, conversation_id="conv_k")
+    return services.store, call.id
+
+
+async def test_a_delivery_is_kept_by_the_write_that_ends_its_call(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    store, call_id = await ringing_call(client_for, sandbox, tmp_path)
+    kept = KeptWebhook("a" * 64, "post_call_transcription", "conv_k", {"type": "x"}, call_id)
+    assert await store.move_call(call_id, CallState.COMPLETED, "done", webhook=kept)
+    assert kept.kept
+    async with store.engine.connect() as conn:
+        query = sa.select(webhook_events.c.call_id).where(webhook_events.c.digest == "a" * 64)
+        rows = (await conn.execute(query)).all()
+    assert [r.call_id for r in rows] == [call_id]
+
+
+async def test_a_delivery_kept_meanwhile_writes_nothing(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    store, call_id = await ringing_call(client_for, sandbox, tmp_path)
+    # The same delivery, kept by a concurrent request first.
+    assert await store.record_webhook("b" * 64, "post_call_transcription", "conv_k", {"type": "x"}, call_id)
+    events_before = len((await store.get_call(call_id, with_events=True)).events)  # type: ignore[union-attr]
+    kept = KeptWebhook("b" * 64, "post_call_transcription", "conv_k", {"type": "x"}, call_id)
+    with pytest.raises(AlreadyKept):
+        await store.move_call(call_id, CallState.COMPLETED, "done", webhook=kept)
+    assert not kept.kept
+    call = await store.get_call(call_id, with_events=True)
+    assert call is not None and call.state == CallState.RINGING and call.ended_at is None
+    assert len(call.events) == events_before
+    async with store.engine.connect() as conn:
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(call_events))).scalar()
+    assert count == events_before
+    # Without a delivery to keep, the same move goes through.
+    assert await store.move_call(call_id, CallState.COMPLETED, "done")
+
+
+# -- the workflow after a final record without audio ----------------------------------------------------------------
+
+
+def conversation_reads(sandbox: SandboxServer, conversation_id: str) -> list[str]:
+    """The sandbox's requests reading this conversation or its audio, by path."""
+    requests = httpx.get(f"{sandbox.url}/_sandbox/requests").json()
+    return [r["path"] for r in requests if r["method"] == "GET" and conversation_id in r["path"]]
+
+
+@pytest.mark.parametrize(("audio", "read_again"), [({"has_audio": False}, False), ({}, True)])
+async def test_a_final_record_without_audio_is_not_read_again(
+    client_for: Any, tmp_path: Path, audio: dict[str, Any], read_again: bool
+) -> None:
+    # Calls that ring for a long while: nothing but the webhook ends them, and the poller has nothing to fetch.
+    with SandboxServer(SandboxConfig(time_scale=50)) as slow:
+        api = await client_for(settings_for(slow, tmp_path, elevenlabs_webhook_secret=SECRET))
+        services = api.callcheck_app.state.services
+        response = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "Pizza."})
+        call_id, conversation_id = response.json()["id"], response.json()["conversation_id"]
+        body = transcription(conversation_id, **audio)
+        # The call's workflow waits for its end (it starts just after the answer): the webhook wakes it there.
+        for _ in range(400):
+            if call_id in services.tracker.follower.waiting_ids():
+                break
+            await asyncio.sleep(0.05)
+        assert call_id in services.tracker.follower.waiting_ids()
+        before = conversation_reads(slow, conversation_id)
+        answer = await api.post(PATH, content=body, headers=headers(body))
+        assert answer.json() == {"ok": True, "matched": True, "call_id": call_id}
+        await services.tracker.settle([call_id], most_s=20)  # the call's workflow has returned
+        after = conversation_reads(slow, conversation_id)[len(before) :]
+        # With has_audio false in the final record, nothing is asked again; without the field, the workflow reads
+        # the conversation to know whether there is a recording (what this test would see if the skip were lost).
+        assert bool(after) is read_again, after
+        assert not [p for p in after if p.endswith("/audio")]
+        call = (await api.get(f"/api/calls/{call_id}")).json()
+        assert call["state"] == "completed" and call["analysis"]["summary"] == "Ordered."
