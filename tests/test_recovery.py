@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 from callcheck.app import create_app
 from callcheck.domain.lifecycle import CallState
 from callcheck.jobs.placing import CallRequest, record_call
+from callcheck.providers import caller_for
 from callcheck.providers.elevenlabs.outbound import outbound_payload, seed_override
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 from callcheck.services import Services
@@ -96,12 +97,12 @@ async def test_call_left_dialing_and_placed_upstream_is_found_not_redialed(
             CallState.DIALING,
         )
         # What the lost request did upstream: the call exists there, tagged with our id.
-        placed = await services.client().outbound_call(call.request_payload)
+        placed = await caller_for(services).place_call(call.request_payload)
         await services.store.engine.dispose()
     api = await client_for(settings)
     final = await wait_for_call(api, call.id)
     assert final["state"] == "completed"
-    assert final["conversation_id"] == placed["conversation_id"]
+    assert final["conversation_id"] == placed.conversation_id
     assert "found upstream after an interruption" in [e["detail"] for e in final["events"]]
     assert len(outbound_calls(sandbox)) == 1
 

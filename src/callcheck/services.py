@@ -11,7 +11,6 @@ from callcheck.config import Settings
 from callcheck.doctor import DoctorCache
 from callcheck.errors import MissingSettings
 from callcheck.notifier import Notifier
-from callcheck.providers.elevenlabs.client import ElevenLabsClient
 from callcheck.store.repo import Store
 
 if TYPE_CHECKING:
@@ -34,16 +33,13 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
     doctor: DoctorCache = field(default_factory=DoctorCache)  # GET /api/doctor and the setup panel, a minute at most
 
-    def client(self) -> ElevenLabsClient:
-        """An ElevenLabs client; MissingSettings (names only) when the seed's settings are absent."""
+    def require_call_settings(self) -> None:
+        """MissingSettings (names only) when the settings a call needs are absent: checked before anything is stored
+        or sent."""
         missing = self.settings.missing_call_settings()
         if missing:
             raise MissingSettings(missing)
-        key = self.settings.elevenlabs_api_key
-        assert key is not None
-        return ElevenLabsClient(
-            self.http, key.get_secret_value(), self.settings.elevenlabs_api_base, on_sandbox=self._sandbox_answered
-        )
 
-    def _sandbox_answered(self) -> None:
+    def sandbox_answered(self) -> None:
+        """The caller provider saw an answer of callcheck's sandbox: this callcheck is simulated from now on."""
         self.simulated = True

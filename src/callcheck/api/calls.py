@@ -22,7 +22,6 @@ from callcheck.edge.body import body_of
 from callcheck.edge.deps import SESSION_KEY, ServicesDep, context_id_of, get_context, token_name_of
 from callcheck.errors import InvalidInput
 from callcheck.jobs.placing import CallRequest, place_once
-from callcheck.providers.elevenlabs.wire import call_sid_of
 from callcheck.store.repo import CallRow
 
 router = APIRouter(prefix="/api", tags=["calls"])
@@ -39,8 +38,8 @@ def initiated(call: CallRow, raw: dict[str, Any]) -> CallInitiated:
         message="Call initiated.",
         to_number=call.to_number,
         scenario=call.scenario,
-        # From the answer; for a call found placed after its answer was lost (no answer kept), from the call.
-        call_sid=call_sid_of(raw) or call.call_sid,
+        # Read out of the answer by the provider when it was placed (or found placed after its answer was lost).
+        call_sid=call.call_sid,
         conversation_id=conversation_id if isinstance(conversation_id, str) else call.conversation_id,
         raw=raw,
         id=call.id,

@@ -20,6 +20,7 @@ from callcheck.errors import (
 from callcheck.jobs.applying import apply_stored_webhooks
 from callcheck.jobs.destinations import check_destination
 from callcheck.providers import caller_for
+from callcheck.providers.base import PlacedCall
 from callcheck.services import Services
 from callcheck.store.fields import CallChanges
 from callcheck.store.repo import Admission, CallRow, DuplicateKey, new_id
@@ -57,7 +58,7 @@ async def record_call(
 
     A suite run's call brings its `admission` (the run's caps, held by the database across processes)."""
     client_settings = services.settings
-    services.client()  # raises MissingSettings before anything is stored
+    services.require_call_settings()  # raises MissingSettings before anything is stored
     await check_destination(services, request.to_number)  # DestinationRefused; budgets are checked by create_call
     call_id = new_id()
     prompt = request.prompt or caller_prompt(request.description, request.scenario)
@@ -92,15 +93,15 @@ async def record_call(
     )
 
 
-async def dial(services: Services, call: CallRow, *, kept_webhooks: bool = True) -> dict[str, Any]:
-    """Send the stored payload once and record what came back; the upstream's answer, or the error raised.
+async def dial(services: Services, call: CallRow, *, kept_webhooks: bool = True) -> PlacedCall:
+    """Send the stored payload once and record what came back; what the provider accepted, or the error raised.
 
     The call must already be DIALING in the database: a crash from here on leaves it DIALING, which recovery
     reconciles by looking the call id up upstream instead of dialing again. `kept_webhooks=False` when the call's
     workflow starts after this answer (it applies the webhooks that beat the answer in its wait step).
     """
     caller = caller_for(services)
-    services.client()  # raises MissingSettings (names only) before anything is sent
+    services.require_call_settings()  # raises MissingSettings (names only) before anything is sent
     try:
         placed = await caller.place_call(call.request_payload)
     except UpstreamHTTPError as exc:
@@ -158,7 +159,7 @@ async def dial(services: Services, call: CallRow, *, kept_webhooks: bool = True)
                 await find_upstream(services, fresh, NO_ID_FOUND)
             except UpstreamError as exc:
                 log.warning("call %s not looked up yet: %s", call.id, exc.message)
-    return raw
+    return placed
 
 
 async def find_upstream(services: Services, call: CallRow, how: str) -> bool:
@@ -186,13 +187,14 @@ async def attach_conversation(services: Services, call_id: str, conversation_id:
 
 
 async def place_call(services: Services, request: CallRequest) -> tuple[CallRow, dict[str, Any]]:
-    """Record, dial and hand the call to the tracker; (the stored call, the upstream's raw answer)."""
+    """Record, dial and hand the call to the tracker; (the stored call with the ids the provider gave, the
+    upstream's raw answer)."""
     call = await record_call(services, request, CallState.DIALING)
     placed: tuple[float, str | None, str] | None = None
     try:
         # A call whose workflow is started below looks for kept webhooks in its wait step (after this answer is
         # stored; at the next launch after a crash): the dial need not read them too, on the request's path.
-        raw = await dial(services, call, kept_webhooks=services.tracker is None)
+        accepted = await dial(services, call, kept_webhooks=services.tracker is None)
         # Placed: its workflow need not look at it again before waiting for its end (the deadline counts from now).
         cap = call.timeout_s or services.settings.call_timeout_s
         placed = (time.time() + cap, call.run_id, CallState.RINGING.value)
@@ -201,7 +203,9 @@ async def place_call(services: Services, request: CallRequest) -> tuple[CallRow,
         # workflow starts after the answer: nothing but the two writes and the dial is on the request's path.
         if services.tracker is not None:
             services.tracker.follow_soon(call.id, placed)
-    return call, raw
+    # The ids the answer brought (stored by dial), without reading the row back.
+    call = replace(call, conversation_id=accepted.conversation_id, call_sid=accepted.call_sid)
+    return call, accepted.raw
 
 
 KEY_IN_PROGRESS = "A request with this Idempotency-Key is already in progress."

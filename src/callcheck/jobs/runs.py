@@ -137,7 +137,7 @@ async def prepare_run(
     suite, planned = await anyio.to_thread.run_sync(
         functools.partial(plan, suite_text, source_name, only, settings=services.settings)
     )
-    services.client()  # raises MissingSettings (names only) before the numbers are checked
+    services.require_call_settings()  # raises MissingSettings (names only) before the numbers are checked
     for number in sorted({p.number for p in planned}):
         await check_destination(services, number)  # a refused number: the run does not start (403, exit 2)
     allowed = await caller_for(services).allowed_overrides()

@@ -21,7 +21,7 @@ def caller_for(services: Services) -> CallerProvider:
     """The caller provider of this running callcheck (ElevenLabs, the only one today), on its shared client."""
     from callcheck.providers.elevenlabs.caller import ElevenLabsCaller
 
-    return ElevenLabsCaller(services.settings, services.http, services.client)
+    return ElevenLabsCaller(services.settings, services.http, on_sandbox=services.sandbox_answered)
 
 
 def caller_from_settings(settings: Settings, http: httpx.AsyncClient) -> CallerProvider:

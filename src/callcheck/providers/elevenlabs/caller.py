@@ -40,10 +40,17 @@ class ElevenLabsCaller:
     signature_header = webhooks.SIGNATURE_HEADER
 
     def __init__(
-        self, settings: Settings, http: httpx.AsyncClient, client: Callable[[], ElevenLabsClient] | None = None
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        client: Callable[[], ElevenLabsClient] | None = None,
+        *,
+        on_sandbox: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
         self._http = http
+        # Called when an answer shows that "ElevenLabs" is callcheck's sandbox (the running callcheck notes it).
+        self._on_sandbox = on_sandbox
         # Raises MissingSettings (names only) when the API settings are absent.
         self._client = client or self._settings_client
         self._agent_id = settings.elevenlabs_agent_id or ""
@@ -53,7 +60,11 @@ class ElevenLabsCaller:
         missing = self._settings.missing_call_settings()
         if missing:
             raise MissingSettings(missing)
-        return self._keyed_client()
+        key = self._settings.elevenlabs_api_key
+        assert key is not None  # missing_call_settings names it otherwise
+        return ElevenLabsClient(
+            self._http, key.get_secret_value(), self._settings.elevenlabs_api_base, on_sandbox=self._on_sandbox
+        )
 
     def _keyed_client(self) -> ElevenLabsClient:
         """A client with whatever API key is set (setup and the doctor need no more)."""
