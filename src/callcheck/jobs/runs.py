@@ -27,6 +27,7 @@ from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.lifecycle import CallState, RunState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
 from callcheck.errors import (
+    CallcheckError,
     ConfigurationError,
     DestinationRefused,
     InvalidInput,
@@ -52,6 +53,7 @@ from callcheck.providers import caller_for
 from callcheck.providers.llm import judge_from_settings
 from callcheck.reports import build_report, run_result
 from callcheck.services import Services
+from callcheck.store import db
 from callcheck.store.repo import SERVER_OWNER, Admission, CallRow, ItemAlreadyPlaced, RunBusy, RunRow, utcnow
 
 log = logging.getLogger("callcheck.runs")
@@ -312,6 +314,27 @@ async def _give_up(services: Services, run_id: str, reason: str) -> None:
     log.warning("run %s: %s", run_id, reason)
 
 
+# A run whose placing or judging meets an unexpected error (a bug, a database that blinked) still ends.
+UNEXPECTED_RUN = "callcheck could not go on with this run"
+SLOT_ATTEMPTS = 5  # a slot's placing step failing this many times in a row gives the run up
+SLOT_RETRY_S = 2.0  # the first wait after a failed placing step; doubled after each failure (60 s at most)
+
+
+async def fail_run(services: Services, run_id: str, reason: str) -> int:
+    """A run whose workflow met an unexpected error ends failed (exit code 2, no report: it could not be judged),
+    its error saying why; the planned calls not placed are skipped. A run already over is left as it is."""
+    runs = services.store.runs
+    await runs.skip_pending(run_id)
+    error = f"{UNEXPECTED_RUN}: {reason}"
+    if await runs.update_run(
+        run_id, state=RunState.FAILED, error=error, finished_at=utcnow(), exit_code=EXIT_COULD_NOT_RUN
+    ):
+        log.error("run %s: %s", run_id, error)
+    services.notifier.publish(f"run-{run_id}")
+    run = await runs.get_run(run_id)
+    return run.exit_code if run is not None and run.exit_code is not None else EXIT_COULD_NOT_RUN
+
+
 async def _place(
     services: Services, run: RunRow, item_id: int, planned: PlannedCall, allowed: set[str], admission: Admission
 ) -> CallRow:
@@ -450,6 +473,27 @@ async def _finish_step(run_id: str) -> int:
     return await on_app_loop(lambda s: finish(s, run_id))
 
 
+@DBOS.step(name="callcheck.run_give_up", retries_allowed=True, max_attempts=5, interval_seconds=1.0)
+async def _give_up_step(run_id: str, reason: str) -> None:
+    await on_app_loop(lambda s: _give_up(s, run_id, reason))
+
+
+# Retried: it is how a run ends when nothing else worked, and it is safe to repeat (the move is conditional).
+@DBOS.step(name="callcheck.run_fail", retries_allowed=True, max_attempts=5, interval_seconds=1.0)
+async def _fail_run_step(run_id: str, reason: str) -> int:
+    return await on_app_loop(lambda s: fail_run(s, run_id, reason))
+
+
+@DBOS.step(name="callcheck.run_reason")
+async def _reason_step(text: str) -> str:
+    # Scrubbed in a step: the reason (from the settings) is then recorded, the same on a replay.
+    return await on_app_loop(lambda s: _scrubbed(s, text))
+
+
+async def _scrubbed(services: Services, text: str) -> str:
+    return db.scrubbed(text, services.settings.resolved_database_url())
+
+
 @DBOS.workflow(name="callcheck.run_slot")
 async def run_slot(run_id: str, slot: int) -> int:
     """One of a run's `concurrency` slots: place the run's next call, start its workflow (a child, running here), wait
@@ -461,8 +505,22 @@ async def run_slot(run_id: str, slot: int) -> int:
     """
     track_workflow_task()
     placed = 0
+    failures = 0
     while True:
-        step = await _place_next_step(run_id, slot)
+        try:
+            step = await _place_next_step(run_id, slot)
+        except Exception as exc:
+            # Not a refusal (those are answers): a bug or a database that blinked. Tried again a few times, with
+            # growing waits; then the run is given up (the rest skipped, the error said), so it still ends.
+            failures += 1
+            reason = await _reason_step(_one_line(exc))
+            log.warning("run %s slot %d: placing failed (%d of %d): %s", run_id, slot, failures, SLOT_ATTEMPTS, reason)
+            if failures >= SLOT_ATTEMPTS:
+                await _give_up_step(run_id, f"No more calls were placed: {UNEXPECTED_RUN}: {reason}")
+                break
+            await DBOS.sleep_async(min(SLOT_RETRY_S * 2 ** (failures - 1), 60.0))
+            continue
+        failures = 0
         call_id = step.get("call")
         if call_id is not None:
             placed += 1
@@ -480,8 +538,27 @@ async def run_slot(run_id: str, slot: int) -> int:
 
 @DBOS.workflow(name="callcheck.run_suite")
 async def run_suite(run_id: str) -> int:
-    """Start a run's slots (which place and follow its calls), look after the run until it is over, judge it."""
+    """Start a run's slots (which place and follow its calls), look after the run until it is over, judge it.
+
+    Every run ends: an exception escaping a step (a suite that no longer parses, a bug) ends the run failed with the
+    error, in a step of its own. Shutdown's cancellation and DBOS's own stops are BaseExceptions, left to DBOS.
+    """
     track_workflow_task()
+    try:
+        return await _run_suite(run_id)
+    except Exception as exc:
+        log.exception("run %s: its workflow failed; the run ends failed", run_id)
+        return await _fail_run_step(run_id, await _reason_step(_one_line(exc)))
+
+
+def _one_line(exc: Exception) -> str:
+    """What an exception says, on one line of at most 300 characters (scrubbed by _reason_step)."""
+    reason = exc.message if isinstance(exc, CallcheckError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(reason.split())[:300] or type(exc).__name__
+
+
+async def _run_suite(run_id: str) -> int:
+    """run_suite's steps."""
     first = True
     while True:
         step = await _tick_step(run_id)
