@@ -99,6 +99,16 @@ class Health(BaseModel):
     version: str = Field(description="callcheck's version.")
 
 
+class WebhookReceipt(BaseModel):
+    """A signed webhook, accepted: applied to its call (`matched`), kept for a call not known yet (`matched`: false),
+    or a delivery seen before (`duplicate`)."""
+
+    ok: bool = True
+    matched: bool | None = Field(default=None, description="Whether the event's conversation is a call of ours.")
+    call_id: str | None = Field(default=None, description="The call it was applied to.")
+    duplicate: bool | None = Field(default=None, description="True for a delivery already received.")
+
+
 # -- a suite, as POST /api/runs and the monitors take it (docs/suites.md) ------------------------------------------
 # These describe the body; the suite reader (domain/suite.py) checks it, and names each problem by its path and line.
 
@@ -229,9 +239,14 @@ class MonitorChange(BaseModel):
     paused: bool | None = Field(default=None, description="Pause or resume.")
 
 
-def json_body(model: type[BaseModel] | None, *, required: bool = True, description: str = "") -> dict[str, Any]:
-    """`openapi_extra` describing a JSON request body (a model's schema, or any object)."""
-    schema = standalone(model.model_json_schema()) if model else {"type": "object", "additionalProperties": True}
+def json_body(
+    model: type[BaseModel] | dict[str, Any] | None, *, required: bool = True, description: str = ""
+) -> dict[str, Any]:
+    """`openapi_extra` describing a JSON request body (a model's schema, a JSON schema, or any object)."""
+    if isinstance(model, dict):
+        schema = model
+    else:
+        schema = standalone(model.model_json_schema()) if model else {"type": "object", "additionalProperties": True}
     body: dict[str, Any] = {"required": required, "content": {"application/json": {"schema": schema}}}
     if description:
         body["description"] = description

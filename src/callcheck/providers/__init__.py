@@ -7,7 +7,8 @@ api/, the doctor and the CLI ask them for a `CallerProvider` and never name a co
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
@@ -30,3 +31,10 @@ def caller_from_settings(settings: Settings, http: httpx.AsyncClient) -> CallerP
     from callcheck.providers.elevenlabs.caller import ElevenLabsCaller
 
     return ElevenLabsCaller(settings, http)
+
+
+def webhook_body_schema() -> dict[str, Any]:
+    """The JSON schema of the provider's post-call webhook body (for the API's description; a copy)."""
+    from callcheck.providers.elevenlabs.webhooks import BODY_SCHEMA
+
+    return copy.deepcopy(BODY_SCHEMA)

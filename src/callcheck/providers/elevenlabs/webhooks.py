@@ -5,12 +5,35 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from typing import Any
 
 from callcheck.errors import Unauthorized
 
 SIGNATURE_HEADER = "ElevenLabs-Signature"
 TOLERANCE_S = 30 * 60
 MAX_TIMESTAMP_DIGITS = 12  # Unix seconds stay under 12 digits until the year 33658
+
+# The envelope of a post-call event (contract §5.4), for the API's description: `type`, `event_timestamp`, `data`.
+# Open-ended on purpose: the `data` of each type carries more (and ElevenLabs adds fields); unknown types are kept
+# and ignored. The signature, not this schema, decides what is read.
+BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "data"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "post_call_transcription, post_call_audio or call_initiation_failure (others are ignored)",
+        },
+        "event_timestamp": {"type": "integer", "description": "When the event was sent (Unix seconds)."},
+        "data": {
+            "type": "object",
+            "description": "The conversation: its id and agent, and per type its record, audio or failure.",
+            "properties": {"conversation_id": {"type": "string"}, "agent_id": {"type": "string"}},
+            "additionalProperties": True,
+        },
+    },
+    "additionalProperties": True,
+}
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
