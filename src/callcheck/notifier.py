@@ -84,20 +84,13 @@ class Notifier:
 
     async def wait(self, topic: str, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait is the point
         """Wait until `topic` is published or `timeout` passes; True when woken."""
-        event = asyncio.Event()
-        self._events[topic].add(event)
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            waiters = self._events.get(topic)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._events[topic]
+        with self.subscribed(topic) as event:
+            try:
+                async with asyncio.timeout(timeout):
+                    await event.wait()
+                return True
+            except TimeoutError:
+                return False
 
 
 @asynccontextmanager
