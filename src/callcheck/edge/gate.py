@@ -63,25 +63,26 @@ class Gate:
             elif name == b"content-length" and value.isdigit() and int(value) > limit:
                 too_large = True
         if scope["path"] != "/healthz":
-            shown = host_name((first_host or b"").decode("latin-1"))
-            if not host_allowed(shown, self.allowed):
-                shown = shown if len(shown) <= 100 else shown[:99] + "…"
-                message = (
-                    f"This server does not answer to the host name {shown!r}. If it is reached by that name, add it "
-                    "to CALLCHECK_ALLOWED_HOSTS."
-                )
-                return message, 421
-        if scope["method"] in UNSAFE_METHODS:
-            # Browsers mark the requests they send for a page (`Origin`, `Sec-Fetch-Site`); curl, CI and
-            # ElevenLabs' webhooks send neither. A page elsewhere must not make a visitor's browser place a call.
-            scheme = scope.get("scheme", "http")
-            own = f"{scheme}://{(host or b'').decode('latin-1')}".encode("latin-1")
-            foreign = origin is not None and origin != b"null" and origin != own
-            if fetch_site == b"cross-site" or foreign or origin == b"null":
-                return CROSS_SITE, 403
+            refused = self._host_refusal(first_host)
+            if refused is not None:
+                return refused
+        if scope["method"] in UNSAFE_METHODS and _cross_site(scope, host, origin, fetch_site):
+            return CROSS_SITE, 403
         if too_large:
             return TOO_LARGE, 413
         return None
+
+    def _host_refusal(self, first_host: bytes | None) -> tuple[str, int] | None:
+        """421 for a Host this server does not answer to (CALLCHECK_ALLOWED_HOSTS)."""
+        shown = host_name((first_host or b"").decode("latin-1"))
+        if host_allowed(shown, self.allowed):
+            return None
+        shown = shown if len(shown) <= 100 else shown[:99] + "…"
+        message = (
+            f"This server does not answer to the host name {shown!r}. If it is reached by that name, add it "
+            "to CALLCHECK_ALLOWED_HOSTS."
+        )
+        return message, 421
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.overrides.get(scope["path"], self.max_bytes)
@@ -121,3 +122,15 @@ def _secure_cookies(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
             value = value + b"; Secure"
         marked.append((name, value))
     return marked
+
+
+def _cross_site(scope: Scope, host: bytes | None, origin: bytes | None, fetch_site: bytes | None) -> bool:
+    """True for a request a page of another site made a browser send.
+
+    Browsers mark the requests they send for a page (`Origin`, `Sec-Fetch-Site`); curl, CI and ElevenLabs' webhooks
+    send neither. A page elsewhere must not make a visitor's browser place a call.
+    """
+    scheme = scope.get("scheme", "http")
+    own = f"{scheme}://{(host or b'').decode('latin-1')}".encode("latin-1")
+    foreign = origin is not None and origin != b"null" and origin != own
+    return fetch_site == b"cross-site" or foreign or origin == b"null"
