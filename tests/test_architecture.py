@@ -79,11 +79,11 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return hidden
 
 
-def import_statements(module: str, path: Path) -> list[tuple[str, list[str] | None]]:
-    """Every import statement `module` runs (TYPE_CHECKING-only ones left out), relative ones made absolute:
-    `(name, None)` for each name of an `import`, `(base, names)` for a `from base import names`."""
+def import_statements(module: str, path: Path, *, types: bool = False) -> list[tuple[str, list[str] | None]]:
+    """Every import statement `module` runs (TYPE_CHECKING-only ones left out unless `types`), relative ones made
+    absolute: `(name, None)` for each name of an `import`, `(base, names)` for a `from base import names`."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    hidden = _type_checking_nodes(tree)
+    hidden = set() if types else _type_checking_nodes(tree)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[tuple[str, list[str] | None]] = []
     for node in ast.walk(tree):
@@ -100,10 +100,10 @@ def import_statements(module: str, path: Path) -> list[tuple[str, list[str] | No
     return found
 
 
-def imported_names(module: str, path: Path) -> list[str]:
+def imported_names(module: str, path: Path, *, types: bool = False) -> list[str]:
     """Every module `module` imports at run time (absolute dotted names; `from a import b` gives `a` and `a.b`)."""
     names: list[str] = []
-    for base, members in import_statements(module, path):
+    for base, members in import_statements(module, path, types=types):
         names.append(base)
         names += [f"{base}.{member}" for member in members or []]
     return names
@@ -119,15 +119,15 @@ def unit_of(name: str) -> str | None:
     return unit if exists else None  # `from callcheck import __version__` names no unit
 
 
-def unit_graph() -> dict[str, dict[str, set[str]]]:
-    """unit -> unit it imports -> the modules that do."""
+def unit_graph(*, types: bool = False) -> dict[str, dict[str, set[str]]]:
+    """unit -> unit it imports -> the modules that do (with `types`, counting TYPE_CHECKING-only imports too)."""
     graph: dict[str, dict[str, set[str]]] = {}
     for module, path in _modules():
         source = unit_of(module)
         if source is None:
             continue
         graph.setdefault(source, {})
-        for name in imported_names(module, path):
+        for name in imported_names(module, path, types=types):
             target = unit_of(name)
             if target is not None and target != source:
                 graph[source].setdefault(target, set()).add(module)
@@ -166,12 +166,12 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def imported_modules(module: str, path: Path, modules: set[str]) -> set[str]:
+def imported_modules(module: str, path: Path, modules: set[str], *, types: bool = False) -> set[str]:
     """The callcheck modules `module` imports at run time. `from a import b` is module `a.b` when that is a module
     (a submodule: its package's `__init__` runs first, but that is Python's doing, no dependency of ours), else
     module `a`; `import a.b.c` is the longest of `a.b.c`, `a.b`, `a` that is a module."""
     names: list[str] = []
-    for base, members in import_statements(module, path):
+    for base, members in import_statements(module, path, types=types):
         if members is None:
             names.append(base)
         else:
@@ -185,10 +185,11 @@ def imported_modules(module: str, path: Path, modules: set[str]) -> set[str]:
     return found
 
 
-def module_graph() -> dict[str, set[str]]:
-    """callcheck module -> the callcheck modules it imports (lazy imports count; TYPE_CHECKING ones do not)."""
+def module_graph(*, types: bool = False) -> dict[str, set[str]]:
+    """callcheck module -> the callcheck modules it imports (lazy imports count; TYPE_CHECKING ones only with
+    `types`)."""
     paths = dict(_modules())
-    return {module: imported_modules(module, path, set(paths)) for module, path in paths.items()}
+    return {module: imported_modules(module, path, set(paths), types=types) for module, path in paths.items()}
 
 
 def _edges_without_known_breaches() -> dict[str, set[str]]:
@@ -210,6 +211,19 @@ def test_no_import_cycles_between_modules() -> None:
     """No two modules import each other, not even lazily (inside a function) or through others: each thing has one
     place, and a module's dependencies are all below it. Only `if TYPE_CHECKING:` imports are exempt."""
     assert _cycles(module_graph()) == []
+
+
+def test_type_only_imports_keep_the_layering_too() -> None:
+    """Even the imports that exist only for the type checker go downwards: a layer that needs a type of one above
+    it says what it needs as a Protocol of its own (`services.CallTracker`, `providers.Host`)."""
+    breaches = [
+        f"{source} imports {target} for its types (in {', '.join(sorted(modules))})"
+        for source, targets in unit_graph(types=True).items()
+        for target, modules in targets.items()
+        if target not in ALLOWED.get(source, set())
+    ]
+    assert breaches == []
+    assert _cycles(module_graph(types=True)) == []
 
 
 def test_each_unit_imports_only_what_its_layer_may() -> None:

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
 from callcheck.config import Settings
 from callcheck.doctor import DoctorCache
+from callcheck.domain.lifecycle import CallState
 from callcheck.errors import MissingSettings
 from callcheck.notifier import Notifier
 from callcheck.store.repo import Store
 
-if TYPE_CHECKING:
-    from callcheck.jobs.tracking import Tracker
+# What a call's placer knows of it: (its deadline as unix time, its run's id, its state once placed).
+Placed = tuple[float, str | None, str]
+
+
+class CallTracker(Protocol):
+    """What the rest of callcheck asks of the process's tracker (jobs/tracking.py's `Tracker` is the one): follow a
+    call placed here, hear of a state written here, watch a call someone is looking at. A protocol, so that this
+    module (below jobs/) need not import jobs/."""
+
+    run_owner: str | None  # the owner written on the runs this process starts (a `callcheck run` process's id)
+
+    def follow_soon(self, call_id: str, placed: Placed | None = None) -> None: ...
+
+    def ended(self, call_id: str, state: CallState, *, recording: bool = True) -> None: ...
+
+    def watching(self, call_id: str) -> AbstractContextManager[None]: ...
+
+    def looked_at(self, call_id: str) -> None: ...
+
+    async def settle(self, call_ids: list[str], most_s: float = ...) -> None: ...
 
 
 @dataclass
@@ -27,7 +47,7 @@ class Services:
     notifier: Notifier = field(default_factory=Notifier)
     # True when ElevenLabs is callcheck's sandbox: from the start under `serve --sandbox`, else from its first answer.
     simulated: bool = False
-    tracker: Tracker | None = None
+    tracker: CallTracker | None = None
     # This process's executor id on PostgreSQL (jobs/executors.py); None on SQLite.
     executor_id: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)

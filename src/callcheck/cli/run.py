@@ -212,9 +212,10 @@ async def _finish_adopted(services: Services, own_run: str) -> None:
     """Before exiting, see the runs this process took over from dead processes to their end (PostgreSQL): with no
     other process on the database (CI's throwaway one), nobody else would."""
     from callcheck.jobs.runs import TERMINAL_RUN_STATES
+    from callcheck.jobs.tracking import Tracker
 
     tracker = services.tracker
-    assert tracker is not None
+    assert isinstance(tracker, Tracker)
     finished: set[str] = set()
     told = False
     while waiting := tracker.adopted_runs - finished - {own_run}:

@@ -58,7 +58,7 @@ from callcheck.jobs.workflows import (
     workflow_id,
 )
 from callcheck.providers import caller_for
-from callcheck.services import Services
+from callcheck.services import Placed, Services
 from callcheck.store import db
 from callcheck.store.executors import ExecutorStore
 from callcheck.store.files import private_sqlite
@@ -225,7 +225,7 @@ async def end_with_error(services: Services, call_id: str, reason: str) -> str:
 
 def _tracker(services: Services) -> Tracker:
     tracker = services.tracker
-    if tracker is None:
+    if not isinstance(tracker, Tracker):
         raise RuntimeError("the call tracker is not running")
     return tracker
 
@@ -264,10 +264,6 @@ async def _recording_step(call_id: str) -> bool:
 @DBOS.step(name="callcheck.end_with_error", retries_allowed=True, max_attempts=5, interval_seconds=1.0)
 async def _end_with_error_step(call_id: str, reason: str) -> str:
     return await on_app_loop(lambda s: end_with_error(s, call_id, reason))
-
-
-# What the placer already knows of a call it placed: (its deadline as unix time, its run's id, its state once placed).
-Placed = tuple[float, str | None, str]
 
 
 @DBOS.workflow(name="callcheck.follow_call")

@@ -8,17 +8,26 @@ api/, the doctor and the CLI ask them for a `CallerProvider` and never name a co
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import httpx
 
     from callcheck.config import Settings
     from callcheck.providers.base import CallerProvider
-    from callcheck.services import Services
 
 
-def caller_for(services: Services) -> CallerProvider:
+class Host(Protocol):
+    """What a provider needs of the running callcheck (`services.Services` is one): its settings, its shared HTTP
+    client, and where to say that the upstream turned out to be callcheck's sandbox."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+
+    def sandbox_answered(self) -> None: ...
+
+
+def caller_for(services: Host) -> CallerProvider:
     """The caller provider of this running callcheck (ElevenLabs, the only one today), on its shared client."""
     from callcheck.providers.elevenlabs.caller import ElevenLabsCaller
 
