@@ -742,7 +742,8 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
     say(f"| `python -c pass` | {starts['python']:.2f} | 1.0 |")
     say(f"| `callcheck --help` | {starts['help']:.2f} | {starts['help'] / starts['python']:.1f} |")
     if readies:
-        say(f"| `callcheck serve` ready (median of {len(readies)}) | {statistics.median(readies):.2f} | |")
+        each = ", ".join(f"{ready:.2f}" for ready in readies)
+        say(f"| `callcheck serve` ready (median of {len(readies)}: {each}) | {statistics.median(readies):.2f} | |")
     say("")
     say("Targets: `--help` ≤ 0.5 s, serve ready ≤ 2 s.")
     say("")
