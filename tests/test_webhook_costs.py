@@ -70,7 +70,7 @@ def test_no_recording_only_from_an_explicit_false_in_a_final_record(
     assert snapshot.no_recording is ruled_out
 
 
-# -- the wait step's result ----------------------------------------------------------------------------------------
+# -- the wait's result ---------------------------------------------------------------------------------------------
 
 
 async def test_the_wait_result_says_when_no_recording_is_to_be_looked_for() -> None:
@@ -80,8 +80,8 @@ async def test_the_wait_result_says_when_no_recording_is_to_be_looked_for() -> N
         follower._waiting["call_1"] = future
         follower.ended("call_1", CallState.COMPLETED, recording=recording)
         assert ended_state(future.result()) == (CallState.COMPLETED, recording)
-    # What a workflow recorded before NO_RECORDING existed (a bare state) still looks for a recording; the deadline
-    # reached is no state at all.
+    # A call found final by a read (no final record told): a recording is looked for; the deadline reached is no
+    # state at all.
     assert ended_state("failed") == (CallState.FAILED, True)
     assert ended_state("completed" + NO_RECORDING) == (CallState.COMPLETED, False)
     assert ended_state("") == (None, True)

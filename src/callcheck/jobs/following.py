@@ -1,7 +1,7 @@
 """Following many calls at the cost of their changes: one batched poller per process, and the wake-ups it sends.
 
-Each call's durable workflow (jobs/tracking.py) waits for its call to end in one step that costs nothing while it
-waits: it registers here and is resolved by whoever sees the call end first —
+Each call's durable workflow (jobs/tracking.py) waits for its call to end in a wait that costs nothing while it
+lasts (and is not a recorded step): it registers here and is resolved by whoever sees the call end first —
 
 - a webhook (the first choice: ElevenLabs says when a call ended), through `Follower.ended` with the state it
   just wrote (jobs/webhooks.py);
@@ -56,8 +56,7 @@ NO_RECORDING = ":no-recording"
 
 
 def ended_state(result: str) -> tuple[CallState | None, bool]:
-    """(the state, whether a recording may exist) of what `wait_for_end` returned; (None, True) at the deadline.
-    A result recorded before NO_RECORDING existed is a bare state: a recording is then looked for, as it was."""
+    """(the state, whether a recording may exist) of what `wait_for_end` returned; (None, True) at the deadline."""
     if not result:
         return None, True
     state, _, note = result.partition(":")

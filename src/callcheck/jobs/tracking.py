@@ -7,8 +7,10 @@ interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, i
                                               └──── deadline reached ─► timed_out
     (an exception escaping any step ─► failed, the error saying why: every call ends)
 
-Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. A call placed by
-a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the placed state.
+The placing and the recording are recorded steps; the wait (and the time-out at its end) is not: it costs nothing
+while it lasts and nothing in DBOS when it ends, and a resumed workflow just waits again (see _wait_for_end). A
+call placed by a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the
+placed state, so such a call costs DBOS its start, its outcome and, when the call has audio, the recording step.
 The wait ends when a webhook or the batched poller (jobs/following.py: one conversations list per sweep for every
 call followed, full fetches only for those that changed) sees the call final, or at the deadline.
 
@@ -47,6 +49,7 @@ from callcheck.jobs.following import Follower, ended_state
 from callcheck.jobs.placing import NO_ID_FOUND, dial, find_upstream
 from callcheck.jobs.workflows import (
     RUN_TOPIC,
+    WORKFLOW_VERSION,
     Runtime,
     close_runtime,
     on_app_loop,
@@ -67,8 +70,6 @@ from callcheck.text import counted
 
 log = logging.getLogger("callcheck.tracking")
 
-# Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
-WORKFLOW_VERSION = "callcheck-follow-3"
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -219,8 +220,8 @@ async def end_with_error(services: Services, call_id: str, reason: str) -> str:
 # -- the workflow ------------------------------------------------------------------------------------------------
 #
 # A durable record is written when the call's state matters to the workflow, not on every poll: the placing (with
-# the deadline), the end (or the timeout), the recording. While the call lasts the workflow waits in one step that
-# costs nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
+# the deadline) and the recording; the end is the call's own row. While the call lasts the workflow waits in a wait
+# that costs nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
 
 
 def _tracker(services: Services) -> Tracker:
@@ -244,15 +245,22 @@ async def _ensure_placed_step(call_id: str) -> tuple[float, str | None, str]:
     return await on_app_loop(place)
 
 
-@DBOS.step(name="callcheck.wait_for_end", retries_allowed=False)
-async def _wait_step(call_id: str, deadline: float) -> str:
-    # Interrupted (a shutdown, a crash), nothing is recorded: the resumed workflow waits again, to the same deadline.
-    return await on_app_loop(lambda s: _tracker(s).follower.wait_for_end(call_id, deadline))
+async def _wait_for_end(call_id: str, deadline: float) -> tuple[CallState, bool]:
+    """(the call's final state, whether it may have a recording): its end, or its time-out at `deadline`.
 
+    Not a recorded step, on purpose: a step costs DBOS a read before it runs and a write after, for every call, and
+    this one needs neither. Resumed after a crash, the workflow simply waits again: the wait reads the call's state
+    first (a call that ended meanwhile returns at once) and the time-out is a conditional move, so repeating either
+    changes nothing. What a replay cannot know again (a final record saying "no recording") only costs a look for
+    the recording. The steps around it are the same on every replay: the wait is not one of them.
+    """
 
-@DBOS.step(name="callcheck.time_out")
-async def _time_out_step(call_id: str) -> str:
-    return await on_app_loop(lambda s: time_out(s, call_id))
+    async def wait(services: Services) -> tuple[CallState, bool]:
+        ended, recording = ended_state(await _tracker(services).follower.wait_for_end(call_id, deadline))
+        # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
+        return ended or CallState(await time_out(services, call_id)), recording
+
+    return await on_app_loop(wait)
 
 
 @DBOS.step(name="callcheck.recording")
@@ -293,9 +301,7 @@ async def _follow(call_id: str, placed_already: Placed | None) -> str:
     state = CallState(placed)
     recording = True
     if not state.terminal:
-        ended, recording = ended_state(await _wait_step(call_id, deadline))
-        # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
-        state = ended or CallState(await _time_out_step(call_id))
+        state, recording = await _wait_for_end(call_id, deadline)
     if run_id is not None:
         # Its run places the next call now rather than at its next tick (a recorded send: once, even when resumed).
         try:

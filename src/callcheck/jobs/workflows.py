@@ -26,6 +26,23 @@ T = TypeVar("T")
 
 RUN_TOPIC = "run"  # the topic a run's workflow waits on for wake-ups
 
+# Bump when the sequence of steps of any workflow changes: DBOS only resumes workflows of its own version.
+WORKFLOW_VERSION = "callcheck-follow-4"
+
+
+def versioned(base: str) -> str:
+    """A workflow id of this version of the workflows: `base` (a call's, a run's...) with the version appended.
+
+    Why: DBOS resumes (at launch, or when taking over a dead process's work) only the workflows of its own
+    application version, and a start under an id that exists already returns the existing workflow without running
+    it. With bare ids, a call or run in flight when callcheck was upgraded kept its old version's workflow, which
+    the new version neither resumes nor replaces: it was never followed again. With the version in the id, the
+    launch's "start a workflow for every unfinished call and run" starts this version's workflow beside the stale
+    one (which nothing runs), and it takes over from the database's state, as after any crash.
+    """
+    return f"{base}@{WORKFLOW_VERSION}"
+
+
 # The DBOS queue a server's suite run puts its slots on (jobs/runs.py: each slot places and follows the run's calls one
 # after the other): every process with workers dequeues from it, so a run's calls are placed by whichever process has
 # room. Its only limit is a process's own (`CALLCHECK_RUN_CALLS_PER_PROCESS`): the run's cap and rate, and the
@@ -37,7 +54,7 @@ _calls_queue: Queue | None = None
 
 def run_workflow_id(run_id: str) -> str:
     """The DBOS workflow id of a run."""
-    return f"run-{run_id}"
+    return versioned(f"run-{run_id}")
 
 
 async def wake_run(run_id: str) -> None:
@@ -69,7 +86,7 @@ _runtime: Runtime | None = None
 
 def slot_workflow_id(run_id: str, slot: int) -> str:
     """The DBOS workflow id of one of a run's slots."""
-    return f"run-{run_id}-slot-{slot}"
+    return versioned(f"run-{run_id}-slot-{slot}")
 
 
 async def register_calls_queue(per_process: int) -> None:
@@ -97,7 +114,7 @@ async def calls_queue() -> Queue:
 
 def workflow_id(call_id: str) -> str:
     """The DBOS workflow id of a call."""
-    return f"call-{call_id}"
+    return versioned(f"call-{call_id}")
 
 
 async def on_app_loop(work: Callable[[Services], Awaitable[T]]) -> T:
