@@ -134,6 +134,27 @@ async def test_a_delivery_kept_meanwhile_writes_nothing(
     assert await store.move_call(call_id, CallState.COMPLETED, "done")
 
 
+async def test_the_waits_one_read_tells_state_and_kept_webhooks(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # What a call's wait reads first, in one statement: its state, and whether a webhook that beat the dial's answer
+    # is kept for its conversation (only then are they read and applied).
+    store, call_id = await ringing_call(client_for, sandbox, tmp_path)
+    assert await store.waiting_call("no-such-call") is None
+    waiting = await store.waiting_call(call_id)
+    assert waiting is not None and waiting.state == CallState.RINGING and waiting.conversation_id == "conv_k"
+    assert not waiting.has_kept_webhooks
+    # Kept for another conversation: not this call's.
+    assert await store.record_webhook("c" * 64, "post_call_transcription", "conv_other", {"type": "x"}, None)
+    assert not (await store.waiting_call(call_id)).has_kept_webhooks  # type: ignore[union-attr]
+    assert await store.record_webhook("d" * 64, "post_call_transcription", "conv_k", {"type": "x"}, None)
+    assert (await store.waiting_call(call_id)).has_kept_webhooks  # type: ignore[union-attr]
+    await store.match_webhooks("conv_k", call_id)  # applied: no longer kept unmatched
+    assert not (await store.waiting_call(call_id)).has_kept_webhooks  # type: ignore[union-attr]
+    assert await store.move_call(call_id, CallState.COMPLETED, "done")
+    assert (await store.waiting_call(call_id)).state == CallState.COMPLETED  # type: ignore[union-attr]
+
+
 # -- the workflow after a final record without audio ----------------------------------------------------------------
 
 

@@ -95,13 +95,14 @@ class Follower:
         self._waiting[call_id] = future
         self._kick.set()
         try:
-            call = await self.services.store.get_call(call_id)
+            # One narrow read: the state, and whether webhooks that beat the dial's answer were kept for the call.
+            call = await self.services.store.waiting_call(call_id)
             if call is None:
                 return CallState.FAILED.value
             if call.state.terminal:
                 return call.state.value
-            if call.conversation_id:
-                await self._found(self.services, call)  # webhooks that beat the dial's answer (the row: no re-read)
+            if call.has_kept_webhooks:
+                await self._found(self.services, call_id)  # rare: reads the call and applies them
             remaining = deadline - time.time()
             if remaining <= 0:
                 return ""

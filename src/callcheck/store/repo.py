@@ -202,6 +202,16 @@ class FollowedCall:
     created_at: datetime
 
 
+@dataclass
+class WaitingCall:
+    """What a call's wait for its end needs first: its state, and whether webhooks were kept for its conversation
+    before its id was known (one narrow read, instead of the whole row and then the kept webhooks)."""
+
+    state: CallState
+    conversation_id: str | None
+    has_kept_webhooks: bool
+
+
 ID_BATCH = 500  # ids per IN (...) list: well under every database's bound-parameter limit
 
 
@@ -497,6 +507,20 @@ class Store:
                 .order_by(calls.c.created_at)
             )
             return [_call(r) for r in rows.all()]
+
+    async def waiting_call(self, call_id: str) -> WaitingCall | None:
+        """The call's state and conversation id, and whether unmatched webhooks are kept for that conversation."""
+        kept = (
+            sa.select(webhook_events.c.id)
+            .where(webhook_events.c.conversation_id == calls.c.conversation_id, webhook_events.c.call_id.is_(None))
+            .exists()
+        )
+        query = sa.select(calls.c.state, calls.c.conversation_id, kept.label("kept")).where(calls.c.id == call_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return WaitingCall(CallState(row.state), row.conversation_id, bool(row.kept))
 
     async def followed_calls(self, call_ids: list[str]) -> list[FollowedCall]:
         """State and conversation id of these calls (those that exist), in batches whatever their number."""
