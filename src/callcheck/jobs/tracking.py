@@ -37,7 +37,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcheck.domain.lifecycle import CallState
-from callcheck.errors import CallcheckError, UpstreamError, UpstreamHTTPError
+from callcheck.errors import UpstreamError, UpstreamHTTPError
 from callcheck.jobs.applying import (
     apply_conversation,
     apply_kept_webhooks,
@@ -53,6 +53,7 @@ from callcheck.jobs.workflows import (
     Runtime,
     close_runtime,
     on_app_loop,
+    one_line,
     open_runtime,
     register_calls_queue,
     run_workflow_id,
@@ -290,9 +291,8 @@ async def follow_call(call_id: str, placed_already: Placed | None = None) -> str
     try:
         return await _follow(call_id, placed_already)
     except Exception as exc:
-        reason = exc.message if isinstance(exc, CallcheckError) else f"{type(exc).__name__}: {exc}"
         log.exception("call %s: its workflow failed; the call ends failed", call_id)
-        return await _end_with_error_step(call_id, reason.splitlines()[0][:300] if reason else type(exc).__name__)
+        return await _end_with_error_step(call_id, one_line(exc))
 
 
 async def _follow(call_id: str, placed_already: Placed | None) -> str:

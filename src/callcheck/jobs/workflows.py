@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from dbos import DBOS, Queue
 
+from callcheck.errors import CallcheckError
 from callcheck.services import Services
 
 log = logging.getLogger("callcheck.runs")
@@ -110,6 +111,13 @@ async def calls_queue() -> Queue:
             CALLS_QUEUE, polling_interval_sec=QUEUE_POLL_S, on_conflict="never_update"
         )
     return _calls_queue
+
+
+def one_line(exc: Exception) -> str:
+    """What an exception that ends a workflow's call or run says, on one line of at most 300 characters: our own
+    errors by their message, others by their type and text (the error a person reads on the call or the run)."""
+    reason = exc.message if isinstance(exc, CallcheckError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(reason.split())[:300] or type(exc).__name__
 
 
 def workflow_id(call_id: str) -> str:
