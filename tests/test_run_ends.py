@@ -65,8 +65,6 @@ def test_the_reason_a_workflow_gives_is_one_line_of_at_most_300_characters() -> 
         one_line(RuntimeError("the database\n  went away\tmid-query"))
         == "RuntimeError: the database went away mid-query"
     )
-    assert one_line(MissingSettings(["X", "Y"])) == (
-        "Missing required environment variables: X, Y"
-    )
+    assert one_line(MissingSettings(["X", "Y"])) == ("Missing required environment variables: X, Y")
     assert one_line(ValueError("x" * 1000)) == "ValueError: " + "x" * 288
     assert one_line(KeyError()) == "KeyError:"

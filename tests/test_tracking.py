@@ -69,7 +69,7 @@ async def test_completed_call_is_followed_to_its_end(api: httpx.AsyncClient) -> 
     assert audio.content[:3] == b"ID3" or audio.content[:2] == b"\xff\xfb"
 
 
-async def test_on_sqlite_dboss_own_file_is_in_wal_mode(api: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_on_sqlite_dboss_own_file_is_in_wal_mode_and_not_pinged(api: httpx.AsyncClient, tmp_path: Path) -> None:
     # Each recorded step is then one append to the WAL, not a rollback journal created, synced and deleted.
     system_file = tmp_path / "data" / "callcheck-dbos.sqlite"
     if BACKEND == "postgres":
@@ -80,6 +80,10 @@ async def test_on_sqlite_dboss_own_file_is_in_wal_mode(api: httpx.AsyncClient, t
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         connection.close()
+    # Nor does DBOS ping a file before each of its transactions (a statement more per step, for nothing).
+    from dbos._dbos import _get_dbos_instance
+
+    assert _get_dbos_instance()._sys_db.engine.pool._pre_ping is False
 
 
 async def test_a_call_placed_by_a_request_is_followed_without_a_placing_step(api: httpx.AsyncClient) -> None:
