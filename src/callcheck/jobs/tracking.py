@@ -400,7 +400,7 @@ class Tracker:
             ]
             if self.shared:
                 # The lease's own connection: a heartbeat never waits behind a busy pool (taken for dead).
-                lease_engine = db.create_engine(self.services.settings.resolved_database_url(), pool_size=1)
+                lease_engine = db.create_engine(self.services.settings.resolved_database_url(), pool_size=1, overflow=0)
                 self._lease_engine = lease_engine
                 self.lease = Lease(
                     ExecutorStore(lease_engine),
