@@ -71,7 +71,16 @@ def patch_uvicorn(m):
 def patch_lifespan(m):
     m.LifespanOn.startup = atimed("lifespan", m.LifespanOn.startup)
 def patch_server(m):
-    m.Server.startup = atimed("uvicorn startup", m.Server.startup)
+    startup = atimed("uvicorn startup", m.Server.startup)
+    async def profiled(*a, **k):
+        try:
+            return await startup(*a, **k)
+        finally:
+            if PROFILER is not None:
+                PROFILER.stop()
+                with open(os.environ["STARTUP_PROFILE"], "w") as out:
+                    out.write(PROFILER.output_text(unicode=True, show_all=False))
+    m.Server.startup = profiled
 def patch_dbos(m):
     launch = m.DBOS.launch.__func__
     m.DBOS.launch = classmethod(timed("DBOS.launch", launch))
@@ -99,12 +108,18 @@ class Finder(importlib.abc.MetaPathFinder):
         loader.exec_module = exec_module
         return spec
 sys.meta_path.insert(0, Finder())
+PROFILER = None
+if os.environ.get("STARTUP_PROFILE"):
+    from pyinstrument import Profiler
+    PROFILER = Profiler(interval=0.001, async_mode="disabled")
+    PROFILER.start()
 from callcheck.cli import main
 mark("cli imported")
 sys.argv[0] = "callcheck"
 main()
 """
 
+PROFILES: list[Path] = []  # --profile's directory
 CASES = ("sqlite-fresh", "sqlite-migrated", "postgres-fresh", "postgres-migrated")
 
 
@@ -118,6 +133,8 @@ def start(tree: Path, data: Path, database: str | None) -> dict[str, float]:
     env["PYTHONPATH"] = str(tree / "src")
     if database:
         env["CALLCHECK_DATABASE_URL"] = database
+    if PROFILES:
+        env["STARTUP_PROFILE"] = str(PROFILES[0] / f"{data.name}.txt")  # the counted start, which comes last
     port = free_port()
     command = [PYTHON, "-c", BOOT, "serve", "--port", str(port), "--log-level", "warning"]
     with (data / "serve.log").open("ab") as log:
@@ -176,9 +193,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tree", type=Path, action="append", help="a source tree (default: this one)")
     parser.add_argument("--case", action="append", choices=CASES)
+    parser.add_argument("--profile", type=Path, help="write pyinstrument's profile of each start (to its ready) here")
     arguments = parser.parse_args()
     trees: list[Path] = arguments.tree or [ROOT]
     cases: list[str] = arguments.case or list(CASES)
+    if arguments.profile:
+        arguments.profile.mkdir(parents=True, exist_ok=True)
+        PROFILES.append(arguments.profile)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     loads: list[float] = []
     with tempfile.TemporaryDirectory() as name:
