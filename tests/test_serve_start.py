@@ -114,7 +114,7 @@ def test_the_collector_is_paused_while_serve_builds_and_back_on_after_a_refusal_
             assert not gc.isenabled()
             raise RuntimeError("a refusal")
         assert gc.isenabled() and gc.get_freeze_count() == frozen  # nothing frozen on the way out of a failed start
-        built = [[] for _ in range(10)]  # lists: objects the collector tracks
+        built: list[list[int]] = [[] for _ in range(10)]  # lists: objects the collector tracks
         with collector_paused():
             assert not gc.isenabled()
         # What the start built is frozen: later collections no longer walk it.
