@@ -1,6 +1,6 @@
 """Where `callcheck serve`'s start-up goes (issue 13, figure 6: ready, GET /healthz 200, in ≤ 2 s).
 
-    .venv/bin/python bench/startup.py [--runs 3] [--tree DIR ...] [--case sqlite-fresh ...]
+    .venv/bin/python bench/startup.py [--runs 3] [--tree DIR ...] [--case sqlite-fresh ...] [--old-poller]
 
 Each case is started `--runs` times, each on fresh state: a new data directory (SQLite), a new database (PostgreSQL,
 127.0.0.1:5432, user postgres); "migrated" cases are migrated by a first start that is stopped and not counted. With
@@ -10,12 +10,14 @@ turns within each round, so they see the same load.
 The server runs under a small bootstrap (BOOT below) that writes wall-clock timestamps of its phases to a file:
 the interpreter up, the CLI imported, the app's modules imported, the app built (its routers), each migration check,
 uvicorn started, the lifespan (DBOS launch within it), the socket bound; the client polls /healthz as bench/run.py
-does (`wait_healthy`: one client, every 20 ms).
+does (`wait_healthy`: one client, every 20 ms). `--old-poller` also starts each tree polled as bench/run.py did until
+session 12 (a new httpx client per poll): the same start, and the CPU that poller took beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -123,8 +128,25 @@ PROFILES: list[Path] = []  # --profile's directory
 CASES = ("sqlite-fresh", "sqlite-migrated", "postgres-fresh", "postgres-migrated")
 
 
-def start(tree: Path, data: Path, database: str | None) -> dict[str, float]:
-    """One `serve` start until /healthz answers; its phases (seconds since the process was started) and CPU."""
+Poller = Callable[[str, "subprocess.Popen[bytes]"], float]
+
+
+def polled_the_old_way(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> float:
+    """bench/run.py's wait_healthy until session 12: `httpx.get`, a new client (and SSL context) for every poll."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return time.monotonic() - started
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} never became healthy")
+
+
+def start(tree: Path, data: Path, database: str | None, poll: Poller = wait_healthy) -> dict[str, float]:
+    """One `serve` start until /healthz answers; its phases (seconds since the process was started), its CPU and the
+    poller's."""
     data.mkdir(parents=True, exist_ok=True)
     phases_file = data / "phases.jsonl"
     phases_file.unlink(missing_ok=True)
@@ -141,9 +163,11 @@ def start(tree: Path, data: Path, database: str | None) -> dict[str, float]:
         t0 = time.time()
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", process)
+        polling = time.process_time()
+        poll(f"http://127.0.0.1:{port}", process)
         ready = time.time()
         cpu = cpu_seconds(process.pid)
+        poller_cpu = time.process_time() - polling
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
@@ -155,6 +179,7 @@ def start(tree: Path, data: Path, database: str | None) -> dict[str, float]:
         marks.setdefault(name, at - t0)
     marks["ready"] = ready - t0
     marks["cpu"] = cpu
+    marks["poller cpu"] = poller_cpu
     return marks
 
 
@@ -177,15 +202,15 @@ def phases(m: dict[str, float]) -> dict[str, float]:
         "bind, first 200": m["ready"] - m["lifespan end"],
         "ready (wall)": m["ready"],
         "CPU at ready": m["cpu"],
+        "the poller's CPU": m["poller cpu"],
     }
 
 
-def one(case: str, tree: Path, tmp: Path, n: int) -> dict[str, float]:
-    data = tmp / f"{case}-{tree.name}-{n}"
+def one(case: str, tree: Path, poll: Poller, data: Path) -> dict[str, float]:
     database = fresh_postgres() if case.startswith("postgres") else None
     if case.endswith("migrated"):
         start(tree, data, database)  # migrates (and launches DBOS once); not counted
-    return phases(start(tree, data, database))
+    return phases(start(tree, data, database, poll))
 
 
 def main() -> None:
@@ -194,35 +219,38 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, action="append", help="a source tree (default: this one)")
     parser.add_argument("--case", action="append", choices=CASES)
     parser.add_argument("--profile", type=Path, help="write pyinstrument's profile of each start (to its ready) here")
+    parser.add_argument("--old-poller", action="store_true", help="each tree polled the old way too (run.py until 12)")
     arguments = parser.parse_args()
     trees: list[Path] = arguments.tree or [ROOT]
     cases: list[str] = arguments.case or list(CASES)
     if arguments.profile:
         arguments.profile.mkdir(parents=True, exist_ok=True)
         PROFILES.append(arguments.profile)
+    variants: list[tuple[str, Path, Poller]] = [(tree.name, tree, wait_healthy) for tree in trees]
+    if arguments.old_poller:
+        variants += [(f"{tree.name}, old poller", tree, polled_the_old_way) for tree in trees]
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     loads: list[float] = []
     with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
         for n in range(arguments.runs):
             for case in cases:
-                for tree in trees if n % 2 == 0 else list(reversed(trees)):
+                for label, tree, poll in variants if n % 2 == 0 else list(reversed(variants)):
                     loads.append(os.getloadavg()[0])
-                    got = one(case, tree, tmp, n)
-                    results.setdefault((case, tree.name), []).append(got)
+                    got = one(case, tree, poll, Path(name) / f"{case}-{len(loads)}")
+                    results.setdefault((case, label), []).append(got)
                     print(
-                        f"  {case} {tree.name}: {got['ready (wall)']:.2f} s, CPU {got['CPU at ready']:.2f} s "
+                        f"  {case} {label}: {got['ready (wall)']:.2f} s, CPU {got['CPU at ready']:.2f} s "
                         f"(load {loads[-1]:.1f})",
                         file=sys.stderr,
                     )
     print(f"load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f}; median of {arguments.runs}")
+    labels = [label for label, _, _ in variants]
     for case in cases:
         print(f"\n{case}")
-        names = [tree.name for tree in trees]
-        print("| phase | " + " | ".join(names) + " |")
-        print("|---|" + "---|" * len(names))
-        for phase in results[(case, names[0])][0]:
-            cells = [statistics.median(r[phase] for r in results[(case, tree)]) for tree in names]
+        print("| phase | " + " | ".join(labels) + " |")
+        print("|---|" + "---|" * len(labels))
+        for phase in results[(case, labels[0])][0]:
+            cells = [statistics.median(r[phase] for r in results[(case, label)]) for label in labels]
             print(f"| {phase} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
 
