@@ -147,11 +147,11 @@ def collector_paused() -> Iterator[None]:
     is then frozen (never scanned again) and the collector is back on.
 
     Those imports (FastAPI, SQLAlchemy, DBOS, pydantic's models) make about 240,000 objects that live as long as the
-    process; the collector, triggered every 700 allocations, walked the growing heap again and again for nothing
-    (about a sixth of a start's CPU), and a full collection of it afterwards costs a tenth of a second more, at
-    start and again at every later full collection (bench/README.md, "Start-up, session 12"). Reference counting
-    frees everything else as before; the cyclic garbage a start leaves (0.8 MB, 1.7 MB after migrating a fresh
-    database) is kept for the process's life. On an early exit (a refusal) nothing is frozen.
+    process; the collector, triggered every 700 allocations, walked the growing heap again and again for nothing,
+    and a full collection of it afterwards costs a tenth of a second more, at start and again at every later full
+    collection: together a quarter to a third of a start's CPU (bench/README.md, "Start-up, session 12").
+    Reference counting frees everything else as before; the cyclic garbage a start leaves (0.8 MB, 1.7 MB after
+    migrating a fresh database) is kept for the process's life. On an early exit (a refusal) nothing is frozen.
     """
     was_enabled = gc.isenabled()
     gc.disable()
