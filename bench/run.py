@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -63,6 +64,7 @@ NO_LIMITS = {
 }
 PIZZA = "We are Pizza Palace, a pizza restaurant that takes orders and handles delivery inquiries."
 TICK = os.sysconf("SC_CLK_TCK")
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
@@ -155,15 +157,30 @@ def upstream_env(standin: str) -> dict[str, str]:
 
 
 def fresh_postgres() -> str:
-    """A new empty PostgreSQL database on the local server; its URL."""
+    """A new empty PostgreSQL database on the local server; its URL. Dropped when the harness exits."""
     import sqlalchemy as sa
 
-    name = f"bench_{os.getpid()}_{int(time.time())}"
-    engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    name = f"bench_{os.getpid()}_{time.monotonic_ns()}"
+    engine = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
+    atexit.register(drop_postgres, name)
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_postgres(name: str) -> None:
+    """Drop a bench database (its servers are stopped by then; FORCE ends any connection left)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"could not drop {name}: {exc}", file=sys.stderr)
+    finally:
+        engine.dispose()
 
 
 # -- 1. API overhead --------------------------------------------------------------------------------------------
