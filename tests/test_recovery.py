@@ -227,11 +227,37 @@ async def test_a_server_stopped_mid_call_stops_its_workflows_cleanly_and_resumes
     assert len(outbound_calls(stepped_sandbox)) == calls
 
 
-async def test_a_call_in_flight_across_an_upgrade_is_followed_by_the_new_version(
-    stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+UPGRADE_SUITE = {
+    "business": "A pizza shop.",
+    "number": "+15550100001",
+    "scenarios": [{"name": "order", "goal": "order a pizza", "repeat": 2, "expect": [{"final_state": "completed"}]}],
+}
+
+
+async def _in_flight(api: httpx.AsyncClient, what: str) -> tuple[list[str], str | None]:
+    """(the calls, and the run when `what` is "run") left ringing by the older version."""
+    if what == "call":
+        placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "d"})
+        assert placed.status_code == 200, placed.text
+        return [placed.json()["id"]], None
+    created = await api.post("/api/runs", params={"concurrency": 1}, json=UPGRADE_SUITE)
+    assert created.status_code in (200, 201, 202), created.text
+    run_id = created.json()["id"]
+    for _ in range(600):
+        items = (await api.get(f"/api/runs/{run_id}")).json()["items"]
+        if items and items[0].get("call_id"):
+            return [items[0]["call_id"]], run_id
+        await asyncio.sleep(0.05)
+    raise AssertionError("the run placed no call")
+
+
+@pytest.mark.parametrize("what", ["call", "run"])
+async def test_work_in_flight_across_an_upgrade_is_taken_over_by_the_new_version(
+    stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
 ) -> None:
-    """DBOS resumes only its own version's workflows, and a start under an existing id runs nothing: a call placed by
-    an older callcheck (another WORKFLOW_VERSION) must still be followed by the new one, from the database's state."""
+    """DBOS resumes only its own version's workflows, and a start under an existing id runs nothing: a call (or a
+    run, with the call it had placed) left by an older callcheck (another WORKFLOW_VERSION) must still be followed to
+    its end by the new one, from the database's state, and nothing dialed twice."""
     settings = settings_for(stepped_sandbox, tmp_path)
     with monkeypatch.context() as old:
         old.setattr(workflows, "WORKFLOW_VERSION", "callcheck-follow-older")
@@ -239,25 +265,35 @@ async def test_a_call_in_flight_across_an_upgrade_is_followed_by_the_new_version
         app = create_app(settings)
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
-                placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "d"})
-                assert placed.status_code == 200, placed.text
-                call_id = placed.json()["id"]
-                await wait_for_call(api, call_id, {"ringing"})
-                old_id = workflows.workflow_id(call_id)
+                call_ids, run_id = await _in_flight(api, what)
+                await wait_for_call(api, call_ids[0], {"ringing"})
+                old_id = workflows.workflow_id(call_ids[0])
                 # Its workflow (of the older version) is waiting when that callcheck stops.
+                waiting = app.state.services.tracker.follower.waiting_ids
                 for _ in range(200):
-                    if call_id in app.state.services.tracker.follower.waiting_ids():
+                    if call_ids[0] in waiting():
                         break
                     await asyncio.sleep(0.05)
-                assert call_id in app.state.services.tracker.follower.waiting_ids()
+                assert call_ids[0] in waiting()
 
     clock.advance(60)
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
-            call = await wait_for_call(api, call_id, {"completed"}, recording=True)
-            assert [e["state"] for e in call["events"] if e["kind"] == "state"].count("completed") == 1
-            new_id = workflows.workflow_id(call_id)
+            if run_id is not None:
+                for _ in range(1200):
+                    run = (await api.get(f"/api/runs/{run_id}")).json()
+                    if run["state"] in {"completed", "cancelled", "failed"}:
+                        break
+                    clock.advance(60)  # the run's second call rings until the clock moves too
+                    await asyncio.sleep(0.05)
+                assert run["state"] == "completed", run
+                assert run["counts"]["done"] == 2 and run["exit_code"] == 0, run
+                call_ids = [i["call_id"] for i in run["items"]]
+            for call_id in call_ids:
+                call = await wait_for_call(api, call_id, {"completed"}, recording=True)
+                assert [e["state"] for e in call["events"] if e["kind"] == "state"].count("completed") == 1
+            new_id = workflows.workflow_id(call_ids[0])
             assert new_id != old_id
             assert await (await DBOS.retrieve_workflow_async(new_id)).get_result() == "completed"
-    assert len(outbound_calls(stepped_sandbox)) == 1
+    assert len(outbound_calls(stepped_sandbox)) == (1 if what == "call" else 2)
