@@ -206,8 +206,9 @@ class FollowedCall:
     created_at: datetime
 
 
-# The statements of a webhook delivery, built once: building a statement and its cache key costs about 0.1 ms a
-# time, a share of a delivery's CPU (bench/README.md, "Webhook ingestion, session 12"); the values are parameters.
+# The statements of a webhook delivery and of a state move, built once: building a statement and its cache key costs
+# 0.1-0.2 ms a time, a share of a delivery's CPU (bench/README.md, "Webhook ingestion, session 12"); the values are
+# parameters.
 _SEEN = sa.select(webhook_events.c.id).where(webhook_events.c.digest == sa.bindparam("digest")).scalar_subquery()
 _SEEN_ONLY = sa.select(_SEEN.label("seen_id"))
 # One row whether or not a call has the conversation id: the call's columns are NULL when none has.
@@ -217,6 +218,10 @@ _SEEN_AND_CALL = sa.select(_SEEN.label("seen_id"), calls).select_from(
     .outerjoin(calls, calls.c.conversation_id == sa.bindparam("conversation_id"))
 )
 _KEEP_WEBHOOK = sa.insert(webhook_events)
+# A call's state move (Store.move_call): conditional on the states it may move from.
+_MOVE_CALL = sa.update(calls).where(
+    calls.c.id == sa.bindparam("_call_id"), calls.c.state.in_(sa.bindparam("_sources", expanding=True))
+)
 _INSERT_EVENT = sa.insert(call_events)
 
 ID_BATCH = 500  # ids per IN (...) list: well under every database's bound-parameter limit
@@ -580,11 +585,9 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 # One conditional statement (no read first): the lifecycle's allowed sources are the WHERE clause.
-                result = await conn.execute(
-                    sa.update(calls)
-                    .where(calls.c.id == call_id, calls.c.state.in_(sources))
-                    .values(state=new.value, updated_at=now, **values)
-                )
+                # Built once: the columns set are the parameters' names (each set of them is compiled once).
+                parameters = {"_call_id": call_id, "_sources": sources, "state": new.value, "updated_at": now}
+                result = await conn.execute(_MOVE_CALL, {**parameters, **values})
                 if result.rowcount != 1:
                     return False
                 # The events in one call (the told one first: ids follow the rows' order), as parameter sets of one
