@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from callcheck.jobs.monitors import MonitorScheduler, claim
+from callcheck.jobs.workflows import versioned
 from callcheck.providers.elevenlabs.sandbox import SandboxServer
 from tests.conftest import settings_for
 from tests.receivers import HttpReceiver, SmtpReceiver
@@ -409,7 +410,7 @@ async def test_cron_slots_fire_on_their_match_and_late_ones_are_skipped(
     assert await scheduler.tick(now) == []  # a new cron monitor waits for its next match
     upcoming = monitor.schedule.next_slot(now)
     assert upcoming % 300 == 0
-    assert await scheduler.tick(upcoming + 1) == [f"monitor-{monitor.id}-{upcoming}"]
+    assert await scheduler.tick(upcoming + 1) == [versioned(f"monitor-{monitor.id}-{upcoming}")]
     run = await wait_until(lambda: services.store.monitors.run_for_slot(monitor.id, upcoming), "the cron slot's run")
     await wait_until(lambda: _status(api, "cron", "passing"), "the cron run passed")
     # The newest match found 150 s late (no server was running then): skipped, not run; the ones before it are

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -11,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from dbos import DBOS
 
 from callcheck.app import create_app
 from callcheck.domain.lifecycle import CallState
+from callcheck.jobs import tracking, workflows
 from callcheck.jobs.placing import CallRequest, record_call
 from callcheck.providers import caller_for
 from callcheck.providers.elevenlabs.outbound import outbound_payload, seed_override
@@ -222,3 +225,39 @@ async def test_a_server_stopped_mid_call_stops_its_workflows_cleanly_and_resumes
                 call = await wait_for_call(api, call_id, {"completed"}, recording=True)
                 assert [e["state"] for e in call["events"] if e["kind"] == "state"].count("completed") == 1
     assert len(outbound_calls(stepped_sandbox)) == calls
+
+
+async def test_a_call_in_flight_across_an_upgrade_is_followed_by_the_new_version(
+    stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DBOS resumes only its own version's workflows, and a start under an existing id runs nothing: a call placed by
+    an older callcheck (another WORKFLOW_VERSION) must still be followed by the new one, from the database's state."""
+    settings = settings_for(stepped_sandbox, tmp_path)
+    with monkeypatch.context() as old:
+        old.setattr(workflows, "WORKFLOW_VERSION", "callcheck-follow-older")
+        old.setattr(tracking, "WORKFLOW_VERSION", "callcheck-follow-older")
+        app = create_app(settings)
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
+                placed = await api.post("/api/call", json={"to_number": "+15550100001", "business_description": "d"})
+                assert placed.status_code == 200, placed.text
+                call_id = placed.json()["id"]
+                await wait_for_call(api, call_id, {"ringing"})
+                old_id = workflows.workflow_id(call_id)
+                # Its workflow (of the older version) is waiting when that callcheck stops.
+                for _ in range(200):
+                    if call_id in app.state.services.tracker.follower.waiting_ids():
+                        break
+                    await asyncio.sleep(0.05)
+                assert call_id in app.state.services.tracker.follower.waiting_ids()
+
+    clock.advance(60)
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
+            call = await wait_for_call(api, call_id, {"completed"}, recording=True)
+            assert [e["state"] for e in call["events"] if e["kind"] == "state"].count("completed") == 1
+            new_id = workflows.workflow_id(call_id)
+            assert new_id != old_id
+            assert await (await DBOS.retrieve_workflow_async(new_id)).get_result() == "completed"
+    assert len(outbound_calls(stepped_sandbox)) == 1

@@ -54,3 +54,17 @@ async def test_a_run_whose_steps_raise_ends_failed_with_the_error(
     assert any(f"placing failed ({attempts} of {attempts})" in m for m in messages), messages
     assert any("its workflow failed; the run ends failed" in m for m in messages), messages
     assert outbound_calls(sandbox) == []
+
+
+def test_the_reason_a_workflow_gives_is_one_line_of_at_most_300_characters() -> None:
+    # The same words end a call (its error) and a run (its note): every line of the exception, on one line.
+    from callcheck.errors import MissingSettings
+    from callcheck.jobs.workflows import one_line
+
+    assert (
+        one_line(RuntimeError("the database\n  went away\tmid-query"))
+        == "RuntimeError: the database went away mid-query"
+    )
+    assert one_line(MissingSettings(["X", "Y"])) == ("Missing required environment variables: X, Y")
+    assert one_line(ValueError("x" * 1000)) == "ValueError: " + "x" * 288
+    assert one_line(KeyError()) == "KeyError:"

@@ -100,3 +100,24 @@ def test_boolean_flags_are_shown_as_flags(command: list[str], flags: list[str]) 
     for flag in [*flags, "--help"]:
         line = next(line for line in result.output.splitlines() if re.search(rf"{flag}\b", line))
         assert re.search(rf"{flag}\s+[A-Z]", line), line  # the flag, then straight its help: no value to give
+
+
+def test_the_collector_is_paused_while_serve_builds_and_back_on_after_a_refusal_too() -> None:
+    import gc
+
+    from callcheck.cli.serve import collector_paused
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with pytest.raises(RuntimeError), collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("a refusal")
+        assert gc.isenabled() and gc.get_freeze_count() == frozen  # nothing frozen on the way out of a failed start
+        built: list[list[int]] = [[] for _ in range(10)]  # lists: objects the collector tracks
+        with collector_paused():
+            assert not gc.isenabled()
+        # What the start built is frozen: later collections no longer walk it.
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(built)
+    finally:
+        gc.unfreeze()

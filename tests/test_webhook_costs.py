@@ -71,7 +71,7 @@ def test_no_recording_only_from_an_explicit_false_in_a_final_record(
     assert snapshot.no_recording is ruled_out
 
 
-# -- the wait step's result ----------------------------------------------------------------------------------------
+# -- the wait's result ---------------------------------------------------------------------------------------------
 
 
 async def test_the_wait_result_says_when_no_recording_is_to_be_looked_for() -> None:
@@ -81,8 +81,8 @@ async def test_the_wait_result_says_when_no_recording_is_to_be_looked_for() -> N
         follower._waiting["call_1"] = future
         follower.ended("call_1", CallState.COMPLETED, recording=recording)
         assert ended_state(future.result()) == (CallState.COMPLETED, recording)
-    # What a workflow recorded before NO_RECORDING existed (a bare state) still looks for a recording; the deadline
-    # reached is no state at all.
+    # A call found final by a read (no final record told): a recording is looked for; the deadline reached is no
+    # state at all.
     assert ended_state("failed") == (CallState.FAILED, True)
     assert ended_state("completed" + NO_RECORDING) == (CallState.COMPLETED, False)
     assert ended_state("") == (None, True)
@@ -186,6 +186,27 @@ def test_no_route_runs_a_dependency_in_a_worker_thread() -> None:
         if call is not None and not inspect.iscoroutinefunction(call) and not inspect.isclass(call)
     }
     assert not threaded
+
+
+async def test_the_waits_one_read_tells_state_and_kept_webhooks(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # What a call's wait reads first, in one statement: its state, and whether a webhook that beat the dial's answer
+    # is kept for its conversation (only then are they read and applied).
+    store, call_id = await ringing_call(client_for, sandbox, tmp_path)
+    assert await store.waiting_call("no-such-call") is None
+    waiting = await store.waiting_call(call_id)
+    assert waiting is not None and waiting.state == CallState.RINGING and waiting.conversation_id == "conv_k"
+    assert not waiting.has_kept_webhooks
+    # Kept for another conversation: not this call's.
+    assert await store.record_webhook("c" * 64, "post_call_transcription", "conv_other", {"type": "x"}, None)
+    assert not (await store.waiting_call(call_id)).has_kept_webhooks  # type: ignore[union-attr]
+    assert await store.record_webhook("d" * 64, "post_call_transcription", "conv_k", {"type": "x"}, None)
+    assert (await store.waiting_call(call_id)).has_kept_webhooks  # type: ignore[union-attr]
+    await store.match_webhooks("conv_k", call_id)  # applied: no longer kept unmatched
+    assert not (await store.waiting_call(call_id)).has_kept_webhooks  # type: ignore[union-attr]
+    assert await store.move_call(call_id, CallState.COMPLETED, "done")
+    assert (await store.waiting_call(call_id)).state == CallState.COMPLETED  # type: ignore[union-attr]
 
 
 # -- the workflow after a final record without audio ----------------------------------------------------------------

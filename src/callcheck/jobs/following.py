@@ -1,7 +1,7 @@
 """Following many calls at the cost of their changes: one batched poller per process, and the wake-ups it sends.
 
-Each call's durable workflow (jobs/tracking.py) waits for its call to end in one step that costs nothing while it
-waits: it registers here and is resolved by whoever sees the call end first —
+Each call's durable workflow (jobs/tracking.py) waits for its call to end in a wait that costs nothing while it
+lasts (and is not a recorded step): it registers here and is resolved by whoever sees the call end first —
 
 - a webhook (the first choice: ElevenLabs says when a call ended), through `Follower.ended` with the state it
   just wrote (jobs/webhooks.py);
@@ -56,8 +56,7 @@ NO_RECORDING = ":no-recording"
 
 
 def ended_state(result: str) -> tuple[CallState | None, bool]:
-    """(the state, whether a recording may exist) of what `wait_for_end` returned; (None, True) at the deadline.
-    A result recorded before NO_RECORDING existed is a bare state: a recording is then looked for, as it was."""
+    """(the state, whether a recording may exist) of what `wait_for_end` returned; (None, True) at the deadline."""
     if not result:
         return None, True
     state, _, note = result.partition(":")
@@ -96,13 +95,14 @@ class Follower:
         self._waiting[call_id] = future
         self._kick.set()
         try:
-            call = await self.services.store.get_call(call_id)
+            # One narrow read: the state, and whether webhooks that beat the dial's answer were kept for the call.
+            call = await self.services.store.waiting_call(call_id)
             if call is None:
                 return CallState.FAILED.value
             if call.state.terminal:
                 return call.state.value
-            if call.conversation_id:
-                await self._found(self.services, call)  # webhooks that beat the dial's answer (the row: no re-read)
+            if call.has_kept_webhooks:
+                await self._found(self.services, call_id)  # rare: reads the call and applies them
             remaining = deadline - time.time()
             if remaining <= 0:
                 return ""

@@ -44,7 +44,7 @@ from callcheck.domain.monitoring import (
 from callcheck.errors import CallcheckError, Conflict, InvalidInput, NotFound
 from callcheck.jobs.alerts import AlertNotSent, send_alert
 from callcheck.jobs.runs import plan, prepare_run, run_suite
-from callcheck.jobs.workflows import on_app_loop, run_workflow_id
+from callcheck.jobs.workflows import on_app_loop, run_workflow_id, versioned
 from callcheck.services import Services
 from callcheck.store.monitors import ACTIVE_RUN_STATES, DeliveryRow, MonitorRow, MonitorStore
 from callcheck.store.repo import RunRow, utcnow
@@ -57,12 +57,12 @@ FINISH_WAIT_S = 2.0  # between two looks at a run that its workflow left unfinis
 
 def slot_workflow_id(monitor_id: str, slot: int, manual: bool) -> str:
     """The DBOS workflow id of a monitor's slot: the same in every process, so a slot runs once."""
-    return f"monitor-{monitor_id}-{'now-' if manual else ''}{slot}"
+    return versioned(f"monitor-{monitor_id}-{'now-' if manual else ''}{slot}")
 
 
 def delivery_workflow_id(delivery_id: int) -> str:
     """The DBOS workflow id of one alert delivery."""
-    return f"alert-{delivery_id}"
+    return versioned(f"alert-{delivery_id}")
 
 
 # -- monitors as people change them (API, CLI, page) -------------------------------------------------------------

@@ -27,7 +27,6 @@ from callcheck.domain.evidence import Analysis, CallFacts, Turn
 from callcheck.domain.lifecycle import CallState, RunState
 from callcheck.domain.suite import OVERRIDE_PROMPT, PlannedCall, Suite, load_suite, overrides_for
 from callcheck.errors import (
-    CallcheckError,
     ConfigurationError,
     DestinationRefused,
     InvalidInput,
@@ -43,6 +42,7 @@ from callcheck.jobs.workflows import (
     RUN_TOPIC,
     calls_queue,
     on_app_loop,
+    one_line,
     run_workflow_id,
     slot_workflow_id,
     track_workflow_task,
@@ -513,7 +513,7 @@ async def run_slot(run_id: str, slot: int) -> int:
             # Not a refusal (those are answers): a bug or a database that blinked. Tried again a few times, with
             # growing waits; then the run is given up (the rest skipped, the error said), so it still ends.
             failures += 1
-            reason = await _reason_step(_one_line(exc))
+            reason = await _reason_step(one_line(exc))
             log.warning("run %s slot %d: placing failed (%d of %d): %s", run_id, slot, failures, SLOT_ATTEMPTS, reason)
             if failures >= SLOT_ATTEMPTS:
                 await _give_up_step(run_id, f"No more calls were placed: {UNEXPECTED_RUN}: {reason}")
@@ -548,13 +548,7 @@ async def run_suite(run_id: str) -> int:
         return await _run_suite(run_id)
     except Exception as exc:
         log.exception("run %s: its workflow failed; the run ends failed", run_id)
-        return await _fail_run_step(run_id, await _reason_step(_one_line(exc)))
-
-
-def _one_line(exc: Exception) -> str:
-    """What an exception says, on one line of at most 300 characters (scrubbed by _reason_step)."""
-    reason = exc.message if isinstance(exc, CallcheckError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(reason.split())[:300] or type(exc).__name__
+        return await _fail_run_step(run_id, await _reason_step(one_line(exc)))
 
 
 async def _run_suite(run_id: str) -> int:

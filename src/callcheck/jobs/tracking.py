@@ -7,8 +7,10 @@ interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, i
                                               └──── deadline reached ─► timed_out
     (an exception escaping any step ─► failed, the error saying why: every call ends)
 
-Each arrow is one recorded step, whatever the call's length: the wait costs nothing while it lasts. A call placed by
-a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the placed state.
+The placing and the recording are recorded steps; the wait (and the time-out at its end) is not: it costs nothing
+while it lasts and nothing in DBOS when it ends, and a resumed workflow just waits again (see _wait_for_end). A
+call placed by a request (`place_call`) starts at the wait: the request hands its workflow the deadline and the
+placed state, so such a call costs DBOS its start, its outcome and, when the call has audio, the recording step.
 The wait ends when a webhook or the batched poller (jobs/following.py: one conversations list per sweep for every
 call followed, full fetches only for those that changed) sees the call final, or at the deadline.
 
@@ -35,7 +37,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcheck.domain.lifecycle import CallState
-from callcheck.errors import CallcheckError, UpstreamError, UpstreamHTTPError
+from callcheck.errors import UpstreamError, UpstreamHTTPError
 from callcheck.jobs.applying import (
     apply_conversation,
     apply_kept_webhooks,
@@ -47,9 +49,11 @@ from callcheck.jobs.following import Follower, ended_state
 from callcheck.jobs.placing import NO_ID_FOUND, dial, find_upstream
 from callcheck.jobs.workflows import (
     RUN_TOPIC,
+    WORKFLOW_VERSION,
     Runtime,
     close_runtime,
     on_app_loop,
+    one_line,
     open_runtime,
     register_calls_queue,
     run_workflow_id,
@@ -67,8 +71,6 @@ from callcheck.text import counted
 
 log = logging.getLogger("callcheck.tracking")
 
-# Bump when the sequence of steps in follow_call changes: DBOS only resumes workflows of its own version.
-WORKFLOW_VERSION = "callcheck-follow-3"
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -219,8 +221,8 @@ async def end_with_error(services: Services, call_id: str, reason: str) -> str:
 # -- the workflow ------------------------------------------------------------------------------------------------
 #
 # A durable record is written when the call's state matters to the workflow, not on every poll: the placing (with
-# the deadline), the end (or the timeout), the recording. While the call lasts the workflow waits in one step that
-# costs nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
+# the deadline) and the recording; the end is the call's own row. While the call lasts the workflow waits in a wait
+# that costs nothing (jobs/following.py): no recorded polls, no database reads, whatever the call's length.
 
 
 def _tracker(services: Services) -> Tracker:
@@ -244,15 +246,22 @@ async def _ensure_placed_step(call_id: str) -> tuple[float, str | None, str]:
     return await on_app_loop(place)
 
 
-@DBOS.step(name="callcheck.wait_for_end", retries_allowed=False)
-async def _wait_step(call_id: str, deadline: float) -> str:
-    # Interrupted (a shutdown, a crash), nothing is recorded: the resumed workflow waits again, to the same deadline.
-    return await on_app_loop(lambda s: _tracker(s).follower.wait_for_end(call_id, deadline))
+async def _wait_for_end(call_id: str, deadline: float) -> tuple[CallState, bool]:
+    """(the call's final state, whether it may have a recording): its end, or its time-out at `deadline`.
 
+    Not a recorded step, on purpose: a step costs DBOS a read before it runs and a write after, for every call, and
+    this one needs neither. Resumed after a crash, the workflow simply waits again: the wait reads the call's state
+    first (a call that ended meanwhile returns at once) and the time-out is a conditional move, so repeating either
+    changes nothing. What a replay cannot know again (a final record saying "no recording") only costs a look for
+    the recording. The steps around it are the same on every replay: the wait is not one of them.
+    """
 
-@DBOS.step(name="callcheck.time_out")
-async def _time_out_step(call_id: str) -> str:
-    return await on_app_loop(lambda s: time_out(s, call_id))
+    async def wait(services: Services) -> tuple[CallState, bool]:
+        ended, recording = ended_state(await _tracker(services).follower.wait_for_end(call_id, deadline))
+        # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
+        return ended or CallState(await time_out(services, call_id)), recording
+
+    return await on_app_loop(wait)
 
 
 @DBOS.step(name="callcheck.recording")
@@ -282,9 +291,8 @@ async def follow_call(call_id: str, placed_already: Placed | None = None) -> str
     try:
         return await _follow(call_id, placed_already)
     except Exception as exc:
-        reason = exc.message if isinstance(exc, CallcheckError) else f"{type(exc).__name__}: {exc}"
         log.exception("call %s: its workflow failed; the call ends failed", call_id)
-        return await _end_with_error_step(call_id, reason.splitlines()[0][:300] if reason else type(exc).__name__)
+        return await _end_with_error_step(call_id, one_line(exc))
 
 
 async def _follow(call_id: str, placed_already: Placed | None) -> str:
@@ -293,9 +301,7 @@ async def _follow(call_id: str, placed_already: Placed | None) -> str:
     state = CallState(placed)
     recording = True
     if not state.terminal:
-        ended, recording = ended_state(await _wait_step(call_id, deadline))
-        # time_out leaves a call that ended meanwhile as it is, and says which state it is in.
-        state = ended or CallState(await _time_out_step(call_id))
+        state, recording = await _wait_for_end(call_id, deadline)
     if run_id is not None:
         # Its run places the next call now rather than at its next tick (a recorded send: once, even when resumed).
         try:
@@ -356,11 +362,16 @@ class Tracker:
             # DBOS leaves its SQLite file in the default rollback-journal mode: every step it records is then a
             # journal file created, synced and deleted. In WAL mode (kept in the file) a commit is one append.
             db.use_wal(system_file)
+            # DBOS pings each pooled connection before every transaction (for servers that drop connections): a
+            # file cannot, so on SQLite the ping is one more statement per recorded step for nothing.
+            engine_kwargs: dict[str, Any] = {"pool_pre_ping": False}
         else:
             system_url = db.sync_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+            engine_kwargs = {}
         return {
             "name": "callcheck",
             "system_database_url": system_url,
+            **({"db_engine_kwargs": engine_kwargs} if engine_kwargs else {}),
             "application_version": WORKFLOW_VERSION,
             "run_admin_server": False,
             "log_level": "WARNING",
@@ -389,7 +400,7 @@ class Tracker:
             ]
             if self.shared:
                 # The lease's own connection: a heartbeat never waits behind a busy pool (taken for dead).
-                lease_engine = db.create_engine(self.services.settings.resolved_database_url(), pool_size=1)
+                lease_engine = db.create_engine(self.services.settings.resolved_database_url(), pool_size=1, overflow=0)
                 self._lease_engine = lease_engine
                 self.lease = Lease(
                     ExecutorStore(lease_engine),

@@ -103,27 +103,36 @@ def use_wal(path: Path) -> None:
         connection.close()
 
 
-def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
-    """An async engine for the URL; with `pool_size` (PostgreSQL), a pool of that many connections and no more."""
+# Connections an engine keeps open once opened, and how many more it may open (closed again when returned). With
+# SQLAlchemy's default (5 kept, 10 more), concurrent requests kept opening and closing connections, each a
+# PostgreSQL backend started (or an aiosqlite thread and its pragmas): about one for every 20 calls placed by 50
+# clients at once. The most open at once stays 15, as before (a test run starts many servers on one PostgreSQL).
+POOL_SIZE = 10
+POOL_OVERFLOW = 5
+
+
+def create_engine(url: str, *, pool_size: int = POOL_SIZE, overflow: int = POOL_OVERFLOW) -> AsyncEngine:
+    """An async engine for the URL, keeping `pool_size` connections and opening up to `overflow` more."""
     async_url, _ = _urls(url)
     if async_url.get_backend_name() == "sqlite":
         _prepare_sqlite_file(async_url)
+        in_memory = async_url.database in (None, "", ":memory:")  # one connection, shared (SQLAlchemy's StaticPool)
+        pool = {"pool_size": pool_size, "max_overflow": overflow}
         # The pool's own reset (a rollback on every return) replaced by one that rolls back only an open
         # transaction (_rollback_if_open).
-        engine = create_async_engine(async_url, pool_reset_on_return=None)
+        engine = create_async_engine(async_url, pool_reset_on_return=None, **({} if in_memory else pool))
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine.sync_engine, "reset", _rollback_if_open)
         return engine
-    if pool_size is not None:
-        return create_async_engine(async_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0)
-    return create_async_engine(async_url, pool_pre_ping=True)
+    # Pinged before each use: a connection the server dropped (a restart) is replaced instead of failing a request.
+    return create_async_engine(async_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=overflow)
 
 
 @asynccontextmanager
 async def lease_engine(url: str) -> AsyncIterator[AsyncEngine]:
     """A connection of its own for a process's lease (jobs/executors.py): a heartbeat never waits behind the
     requests and workflows that use up the main pool under load, so a busy process is not taken for dead."""
-    engine = create_engine(url, pool_size=1)
+    engine = create_engine(url, pool_size=1, overflow=0)
     try:
         yield engine
     finally:
