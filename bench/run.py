@@ -267,6 +267,24 @@ async def api_overhead(server: Server, standin: str) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def floor_server(standin: str) -> Iterator[Server]:
+    """bench/floor.py: the same stack (uvicorn, FastAPI, pydantic, httpx) placing the call with none of callcheck's
+    work (no database, no workflow, no middleware)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, str(ROOT / "bench" / "floor.py"), "--port", str(port), "--upstream", standin],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield Server(process, url, wait_healthy(url, process), Path(os.devnull))
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def overhead_rows(label: str, figures: dict[str, Any]) -> list[str]:
     d: Load = figures["direct"]
     o: Load = figures["ours"]
@@ -654,6 +672,12 @@ async def main(before_rev: str | None, out: Path | None, skip: set[str]) -> None
                     overhead += overhead_rows(label, await api_overhead(server, standin))
                 print("\n".join(overhead[-2:]), file=sys.stderr)
                 cost(f"1. API overhead, {label}", section)
+            # The floor: the same stack placing the call with none of callcheck's work.
+            section = time.monotonic()
+            with floor_server(standin) as bare_stack:
+                overhead += overhead_rows("the stack alone (bench/floor.py)", await api_overhead(bare_stack, standin))
+            print("\n".join(overhead[-2:]), file=sys.stderr)
+            cost("1. API overhead, the stack alone", section)
 
             # 5, 3, 4: following, then verdicts and ingestion on the same 1,000 calls
             follow_configs: list[tuple[str, Path | None]] = [("after", None)]

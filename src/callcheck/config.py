@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callcheck.domain.destinations import DialRules
 from callcheck.domain.limits import CallLimits
 from callcheck.domain.pacing import MAX_SANDBOX_TIME_SCALE
+from callcheck.errors import MissingSettings
 
 # A generated key has 64; one set by hand should not be guessable either.
 MIN_SECRET_KEY_CHARS = 32
@@ -403,6 +404,13 @@ class Settings(BaseSettings):
             "ELEVENLABS_AGENT_PHONE_NUMBER_ID": self.elevenlabs_agent_phone_number_id or "",
         }
         return [name for name in REQUIRED_CALL_SETTINGS if not values[name].strip()]
+
+    def require_call_settings(self) -> None:
+        """MissingSettings (names only) when a setting a call needs is unset: checked before anything is stored or
+        sent, by whoever is about to (the placing, the caller provider)."""
+        missing = self.missing_call_settings()
+        if missing:
+            raise MissingSettings(missing)
 
 
 def _listed(value: str | None) -> list[str]:

@@ -11,7 +11,6 @@ import httpx
 from callcheck.config import Settings
 from callcheck.doctor import DoctorCache
 from callcheck.domain.lifecycle import CallState
-from callcheck.errors import MissingSettings
 from callcheck.notifier import Notifier
 from callcheck.store.repo import Store
 
@@ -56,9 +55,7 @@ class Services:
     def require_call_settings(self) -> None:
         """MissingSettings (names only) when the settings a call needs are absent: checked before anything is stored
         or sent."""
-        missing = self.settings.missing_call_settings()
-        if missing:
-            raise MissingSettings(missing)
+        self.settings.require_call_settings()
 
     def sandbox_answered(self) -> None:
         """The caller provider saw an answer of callcheck's sandbox: this callcheck is simulated from now on."""

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from callcheck.config import Settings
-from callcheck.errors import MissingSettings, UpstreamHTTPError
+from callcheck.errors import UpstreamHTTPError
 from callcheck.providers.base import (
     AgentSetupOptions,
     Check,
@@ -57,9 +57,7 @@ class ElevenLabsCaller:
         self._phone_number_id = settings.elevenlabs_agent_phone_number_id or ""
 
     def _settings_client(self) -> ElevenLabsClient:
-        missing = self._settings.missing_call_settings()
-        if missing:
-            raise MissingSettings(missing)
+        self._settings.require_call_settings()
         key = self._settings.elevenlabs_api_key
         assert key is not None  # missing_call_settings names it otherwise
         return ElevenLabsClient(
