@@ -6,6 +6,7 @@ workflow its recording step. On the test backend (SQLite by default, PostgreSQL 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from pathlib import Path
@@ -132,6 +133,59 @@ async def test_a_delivery_kept_meanwhile_writes_nothing(
     assert count == events_before
     # Without a delivery to keep, the same move goes through.
     assert await store.move_call(call_id, CallState.COMPLETED, "done")
+
+
+async def test_a_delivery_and_its_call_are_read_in_one_statement(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    store, call_id = await ringing_call(client_for, sandbox, tmp_path)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        seen, call = await store.webhook_and_call("c" * 64, "conv_k")
+        assert len(statements) == 1
+        assert not seen and call is not None and call.id == call_id and call.state == CallState.RINGING
+        assert call.conversation_id == "conv_k" and call.created_at.tzinfo is not None
+        assert await store.webhook_and_call("c" * 64, "conv_unknown") == (False, None)
+        assert await store.webhook_and_call("c" * 64, None) == (False, None)
+        # Once kept, the delivery is a duplicate whatever its conversation: its call is not read.
+        assert await store.record_webhook("c" * 64, "post_call_transcription", "conv_k", {"type": "x"}, call_id)
+        assert await store.webhook_and_call("c" * 64, "conv_k") == (True, None)
+        assert await store.webhook_and_call("c" * 64, "conv_unknown") == (True, None)
+        assert await store.webhook_and_call("c" * 64, None) == (True, None)
+        assert await store.webhook_and_call("d" * 64, "conv_k") == (False, call)  # another delivery: the call
+    finally:
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+
+
+def test_no_route_runs_a_dependency_in_a_worker_thread() -> None:
+    # FastAPI runs a plain `def` dependency in a worker thread: a thread hop on every request naming it (the
+    # services, on nearly every route, the webhook's included).
+    from fastapi.routing import APIRoute
+
+    from callcheck.api import calls, doctor, history, metrics, monitors, runs, tokens, webhooks
+    from callcheck.web import login, pages
+    from callcheck.web import monitors as monitor_pages
+    from callcheck.web import runs as run_pages
+
+    def calls_of(dependant: Any) -> list[Any]:
+        return [dependant.call, *(c for d in dependant.dependencies for c in calls_of(d))]
+
+    modules: list[Any] = [calls, doctor, history, metrics, monitors, runs, tokens, webhooks]
+    modules += [login, pages, monitor_pages, run_pages]
+    routes = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
+    assert any(r.path == PATH for r in routes)
+    threaded = {
+        f"{r.path}: {getattr(call, '__name__', call)}"
+        for r in routes
+        for call in calls_of(r.dependant)[1:]  # the endpoint itself aside
+        if call is not None and not inspect.iscoroutinefunction(call) and not inspect.isclass(call)
+    }
+    assert not threaded
 
 
 async def test_the_waits_one_read_tells_state_and_kept_webhooks(

@@ -15,8 +15,9 @@ LOCAL_CONTEXT_ID = "local"
 SESSION_KEY = "context_id"
 
 
-def get_services(request: Request) -> Services:
-    """The services built by the app's lifespan."""
+async def get_services(request: Request) -> Services:
+    """The services built by the app's lifespan. A coroutine although it awaits nothing: FastAPI runs a plain `def`
+    dependency in a worker thread, a thread hop on every request that names the services (bench/README.md)."""
     services: Services = request.app.state.services
     return services
 

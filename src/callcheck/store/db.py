@@ -17,6 +17,7 @@ from callcheck.store.files import private_dir, private_sqlite
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -79,6 +80,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _rollback_if_open(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+    """A SQLite connection going back to the pool is rolled back only when a transaction is open on it.
+
+    The pool's default rolls back every connection it gets back, even one whose transaction was just committed
+    (every `engine.begin()`); through aiosqlite each rollback is a round trip to its thread, one per write
+    transaction for nothing. SQLite itself says whether a transaction is open (`in_transaction`). A connection
+    dropped by the garbage collector (not asyncio-safe) is not touched, as the pool's own reset would not touch it.
+    """
+    if state.asyncio_safe and record.driver_connection is not None and record.driver_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
 def use_wal(path: Path) -> None:
     """Put a SQLite file (made if missing) in WAL mode, which the file keeps for every later connection (blocking)."""
     import sqlite3
@@ -105,8 +118,11 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE, overflow: int = POOL_
         _prepare_sqlite_file(async_url)
         in_memory = async_url.database in (None, "", ":memory:")  # one connection, shared (SQLAlchemy's StaticPool)
         pool = {"pool_size": pool_size, "max_overflow": overflow}
-        engine = create_async_engine(async_url, **({} if in_memory else pool))
+        # The pool's own reset (a rollback on every return) replaced by one that rolls back only an open
+        # transaction (_rollback_if_open).
+        engine = create_async_engine(async_url, pool_reset_on_return=None, **({} if in_memory else pool))
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine.sync_engine, "reset", _rollback_if_open)
         return engine
     # Pinged before each use: a connection the server dropped (a restart) is replaced instead of failing a request.
     return create_async_engine(async_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=overflow)

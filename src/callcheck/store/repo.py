@@ -148,7 +148,11 @@ class CallRow:
 
 
 def _call(row: sa.Row[Any]) -> CallRow:
-    data = dict(row._mapping)
+    return _call_of(dict(row._mapping))
+
+
+def _call_of(data: dict[str, Any]) -> CallRow:
+    """The CallRow of a row's values (the calls table's columns, by name)."""
     data["state"] = CallState(data["state"])
     data["error_kind"] = CallErrorKind(data["error_kind"]) if data.get("error_kind") else None
     for key in ("created_at", "updated_at", "ended_at"):
@@ -211,6 +215,24 @@ class WaitingCall:
     conversation_id: str | None
     has_kept_webhooks: bool
 
+
+# The statements of a webhook delivery and of a state move, built once: building a statement and its cache key costs
+# 0.1-0.2 ms a time, a share of a delivery's CPU (bench/README.md, "Webhook ingestion, session 12"); the values are
+# parameters.
+_SEEN = sa.select(webhook_events.c.id).where(webhook_events.c.digest == sa.bindparam("digest")).scalar_subquery()
+_SEEN_ONLY = sa.select(_SEEN.label("seen_id"))
+# One row whether or not a call has the conversation id: the call's columns are NULL when none has.
+_SEEN_AND_CALL = sa.select(_SEEN.label("seen_id"), calls).select_from(
+    sa.select(sa.literal(1).label("one"))
+    .subquery()
+    .outerjoin(calls, calls.c.conversation_id == sa.bindparam("conversation_id"))
+)
+_KEEP_WEBHOOK = sa.insert(webhook_events)
+# A call's state move (Store.move_call): conditional on the states it may move from.
+_MOVE_CALL = sa.update(calls).where(
+    calls.c.id == sa.bindparam("_call_id"), calls.c.state.in_(sa.bindparam("_sources", expanding=True))
+)
+_INSERT_EVENT = sa.insert(call_events)
 
 ID_BATCH = 500  # ids per IN (...) list: well under every database's bound-parameter limit
 
@@ -587,23 +609,21 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 # One conditional statement (no read first): the lifecycle's allowed sources are the WHERE clause.
-                result = await conn.execute(
-                    sa.update(calls)
-                    .where(calls.c.id == call_id, calls.c.state.in_(sources))
-                    .values(state=new.value, updated_at=now, **values)
-                )
+                # Built once: the columns set are the parameters' names (each set of them is compiled once).
+                parameters = {"_call_id": call_id, "_sources": sources, "state": new.value, "updated_at": now}
+                result = await conn.execute(_MOVE_CALL, {**parameters, **values})
                 if result.rowcount != 1:
                     return False
-                # The events in one statement (the told one first: ids follow the rows' order).
+                # The events in one call (the told one first: ids follow the rows' order), as parameter sets of one
+                # cached statement: a multi-row VALUES is compiled anew on every call (SQLAlchemy keeps no key for it).
                 told = [] if told_first is None else [(told_first[0], None, told_first[1], turns)]
                 rows = [*told, ("state", new.value, detail, None)]
                 await conn.execute(
-                    sa.insert(call_events).values(
-                        [
-                            {"call_id": call_id, "at": now, "kind": k, "state": st, "detail": d, "turns": t}
-                            for k, st, d, t in rows
-                        ]
-                    )
+                    _INSERT_EVENT,
+                    [
+                        {"call_id": call_id, "at": now, "kind": k, "state": st, "detail": d, "turns": t}
+                        for k, st, d, t in rows
+                    ],
                 )
                 if webhook is not None:
                     await self._keep_webhook(conn, webhook, now)
@@ -665,16 +685,15 @@ class Store:
 
     @staticmethod
     async def _keep_webhook(conn: AsyncConnection, webhook: KeptWebhook, now: datetime) -> None:
-        await conn.execute(
-            sa.insert(webhook_events).values(
-                received_at=now,
-                event_type=webhook.event_type,
-                conversation_id=webhook.conversation_id,
-                digest=webhook.digest,
-                payload=webhook.payload,
-                call_id=webhook.call_id,
-            )
-        )
+        values = {
+            "received_at": now,
+            "event_type": webhook.event_type,
+            "conversation_id": webhook.conversation_id,
+            "digest": webhook.digest,
+            "payload": webhook.payload,
+            "call_id": webhook.call_id,
+        }
+        await conn.execute(_KEEP_WEBHOOK, values)
 
     async def webhook_seen(self, digest: str) -> bool:
         """True when this very delivery (its body's sha256) was kept before."""
@@ -683,16 +702,20 @@ class Store:
             return found.first() is not None
 
     async def webhook_and_call(self, digest: str, conversation_id: str | None) -> tuple[bool, CallRow | None]:
-        """(was this very delivery kept before?, the call of this conversation id or None), on one connection: the
-        two reads a webhook delivery starts with."""
+        """(was this very delivery kept before?, the call of this conversation id or None): the two reads a webhook
+        delivery starts with, in one statement (one round trip to aiosqlite's thread, not two: each costs a few
+        thread hops of the event loop, a measurable share of a webhook's CPU; bench/README.md)."""
+        if not conversation_id or not storable_key(conversation_id):
+            async with self.engine.connect() as conn:
+                return (await conn.execute(_SEEN_ONLY, {"digest": digest})).scalar() is not None, None
         async with self.engine.connect() as conn:
-            found = await conn.execute(sa.select(webhook_events.c.id).where(webhook_events.c.digest == digest))
-            if found.first() is not None:
-                return True, None
-            if not conversation_id or not storable_key(conversation_id):
-                return False, None
-            row = (await conn.execute(sa.select(calls).where(calls.c.conversation_id == conversation_id))).first()
-        return False, _call(row) if row else None
+            row = (await conn.execute(_SEEN_AND_CALL, {"digest": digest, "conversation_id": conversation_id})).first()
+        if row is None:  # never: the outer join keeps the one row
+            return False, None
+        data = dict(row._mapping)
+        if data.pop("seen_id") is not None:
+            return True, None
+        return False, _call_of(data) if data["id"] is not None else None
 
     async def unmatched_webhooks(self, conversation_id: str) -> list[dict[str, Any]]:
         """Webhook payloads that arrived for this conversation before its call was known, oldest first."""
