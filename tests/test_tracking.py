@@ -83,7 +83,11 @@ async def test_on_sqlite_dboss_own_file_is_in_wal_mode_and_not_pinged(api: httpx
     # Nor does DBOS ping a file before each of its transactions (a statement more per step, for nothing).
     from dbos._dbos import _get_dbos_instance
 
-    assert _get_dbos_instance()._sys_db.engine.pool._pre_ping is False
+    engine = _get_dbos_instance()._sys_db.engine
+    assert engine.pool._pre_ping is False
+    # And its commits are synced as callcheck's own are (NORMAL, 1), not on every commit (FULL, 2).
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
 
 
 async def test_a_call_placed_by_a_request_is_followed_without_a_placing_step(api: httpx.AsyncClient) -> None:

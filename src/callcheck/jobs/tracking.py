@@ -356,12 +356,13 @@ class Tracker:
         if db.is_sqlite(url):
             # DBOS keeps its own tables; on SQLite a file of its own avoids contending for one writer lock.
             database = Path(db.sync_url(url).removeprefix("sqlite:///"))
-            system_url = f"sqlite:///{database.with_name(database.stem + '-dbos.sqlite')}"
-            system_file = database.with_name(database.stem + "-dbos.sqlite")
+            system_file = database.with_name(database.stem + db.DBOS_FILE_SUFFIX)
+            system_url = f"sqlite:///{system_file}"
             private_sqlite(system_file)  # 0600 before DBOS creates it
             # DBOS leaves its SQLite file in the default rollback-journal mode: every step it records is then a
             # journal file created, synced and deleted. In WAL mode (kept in the file) a commit is one append.
             db.use_wal(system_file)
+            db.sync_dbos_file_like_ours()
             # DBOS pings each pooled connection before every transaction (for servers that drop connections): a
             # file cannot, so on SQLite the ping is one more statement per recorded step for nothing.
             engine_kwargs: dict[str, Any] = {"pool_pre_ping": False}
