@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from callcheck.domain.lifecycle import CallState
+from callcheck.jobs.applying import apply_conversation
 from callcheck.jobs.following import NO_RECORDING, Follower, ended_state
 from callcheck.jobs.placing import CallRequest, record_call
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer
@@ -207,6 +208,42 @@ async def test_the_waits_one_read_tells_state_and_kept_webhooks(
     assert not (await store.waiting_call(call_id)).has_kept_webhooks  # type: ignore[union-attr]
     assert await store.move_call(call_id, CallState.COMPLETED, "done")
     assert (await store.waiting_call(call_id)).state == CallState.COMPLETED  # type: ignore[union-attr]
+
+
+def turns(count: int) -> list[dict[str, Any]]:
+    return [
+        {"role": "agent" if i % 2 == 0 else "user", "message": f"turn {i}", "time_in_call_secs": i}
+        for i in range(count)
+    ]
+
+
+async def test_a_stale_record_of_a_call_in_progress_does_not_replace_its_end(
+    client_for: Any, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # A watched call's poll reads the conversation in progress; meanwhile the post-call webhook ends the call with
+    # the whole transcript; then the poll applies what it read. The end's record must stay.
+    api = await client_for(settings_for(sandbox, tmp_path, workers=False))
+    services = api.callcheck_app.state.services
+    request = CallRequest(to_number="+15550100001", description="d", scenario="s")
+    call = await record_call(services, request, CallState.DIALING)
+    assert await services.store.move_call(call.id, CallState.RINGING, conversation_id="conv_s")
+    read_by_the_poll = await services.store.get_call(call.id)
+    assert read_by_the_poll is not None
+    base = {"conversation_id": "conv_s", "metadata": {"start_time_unix_secs": 1700000000}}
+    in_progress = snapshot_of({**base, "status": "in-progress", "transcript": turns(1)})
+    final = snapshot_of({**base, "status": "done", "transcript": turns(4), "analysis": {"call_successful": "success"}})
+    ended = await apply_conversation(services, read_by_the_poll, final, webhook=None)
+    assert ended.terminal
+    assert await apply_conversation(services, read_by_the_poll, in_progress) == ended
+    stored = await services.store.get_call(call.id, with_events=True)
+    assert stored is not None and stored.state == ended
+    assert [t["text"] for t in stored.transcript or []] == [f"turn {i}" for i in range(4)]
+    assert [e.detail for e in stored.events if e.kind == "transcript"] == ["4 turns"]
+    # A final record still completes a call already final (one whose webhook left the transcript out).
+    again = snapshot_of({**base, "status": "done", "transcript": turns(6), "analysis": {"call_successful": "success"}})
+    assert await apply_conversation(services, stored, again) == ended
+    completed = await services.store.get_call(call.id)
+    assert completed is not None and len(completed.transcript or []) == 6
 
 
 # -- the workflow after a final record without audio ----------------------------------------------------------------

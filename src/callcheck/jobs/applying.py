@@ -95,7 +95,11 @@ async def _apply_conversation(
         moves = False
     if moves and target is not None:
         await services.store.move_call(call.id, target, snapshot.status_note, **extra)
-    await services.store.update_call(call.id, told, **changes)
+    # A record of a call in progress is written only while the call is: read before a webhook ended the call (a
+    # watched call's poll, say), it would otherwise replace the end's transcript and facts with older ones. A final
+    # record may complete a call already final (a webhook that left the transcript out).
+    final_record = target is not None and target.terminal
+    await services.store.update_call(call.id, told, while_live=not final_record, **changes)
     services.notifier.publish(call.id)
     fresh = await services.store.get_call(call.id)
     assert fresh is not None

@@ -558,10 +558,18 @@ class Store:
         return found
 
     async def update_call(
-        self, call_id: str, event: tuple[str, str | None] | None = None, **fields: Unpack[CallChanges]
-    ) -> None:
+        self,
+        call_id: str,
+        event: tuple[str, str | None] | None = None,
+        *,
+        while_live: bool = False,
+        **fields: Unpack[CallChanges],
+    ) -> bool:
         """Set fields of a call (not its state: see move_call), with an event (kind, detail) in the same
-        transaction when given: a reader never sees the change without the event that tells of it."""
+        transaction when given: a reader never sees the change without the event that tells of it.
+
+        `while_live`: only while the call is not final (what a snapshot of a call in progress says must not replace
+        what its end wrote meanwhile); False, and nothing written, when it is final. True otherwise."""
         values: dict[str, Any] = dict(fields)
         _error_with_its_kind(values)
         check_lengths(calls, values)
@@ -571,10 +579,14 @@ class Store:
         transcript = values.get("transcript")
         told_turns = event is not None and event[0] == "transcript" and isinstance(transcript, list)
         turns = len(transcript) if told_turns and isinstance(transcript, list) else None
+        update = sa.update(calls).where(calls.c.id == call_id)
+        if while_live:
+            update = update.where(calls.c.state.notin_([s.value for s in TERMINAL_STATES]))
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(calls).where(calls.c.id == call_id).values(**values))
-            if event is not None:
+            written = (await conn.execute(update.values(**values))).rowcount == 1
+            if event is not None and written:
                 await self._event(conn, call_id, event[0], None, event[1], now, turns)
+        return written
 
     async def move_call(
         self,
