@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
+from run import stored_call
 
 from callcheck.app import create_app
 from callcheck.config import Settings
@@ -83,19 +84,7 @@ async def main(database_url: str | None) -> None:
 
             store = app.state.services.store
             for _ in range(HISTORY):
-                await store.create_call(
-                    id=new_id(),
-                    state=CallState.COMPLETED.value,
-                    simulated=True,
-                    origin="api",
-                    to_number="+15550100001",
-                    business_description="d",
-                    scenario="s",
-                    prompt="p",
-                    first_message="f",
-                    request_payload={},
-                    created_at=utcnow(),
-                )
+                await stored_call(store, CallState.COMPLETED, id=new_id(), simulated=True, created_at=utcnow())
             first, deep = [], []
             cursor = None
             page = (await api.get("/api/calls", params={"limit": 50})).json()

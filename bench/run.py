@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from callcheck.domain.lifecycle import CallState
 from callcheck.providers.elevenlabs.webhooks import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,20 @@ def drop_postgres(name: str) -> None:
         print(f"could not drop {name}: {exc}", file=sys.stderr)
     finally:
         engine.dispose()
+
+
+async def stored_call(store: Any, state: CallState, **fields: Any) -> Any:
+    """A call written straight to the store (no dial): what bench scripts need many of, with placeholder text."""
+    defaults: dict[str, Any] = {
+        "origin": "api",
+        "to_number": "+15550100001",
+        "business_description": "A pizza shop.",
+        "scenario": "order",
+        "prompt": "p",
+        "first_message": "f",
+        "request_payload": {},
+    }
+    return await store.create_call(state=state.value, **{**defaults, **fields})
 
 
 # -- 1. API overhead --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 import aiosqlite
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
-from run import WEBHOOK_SECRET, webhook_body
+from run import WEBHOOK_SECRET, stored_call, webhook_body
 
 from callcheck.app import create_app
 from callcheck.config import Settings
@@ -110,16 +110,7 @@ async def main(calls: int, passes: int) -> None:
         store = app.state.services.store
         deliveries: list[tuple[bytes, dict[str, str]]] = []
         for i in range(calls):
-            call = await store.create_call(
-                state=CallState.DIALING.value,
-                origin="api",
-                to_number="+15550100001",
-                business_description="A pizza shop.",
-                scenario="order",
-                prompt="p",
-                first_message="f",
-                request_payload={},
-            )
+            call = await stored_call(store, CallState.DIALING)
             await store.move_call(call.id, CallState.RINGING, conversation_id=f"conv_{i}")
             body = webhook_body({"id": call.id, "conversation_id": f"conv_{i}"})
             headers = {"host": HOST, "content-type": "application/json", "content-length": str(len(body))}
