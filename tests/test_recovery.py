@@ -23,7 +23,7 @@ from callcheck.providers.elevenlabs.outbound import outbound_payload, seed_overr
 from callcheck.providers.elevenlabs.sandbox import SandboxConfig, SandboxServer, SteppedClock
 from callcheck.services import Services
 from callcheck.store import db
-from callcheck.store.repo import Store
+from callcheck.store.repo import SERVER_OWNER, Store
 from tests.conftest import backend_env, settings_for
 from tests.servers import HTTP_TIMEOUT_S, free_port, outbound_calls, sandbox_env, serve_process, wait_healthy
 from tests.waiting import wait_for_call, wait_for_call_sync
@@ -257,7 +257,7 @@ async def _in_flight(api: httpx.AsyncClient, what: str) -> tuple[list[str], str 
     raise AssertionError("the run placed no call")
 
 
-@pytest.mark.parametrize("what", ["call", "run"])
+@pytest.mark.parametrize("what", ["call", "run", "adopted run"])
 async def test_work_in_flight_across_an_upgrade_is_taken_over_by_the_new_version(
     stepped_sandbox: SandboxServer, clock: SteppedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
 ) -> None:
@@ -272,6 +272,9 @@ async def test_work_in_flight_across_an_upgrade_is_taken_over_by_the_new_version
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as api:
                 call_ids, run_id = await _in_flight(api, what)
+                if what == "adopted run":
+                    # A run this server took over from a stopped `callcheck run` process is owned by the server.
+                    await app.state.services.store.runs.update_run(run_id, owner=SERVER_OWNER)
                 await wait_for_call(api, call_ids[0], {"ringing"})
                 old_id = workflows.workflow_id(call_ids[0])
                 # Its workflow (of the older version) is waiting when that callcheck stops.
@@ -302,4 +305,8 @@ async def test_work_in_flight_across_an_upgrade_is_taken_over_by_the_new_version
             new_id = workflows.workflow_id(call_ids[0])
             assert new_id != old_id
             assert await (await DBOS.retrieve_workflow_async(new_id)).get_result() == "completed"
+            if run_id is not None:
+                # The run was finished by a workflow of the new version.
+                run_workflow = await DBOS.retrieve_workflow_async(workflows.run_workflow_id(run_id))
+                assert await run_workflow.get_result() == run["exit_code"]
     assert len(outbound_calls(stepped_sandbox)) == (1 if what == "call" else 2)

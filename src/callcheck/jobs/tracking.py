@@ -502,8 +502,10 @@ class Tracker:
             log.warning("run %s: following the calls its stopped process had dialed", run.id)
             # Owned by this server from now on ("local": its DBOS resumes the run after a crash of its own).
             await runs.update_run(run.id, owner=SERVER_OWNER)
-            # Its workflows (the run's and its calls') are re-enqueued and resume in this process.
+            # Its workflows (the run's and its calls') are re-enqueued and resume in this process; a run whose
+            # workflow was of another version (callcheck upgraded since) gets one of this version.
             await recover([run.owner], WORKFLOW_VERSION)
+            await self.start_run(run.id)
             # A call dialed just before the kill may have no workflow yet (the process died between its dial and
             # the start of its workflow): start one for every unfinished call; an existing one is left as it is.
             for _, call in await self.services.store.run_calls(run.id):

@@ -821,8 +821,10 @@ class RunStore:
         return page_of(rows, limit)
 
     async def unfinished_runs(self, *, owned: bool = False) -> list[RunRow]:
-        """Runs still running or being cancelled: a server's (`owned=False`) or `callcheck run` processes'."""
-        owner = runs.c.owner.is_not(None) if owned else runs.c.owner.is_(None)
+        """Runs still running or being cancelled: the servers' (`owned=False`: a server's own, and those a server
+        adopted from a stopped `callcheck run` process, owned by SERVER_OWNER) or `callcheck run` processes'."""
+        servers = sa.or_(runs.c.owner.is_(None), runs.c.owner == SERVER_OWNER)
+        owner = sa.not_(servers) if owned else servers
         async with self.engine.connect() as conn:
             unfinished = [state.value for state in RunState if not state.terminal]
             rows = await conn.execute(sa.select(runs).where(runs.c.state.in_(unfinished), owner))
