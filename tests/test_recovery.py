@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from dbos import DBOS
+from dbos import DBOS, WorkflowHandleAsync
 
 from callcheck.app import create_app
 from callcheck.domain.lifecycle import CallState
@@ -142,7 +142,7 @@ async def test_a_call_whose_workflow_raises_ends_failed_with_the_error(
 ) -> None:
     """Every call ends: an exception escaping a step of the call's workflow (here the placing step, resumed by a
     server started without ELEVENLABS_API_KEY) ends the call failed, once, saying why, and the workflow returns."""
-    from dbos import DBOS, WorkflowHandleAsync
+    from dbos import DBOS
 
     from callcheck.jobs.workflows import workflow_id
 
@@ -307,6 +307,8 @@ async def test_work_in_flight_across_an_upgrade_is_taken_over_by_the_new_version
             assert await (await DBOS.retrieve_workflow_async(new_id)).get_result() == "completed"
             if run_id is not None:
                 # The run was finished by a workflow of the new version.
-                run_workflow = await DBOS.retrieve_workflow_async(workflows.run_workflow_id(run_id))
+                run_workflow: WorkflowHandleAsync[int] = await DBOS.retrieve_workflow_async(
+                    workflows.run_workflow_id(run_id)
+                )
                 assert await run_workflow.get_result() == run["exit_code"]
     assert len(outbound_calls(stepped_sandbox)) == (1 if what == "call" else 2)

@@ -122,7 +122,8 @@ class Follower:
             future.set_result(state.value if recording else state.value + NO_RECORDING)
 
     def close(self) -> None:
-        """Stop every wait (shutdown): their steps are cancelled, not recorded, and re-run when DBOS resumes them."""
+        """Stop every wait (shutdown): the workflows waiting are cancelled (nothing recorded) and wait again when DBOS
+        resumes them."""
         for future in self._waiting.values():
             future.cancel()
 

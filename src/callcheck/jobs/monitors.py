@@ -1,11 +1,11 @@
 """Monitors: suites run on a schedule by a server's durable workers, alerting when their state changes.
 
     scheduler tick (every CALLCHECK_MONITOR_TICK_S, in each server)
-        └─ a slot is due ─► workflow `monitor-<id>-<slot>` (DBOS: one per slot, whichever process starts it)
+        └─ a slot is due ─► workflow `monitor-<id>-<slot>@<version>` (DBOS: one per slot, whichever process starts it)
               claim: previous run still running? ─► slot skipped, nothing queued
                      else store the run (unique per monitor and slot) ─► run_suite (an ordinary suite run)
               ─► apply the result to the monitor (passing / failing) ─► alerts on a change only
-                     └─ workflow `alert-<id>` per channel: tried with backoff, each attempt recorded
+                     └─ workflow `alert-<id>@<version>` per channel: tried with backoff, each attempt recorded
 
 Everything the scheduler needs is in the database (monitors.last_slot, run_requested_at): the CLI writes monitors
 there, a running server picks them up on its next tick, and a restarted one carries on where it stopped. A slot

@@ -1,7 +1,8 @@
 """Following every call to its end, durably, on DBOS Transact.
 
-One call = one DBOS workflow whose id is derived from the call id: starting it twice is harmless, and a workflow
-interrupted by a crash (even `kill -9`) is resumed by DBOS at the next launch, its finished steps not re-run.
+One call = one DBOS workflow whose id is derived from the call id and the workflow version (jobs/workflows.versioned):
+starting it twice is harmless, and a workflow interrupted by a crash (even `kill -9`) is resumed by DBOS at the next
+launch, its finished steps not re-run.
 
     ensure placed (and the deadline) ─► wait for the end ─► final? ─► fetch the recording
                                               └──── deadline reached ─► timed_out
@@ -253,7 +254,10 @@ async def _wait_for_end(call_id: str, deadline: float) -> tuple[CallState, bool]
     this one needs neither. Resumed after a crash, the workflow simply waits again: the wait reads the call's state
     first (a call that ended meanwhile returns at once) and the time-out is a conditional move, so repeating either
     changes nothing. What a replay cannot know again (a final record saying "no recording") only costs a look for
-    the recording. The steps around it are the same on every replay: the wait is not one of them.
+    the recording. The steps around it are the same on every replay: the wait is not one of them. (One replay may
+    differ: a wait that raised, its error step recorded, the process killed before the workflow's end was; replayed,
+    the wait returns and the next step is not the recorded one. DBOS says so with an error, which ends the call with
+    an error again: the end is conditional, so nothing changes.)
     """
 
     async def wait(services: Services) -> tuple[CallState, bool]:
