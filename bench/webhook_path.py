@@ -4,9 +4,9 @@
     PYTHONPATH=/tmp/before/src .venv/bin/python bench/webhook_path.py   # another tree (git archive REV src | tar -x)
 
 `--calls` RINGING calls are stored, then one signed post_call_transcription webhook for each is sent straight to the
-app, one at a time, in `--passes` passes: the process's CPU (every thread: the loop and aiosqlite's) per webhook of
-each pass, and the lowest (the least disturbed by a shared machine). Also counted, per webhook: the round trips to
-aiosqlite's thread by kind, which do not depend on the machine's load. Without workers nothing follows the calls:
+app, one at a time, in `--passes` passes: the process's CPU (every thread) per webhook of
+each pass, and the lowest (the least disturbed by a shared machine). Also counted, per webhook: the statements sent
+to the database by kind, which do not depend on the machine's load. Without workers nothing follows the calls:
 what the answer sets in motion in the call's workflow (bench/webhooks.py measures it) is not here. No test asserts
 any of these times.
 """
@@ -19,11 +19,11 @@ import collections
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
+import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from run import WEBHOOK_SECRET, stored_call, webhook_body
@@ -73,22 +73,19 @@ async def call_asgi(app: Any, method: str, path: str, headers: dict[str, str], b
     return answer["status"], answer["body"]
 
 
-def counting_round_trips() -> tuple[collections.Counter[str], Callable[[], None]]:
-    """Count every function aiosqlite runs in its thread, by name; and the function that stops counting."""
-    trips: collections.Counter[str] = collections.Counter()
-    name = "_execute"  # every call into aiosqlite's thread goes through it
-    original: Callable[..., Awaitable[Any]] = getattr(aiosqlite.Connection, name)
+def counting_statements(engine: Any) -> tuple[collections.Counter[str], Callable[[], None]]:
+    """Count every statement the store's engine sends, by its first word; and the function that stops counting."""
+    statements: collections.Counter[str] = collections.Counter()
 
-    async def counted(self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        trips[getattr(fn, "__name__", str(fn))] += 1
-        return await original(self, fn, *args, **kwargs)
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements[statement.split(None, 1)[0].upper()] += 1
 
-    setattr(aiosqlite.Connection, name, counted)
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
 
     def stop() -> None:
-        setattr(aiosqlite.Connection, name, original)
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
 
-    return trips, stop
+    return statements, stop
 
 
 async def main(calls: int, passes: int) -> None:
@@ -117,7 +114,7 @@ async def main(calls: int, passes: int) -> None:
             deliveries.append((body, {**headers, "ElevenLabs-Signature": sign(WEBHOOK_SECRET, body)}))
         for _ in range(50):  # warm-up
             await call_asgi(manager.app, "GET", "/healthz", {"host": HOST}, b"")
-        trips, stop = counting_round_trips()
+        trips, stop = counting_statements(store.engine)
         per_pass = calls // passes
         cpu: list[float] = []
         for n in range(passes):
@@ -132,7 +129,7 @@ async def main(calls: int, passes: int) -> None:
         f"{sent} webhooks, {calls} calls stored, load average {os.getloadavg()[0]:.1f}: CPU per webhook "
         f"{min(cpu):.2f} ms (lowest of {passes} passes: {', '.join(f'{c:.2f}' for c in cpu)})"
     )
-    print(f"aiosqlite round trips per webhook: {sum(trips.values()) / sent:.1f}", end="")
+    print(f"statements per webhook: {sum(trips.values()) / sent:.1f}", end="")
     print(f" ({', '.join(f'{name} {count / sent:.1f}' for name, count in sorted(trips.items()))})")
 
 

@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from callcheck.errors import ConfigurationError
 from callcheck.store.files import private_dir, private_sqlite
+from callcheck.store.sqlite import SQLiteEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -30,7 +30,8 @@ def _urls(url: str) -> tuple[sa.URL, sa.URL]:
         raise ConfigurationError(f"CALLCHECK_DATABASE_URL is not a database URL: {exc}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite"), parsed.set(drivername="sqlite")
+        # No async driver: store/sqlite.py runs the synchronous one on the event loop.
+        return parsed.set(drivername="sqlite"), parsed.set(drivername="sqlite")
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+psycopg"), parsed.set(drivername="postgresql+psycopg")
     raise ConfigurationError(f"Unsupported database {backend!r}: use sqlite:/// or postgresql://")
@@ -70,26 +71,16 @@ def _prepare_sqlite_file(url: sa.URL) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers (the page, SSE) run beside the one writer; the busy timeout makes writers queue, not fail.
+    # WAL lets readers (the page, SSE) run beside the one writer.
     cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL syncs at checkpoints, not on every commit: a commit survives the process being killed
     # (kill -9), only a power cut can lose the last ones. Each write is then no longer an fsync.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    # Statements run on the event loop's thread (store/sqlite.py), which must never sleep waiting for a lock: a
+    # statement refused one fails at once and waits for it on a thread, with store/sqlite.BUSY_TIMEOUT_MS.
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _rollback_if_open(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
-    """A SQLite connection going back to the pool is rolled back only when a transaction is open on it.
-
-    The pool's default rolls back every connection it gets back, even one whose transaction was just committed
-    (every `engine.begin()`); through aiosqlite each rollback is a round trip to its thread, one per write
-    transaction for nothing. SQLite itself says whether a transaction is open (`in_transaction`). A connection
-    dropped by the garbage collector (not asyncio-safe) is not touched, as the pool's own reset would not touch it.
-    """
-    if state.asyncio_safe and record.driver_connection is not None and record.driver_connection.in_transaction:
-        dbapi_connection.rollback()
 
 
 # DBOS's own SQLite file beside callcheck's (jobs/tracking.py names it: `<database>-dbos.sqlite`).
@@ -131,25 +122,26 @@ def use_wal(path: Path) -> None:
 
 # Connections an engine keeps open once opened, and how many more it may open (closed again when returned). With
 # SQLAlchemy's default (5 kept, 10 more), concurrent requests kept opening and closing connections, each a
-# PostgreSQL backend started (or an aiosqlite thread and its pragmas): about one for every 20 calls placed by 50
+# PostgreSQL backend started (or, then, an aiosqlite thread and its pragmas): about one for every 20 calls placed by 50
 # clients at once. The most open at once stays 15, as before (a test run starts many servers on one PostgreSQL).
 POOL_SIZE = 10
 POOL_OVERFLOW = 5
 
 
 def create_engine(url: str, *, pool_size: int = POOL_SIZE, overflow: int = POOL_OVERFLOW) -> AsyncEngine:
-    """An async engine for the URL, keeping `pool_size` connections and opening up to `overflow` more."""
-    async_url, _ = _urls(url)
-    if async_url.get_backend_name() == "sqlite":
-        _prepare_sqlite_file(async_url)
-        in_memory = async_url.database in (None, "", ":memory:")  # one connection, shared (SQLAlchemy's StaticPool)
-        pool = {"pool_size": pool_size, "max_overflow": overflow}
-        # The pool's own reset (a rollback on every return) replaced by one that rolls back only an open
-        # transaction (_rollback_if_open).
-        engine = create_async_engine(async_url, pool_reset_on_return=None, **({} if in_memory else pool))
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine.sync_engine, "reset", _rollback_if_open)
-        return engine
+    """An engine for the URL, keeping `pool_size` connections and opening up to `overflow` more: SQLAlchemy's async
+    engine on PostgreSQL; on SQLite one running its statements on the event loop (store/sqlite.py), used alike."""
+    async_url, sync = _urls(url)
+    if sync.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(sync)
+        if sync.database in (None, "", ":memory:"):
+            # One connection, shared (every connection to :memory: is a database of its own).
+            pool: dict[str, Any] = {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
+        else:
+            pool = {"pool_size": pool_size, "max_overflow": overflow}
+        engine = sa.create_engine(sync, **pool)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return SQLiteEngine(engine).as_async()
     # Pinged before each use: a connection the server dropped (a restart) is replaced instead of failing a request.
     return create_async_engine(async_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=overflow)
 

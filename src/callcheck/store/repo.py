@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar, Unpack, cast
+from typing import Any, Protocol, TypeVar, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -284,39 +281,12 @@ def page_of(rows: list[K], limit: int) -> tuple[list[K], str | None]:
     return rows, None
 
 
-class _OneWriterAtATime:
-    """An engine whose write transactions (`begin()`) are taken one at a time in this process; reads unchanged.
-
-    SQLite has one writer per file. Left to its busy timeout, many concurrent writers poll for the lock with sleeps,
-    and under load some starve past the timeout ("database is locked", a 500): measured with 50 clients placing
-    calls at once. Queued on a lock instead, they take turns in order and none fails.
-    """
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._lock = asyncio.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self._lock, self._engine.begin() as conn:
-            yield conn
-
-
-def serialized_writes(engine: AsyncEngine) -> AsyncEngine:
-    """The engine, with write transactions one at a time when it is SQLite's (see _OneWriterAtATime)."""
-    if engine.dialect.name != "sqlite":
-        return engine
-    return cast(AsyncEngine, _OneWriterAtATime(engine))
-
-
 class Store:
     """callcheck's database."""
 
     def __init__(self, engine: AsyncEngine, limits: CallLimits | None = None) -> None:
-        self.engine = serialized_writes(engine)
+        # On SQLite, write transactions are one at a time in this process (store/sqlite.py, SQLiteEngine.begin).
+        self.engine = engine
         self.runs = RunStore(self.engine)
         self.tokens = TokenStore(self.engine)
         # The call budgets create_call enforces (none when not given: tools and tests that build a Store by hand).
@@ -715,8 +685,8 @@ class Store:
 
     async def webhook_and_call(self, digest: str, conversation_id: str | None) -> tuple[bool, CallRow | None]:
         """(was this very delivery kept before?, the call of this conversation id or None): the two reads a webhook
-        delivery starts with, in one statement (one round trip to aiosqlite's thread, not two: each costs a few
-        thread hops of the event loop, a measurable share of a webhook's CPU; bench/README.md)."""
+        delivery starts with, in one statement (one round trip to the database, not two; on PostgreSQL each is a wait
+        for the server, and each statement a measurable share of a webhook's CPU; bench/README.md)."""
         if not conversation_id or not storable_key(conversation_id):
             async with self.engine.connect() as conn:
                 return (await conn.execute(_SEEN_ONLY, {"digest": digest})).scalar() is not None, None

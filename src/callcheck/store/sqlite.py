@@ -1,0 +1,162 @@
+"""SQLite on the event loop: the store's statements run on the caller's thread through the synchronous driver.
+
+Why not aiosqlite (SQLAlchemy's async SQLite driver): it runs every statement, BEGIN, COMMIT and rollback in a
+thread of its own, each a greenlet switch, a queue hand-off and a wake-up of the event loop. For statements that
+take tens of microseconds on a local file that is most of their cost: 36-58% of the GIL's samples while placing
+calls (bench/README.md, "Session 12 (lead)"), and 3.4-4.2 ms of CPU for two write transactions and a read against
+0.6-0.7 ms run where they are called (bench/README.md, "The store on the loop"). So here each statement runs on the
+loop's own thread, which it holds for as long as SQLite takes.
+
+What must never happen is the loop waiting for a lock. In WAL mode readers never wait for the writer; writers wait
+for each other, so:
+
+- write transactions (`begin()`) take SQLite's write lock first (`BEGIN IMMEDIATE`), one at a time in this process
+  (an asyncio lock: the others wait without blocking the loop). Once it is held, no statement of the transaction can
+  be refused for a lock. When another *process* holds it (a `callcheck run` beside a server, a CLI command), the
+  attempt fails at once (a busy timeout of 0 on the loop) and the wait for the lock moves to a thread, with the
+  usual timeout; the loop goes on meanwhile.
+- a read refused for a lock (rare in WAL: a database being recovered after a crash, say) is run again in a thread,
+  waiting as long as the busy timeout allows.
+
+The objects here offer what callcheck uses of SQLAlchemy's AsyncEngine and AsyncConnection (`begin`, `connect`,
+`dispose`, `dialect`, `sync_engine`; `execute`, `run_sync`), so the store's code is the same on SQLite and on
+PostgreSQL (which keeps SQLAlchemy's async engine with psycopg).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, CursorResult, Result
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+# How long a statement that must wait for another process's lock waits (in a thread) before it fails.
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" (SQLITE_BUSY), raw or wrapped by SQLAlchemy."""
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return isinstance(orig, sqlite3.OperationalError) and getattr(orig, "sqlite_errorcode", None) in (
+        sqlite3.SQLITE_BUSY,
+        getattr(sqlite3, "SQLITE_BUSY_RECOVERY", -1),
+        getattr(sqlite3, "SQLITE_BUSY_SNAPSHOT", -1),
+    )
+
+
+def _patiently(driver: sqlite3.Connection, work: Callable[[], T]) -> T:
+    """Run `work` (on a thread) with the busy timeout up, so it waits for another process's lock."""
+    driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        return work()
+    finally:
+        driver.execute("PRAGMA busy_timeout=0")
+
+
+async def _off_the_loop(driver: sqlite3.Connection, work: Callable[[], T]) -> T:
+    """Run `work` on a thread with the busy timeout up. Cancelled meanwhile, it still waits for the thread to be done
+    with the connection before the cancellation goes on (the connection then goes back to the pool)."""
+    future = asyncio.get_running_loop().run_in_executor(None, _patiently, driver, work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()  # retrieved: the cancellation is what goes on
+        raise
+
+
+def _driver(sync: Connection) -> sqlite3.Connection:
+    return cast(sqlite3.Connection, sync.connection.driver_connection)
+
+
+class SQLiteConnection:
+    """One pooled connection, used like SQLAlchemy's AsyncConnection (`execute`, `run_sync`)."""
+
+    def __init__(self, sync: Connection, *, writing: bool) -> None:
+        self.sync_connection = sync
+        self.dialect = sync.dialect
+        self._writing = writing  # inside BEGIN IMMEDIATE: the write lock is held, nothing can be refused a lock
+
+    async def execute(
+        self, statement: Any, parameters: Any = None, *, execution_options: dict[str, Any] | None = None
+    ) -> Result[Any]:
+        """Run one statement here (on the loop's thread); its result, its rows already read."""
+        options = execution_options or {}
+        try:
+            result: CursorResult[Any] = self.sync_connection.execute(statement, parameters, execution_options=options)
+        except sa.exc.OperationalError as exc:
+            if self._writing or not _is_busy(exc):
+                raise
+            # A read refused a lock: wait for it on a thread, not on the loop.
+            sync = self.sync_connection
+            result = await _off_the_loop(
+                _driver(sync), lambda: sync.execute(statement, parameters, execution_options=options)
+            )
+        # Rows are read now, as SQLAlchemy's async engine reads them: a result may be used after its connection went
+        # back to the pool. Statements without rows (UPDATE, DELETE) keep their CursorResult, for `rowcount`.
+        return result.freeze()() if result.returns_rows else result
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(the synchronous connection, *args, **kwargs)`, as AsyncConnection.run_sync calls it."""
+        return fn(self.sync_connection, *args, **kwargs)
+
+
+class SQLiteEngine:
+    """A synchronous SQLAlchemy engine for a SQLite file, used like an AsyncEngine (see the module's docstring)."""
+
+    def __init__(self, sync_engine: sa.Engine) -> None:
+        self.sync_engine = sync_engine
+        self.dialect = sync_engine.dialect
+        self.url = sync_engine.url
+        self._writer = asyncio.Lock()  # write transactions one at a time in this process, waiting off the loop
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[SQLiteConnection]:
+        """A connection for reads (what it writes without `begin()` is rolled back when it goes back)."""
+        with self.sync_engine.connect() as sync:
+            yield SQLiteConnection(sync, writing=False)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[SQLiteConnection]:
+        """A write transaction holding SQLite's write lock from its start: committed at the end, rolled back on an
+        error."""
+        async with self._writer:
+            with self.sync_engine.connect() as sync:
+                transaction = sync.begin()  # SQLAlchemy's side only: pysqlite sends no BEGIN of its own for it
+                await _begin_immediate(_driver(sync))
+                try:
+                    yield SQLiteConnection(sync, writing=True)
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                transaction.commit()
+
+    async def dispose(self) -> None:
+        """Close the pooled connections."""
+        self.sync_engine.dispose()
+
+    def as_async(self) -> AsyncEngine:
+        """This engine where an AsyncEngine is expected (it offers what callcheck uses of one)."""
+        return cast(AsyncEngine, self)
+
+
+async def _begin_immediate(driver: sqlite3.Connection) -> None:
+    """Take SQLite's write lock: at once when it is free, else waiting for it on a thread."""
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+    try:
+        await _off_the_loop(driver, lambda: driver.execute("BEGIN IMMEDIATE"))
+    except sqlite3.OperationalError as exc:
+        raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
