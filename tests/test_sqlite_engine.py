@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 from callcheck.store import sqlite as engine_module
 from callcheck.store.db import create_engine
+from callcheck.store.sqlite import long_read
 
 HOLDER = """
 import sqlite3, sys
@@ -203,5 +205,28 @@ async def test_a_connection_returned_in_a_transaction_is_rolled_back(database: P
             await conn.run_sync(write_behind_sqlalchemys_back)
         async with engine.connect() as conn:  # the same pooled connection: it would see its own uncommitted row
             assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_long_read_runs_on_a_thread_and_the_rest_on_the_loop(database: Path) -> None:
+    url = f"sqlite:///{database}"
+    await _table(url)
+    engine = create_engine(url)
+    threads: list[int] = []
+
+    def seen(*_: object) -> None:
+        threads.append(threading.get_ident())
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO t VALUES (1), (2)"))
+        async with long_read(engine) as conn:
+            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar() == 2
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT max(x) FROM t"))).scalar() == 2
+        loop = threading.get_ident()
+        assert [thread == loop for thread in threads] == [True, False, True]
     finally:
         await engine.dispose()

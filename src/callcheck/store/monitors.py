@@ -16,6 +16,7 @@ from callcheck.domain.monitoring import MonitorStatus, Outcome, Schedule, after_
 from callcheck.errors import Conflict
 from callcheck.store.fields import MonitorChanges, NewDelivery, NewMonitor
 from callcheck.store.rows import RunRow, _aware, _run, new_id, storable_key, utcnow
+from callcheck.store.sqlite import long_read
 from callcheck.store.tables import alert_deliveries, calls, monitors, run_items, runs, webhook_events
 
 ACTIVE_RUN_STATES = tuple(state.value for state in RunState if not state.terminal)  # running, cancelling
@@ -292,7 +293,7 @@ class MonitorStore:
 
     async def finished_run_ids(self) -> list[str]:
         """Ids of runs that have their report."""
-        async with self.engine.connect() as conn:
+        async with long_read(self.engine) as conn:
             return list((await conn.execute(sa.select(runs.c.id).where(runs.c.report.is_not(None)))).scalars())
 
     async def metric_counts(self) -> dict[str, Any]:
@@ -302,7 +303,7 @@ class MonitorStore:
             query = sa.select(*columns, sa.func.count()).group_by(*columns)
             return [tuple(r) for r in (await conn.execute(query)).all()]
 
-        async with self.engine.connect() as conn:
+        async with long_read(self.engine) as conn:
             return {
                 "calls": await grouped(conn, calls.c.state),
                 "calls_with_error": (

@@ -28,12 +28,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, CursorResult, Result
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
 
@@ -80,16 +80,25 @@ def _driver(sync: Connection) -> sqlite3.Connection:
 class SQLiteConnection:
     """One pooled connection, used like SQLAlchemy's AsyncConnection (`execute`, `run_sync`)."""
 
-    def __init__(self, sync: Connection, *, writing: bool) -> None:
+    def __init__(self, sync: Connection, *, writing: bool, on_thread: bool = False) -> None:
         self.sync_connection = sync
         self.dialect = sync.dialect
         self._writing = writing  # inside BEGIN IMMEDIATE: the write lock is held, nothing can be refused a lock
+        self._on_thread = on_thread  # a long read (`SQLiteEngine.connect(on_thread=True)`)
 
     async def execute(
         self, statement: Any, parameters: Any = None, *, execution_options: dict[str, Any] | None = None
     ) -> Result[Any]:
         """Run one statement here (on the loop's thread); its result, its rows already read."""
         options = execution_options or {}
+        if self._on_thread:
+            sync = self.sync_connection
+
+            def read() -> Result[Any]:
+                rows: CursorResult[Any] = sync.execute(statement, parameters, execution_options=options)
+                return rows.freeze()() if rows.returns_rows else rows
+
+            return await _off_the_loop(_driver(sync), read)
         try:
             result: CursorResult[Any] = self.sync_connection.execute(statement, parameters, execution_options=options)
         except sa.exc.OperationalError as exc:
@@ -119,10 +128,13 @@ class SQLiteEngine:
         self._writer = asyncio.Lock()  # write transactions one at a time in this process, waiting off the loop
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[SQLiteConnection]:
-        """A connection for reads (what it writes without `begin()` is rolled back when it goes back)."""
+    async def connect(self, *, on_thread: bool = False) -> AsyncIterator[SQLiteConnection]:
+        """A connection for reads (what it writes without `begin()` is rolled back when it goes back).
+
+        `on_thread=True` for a read that may scan many rows (whole tables, for /metrics): its statements run on a
+        thread, so the loop goes on meanwhile."""
         with self.sync_engine.connect() as sync:
-            yield SQLiteConnection(sync, writing=False)
+            yield SQLiteConnection(sync, writing=False, on_thread=on_thread)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SQLiteConnection]:
@@ -160,3 +172,11 @@ async def _begin_immediate(driver: sqlite3.Connection) -> None:
         await _off_the_loop(driver, lambda: driver.execute("BEGIN IMMEDIATE"))
     except sqlite3.OperationalError as exc:
         raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+
+
+def long_read(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A connection for a read that may scan many rows: on SQLite its statements run on a thread (the loop goes on
+    meanwhile); on PostgreSQL the engine's own connection (the server does the work, the loop only waits)."""
+    if isinstance(engine, SQLiteEngine):
+        return cast(AbstractAsyncContextManager[AsyncConnection], engine.connect(on_thread=True))
+    return engine.connect()
