@@ -9,11 +9,12 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcheck.store import sqlite as engine_module
 from callcheck.store.db import create_engine
@@ -53,16 +54,18 @@ class Holder:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "engine.db"
-    yield path
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "engine.db"
 
 
-async def _table(url: str) -> None:
-    engine = create_engine(url)
+@pytest.fixture
+async def engine(database: Path) -> AsyncIterator[AsyncEngine]:
+    """callcheck's engine on a file with one table, keeping one connection (the next user gets the same one)."""
+    engine = create_engine(f"sqlite:///{database}", pool_size=1)
     try:
         async with engine.begin() as conn:
             await conn.execute(sa.text("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+        yield engine
     finally:
         await engine.dispose()
 
@@ -73,73 +76,55 @@ async def _ticking(ticks: list[int]) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_a_write_waits_for_another_process_off_the_loop(database: Path) -> None:
-    url = f"sqlite:///{database}"
-    await _table(url)
-    engine = create_engine(url)
+async def write_one(engine: AsyncEngine, x: int) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO t VALUES (:x)"), {"x": x})
+
+
+async def values(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(sa.text("SELECT x FROM t ORDER BY x"))).scalars())
+
+
+async def test_a_write_waits_for_another_process_off_the_loop(database: Path, engine: AsyncEngine) -> None:
     holder = await asyncio.to_thread(Holder, database)
     try:
-
-        async def write() -> None:
-            async with engine.begin() as conn:
-                await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
-
-        writer = asyncio.create_task(write())
+        writer = asyncio.create_task(write_one(engine, 1))
         # While the other process holds the lock, the writer waits and the loop goes on (a writer waiting on the
         # loop's thread would have failed by now: its busy timeout there is 0): reads too, at once.
         for _ in range(20):
             await asyncio.sleep(0.01)
         assert not writer.done()
-        async with engine.connect() as conn:
-            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar() == 0  # its row not committed
+        assert await values(engine) == []  # the other process's row is not committed yet
         await asyncio.to_thread(holder.release)
         await asyncio.wait_for(writer, 30)
-        async with engine.connect() as conn:
-            assert (await conn.execute(sa.text("SELECT x FROM t ORDER BY x"))).scalars().all() == [1, 100]
+        assert await values(engine) == [1, 100]
     finally:
         await asyncio.to_thread(holder.close)
-        await engine.dispose()
 
 
 async def test_a_write_that_waits_too_long_fails_and_the_loop_never_stalls(
-    database: Path, monkeypatch: pytest.MonkeyPatch
+    database: Path, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "BUSY_TIMEOUT_MS", 300)
-    url = f"sqlite:///{database}"
-    await _table(url)
-    engine = create_engine(url)
     holder = await asyncio.to_thread(Holder, database)
     ticks: list[int] = []
     ticker = asyncio.create_task(_ticking(ticks))
     try:
         with pytest.raises(sa.exc.OperationalError, match="locked"):
-            async with engine.begin() as conn:
-                await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+            await write_one(engine, 1)
         assert len(ticks) > 1  # the loop ran while the write waited
     finally:
         ticker.cancel()
         await asyncio.to_thread(holder.close)
-    try:
-        async with engine.begin() as conn:  # the lock is free again: the same pool writes at once
-            await conn.execute(sa.text("INSERT INTO t VALUES (2)"))
-        async with engine.connect() as conn:
-            assert (await conn.execute(sa.text("SELECT x FROM t"))).scalars().all() == [2]
-    finally:
-        await engine.dispose()
+    await write_one(engine, 2)  # the lock is free again: the same pool writes at once
+    assert await values(engine) == [2]
 
 
-async def test_a_write_cancelled_while_waiting_leaves_its_connection_clean(database: Path) -> None:
-    url = f"sqlite:///{database}"
-    await _table(url)
-    engine = create_engine(url, pool_size=1, overflow=0)  # one connection: the next user gets the same one
+async def test_a_write_cancelled_while_waiting_leaves_its_connection_clean(database: Path, engine: AsyncEngine) -> None:
     holder = await asyncio.to_thread(Holder, database)
     try:
-
-        async def write() -> None:
-            async with engine.begin() as conn:
-                await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
-
-        writer = asyncio.create_task(write())
+        writer = asyncio.create_task(write_one(engine, 1))
         while engine.sync_engine.pool.checkedout() == 0:  # type: ignore[attr-defined]  # noqa: ASYNC110
             await asyncio.sleep(0.01)  # until the writer has its connection and waits for the lock on it
         await asyncio.sleep(0.05)
@@ -149,84 +134,61 @@ async def test_a_write_cancelled_while_waiting_leaves_its_connection_clean(datab
         with pytest.raises(asyncio.CancelledError):
             await writer
         await release
-        async with engine.begin() as conn:
-            await conn.execute(sa.text("INSERT INTO t VALUES (3)"))
-        async with engine.connect() as conn:
-            assert (await conn.execute(sa.text("SELECT x FROM t ORDER BY x"))).scalars().all() == [3, 100]
+        await write_one(engine, 3)  # on the same pooled connection, in a transaction of its own
+        assert await values(engine) == [3, 100]
     finally:
         await asyncio.to_thread(holder.close)
-        await engine.dispose()
 
 
-async def test_an_error_rolls_the_transaction_back(database: Path) -> None:
-    url = f"sqlite:///{database}"
-    await _table(url)
-    engine = create_engine(url)
-    try:
-        with pytest.raises(sa.exc.IntegrityError):
-            async with engine.begin() as conn:
-                await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
-                await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
-        async with engine.connect() as conn:
-            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar() == 0
-    finally:
-        await engine.dispose()
-
-
-async def test_rows_outlive_their_connection_and_updates_count_rows(database: Path) -> None:
-    url = f"sqlite:///{database}"
-    await _table(url)
-    engine = create_engine(url, pool_size=1, overflow=0)
-    try:
+async def test_an_error_rolls_the_transaction_back(engine: AsyncEngine) -> None:
+    with pytest.raises(sa.exc.IntegrityError):
         async with engine.begin() as conn:
-            await conn.execute(sa.text("INSERT INTO t VALUES (1), (2), (3)"))
-            updated = await conn.execute(sa.text("UPDATE t SET x = x + 10 WHERE x > 1"))
-        assert updated.rowcount == 2
-        async with engine.connect() as conn:
-            result = await conn.execute(sa.text("SELECT x FROM t ORDER BY x"))
-        async with engine.begin() as conn:  # the connection is reused (and written with) before the rows are read
-            await conn.execute(sa.text("DELETE FROM t"))
-        assert result.scalars().all() == [1, 12, 13]
-    finally:
-        await engine.dispose()
+            await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+            await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    assert await values(engine) == []
 
 
-async def test_a_connection_returned_in_a_transaction_is_rolled_back(database: Path) -> None:
-    url = f"sqlite:///{database}"
-    await _table(url)
-    engine = create_engine(url, pool_size=1, overflow=0)
-    try:
-
-        def write_behind_sqlalchemys_back(sync: sa.Connection) -> None:
-            # Straight on the driver's connection: only the pool's reset can end the transaction SQLite opened.
-            sync.connection.dbapi_connection.cursor().execute("INSERT INTO t VALUES (1)")  # type: ignore[union-attr]
-
-        async with engine.connect() as conn:
-            await conn.run_sync(write_behind_sqlalchemys_back)
-        async with engine.connect() as conn:  # the same pooled connection: it would see its own uncommitted row
-            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar() == 0
-    finally:
-        await engine.dispose()
+async def test_rows_outlive_their_connection_and_updates_count_rows(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO t VALUES (1), (2), (3)"))
+        updated = await conn.execute(sa.text("UPDATE t SET x = x + 10 WHERE x > 1"))
+    assert updated.rowcount == 2
+    async with engine.connect() as conn:
+        result = await conn.execute(sa.text("SELECT x FROM t ORDER BY x"))
+    async with engine.begin() as conn:  # the connection is reused (and written with) before the rows are read
+        await conn.execute(sa.text("DELETE FROM t"))
+    assert result.scalars().all() == [1, 12, 13]
 
 
-async def test_a_long_read_runs_on_a_thread_and_the_rest_on_the_loop(database: Path) -> None:
-    url = f"sqlite:///{database}"
-    await _table(url)
-    engine = create_engine(url)
+async def test_a_connection_returned_in_a_transaction_is_rolled_back(engine: AsyncEngine) -> None:
+    def write_behind_sqlalchemys_back(sync: sa.Connection) -> None:
+        # Straight on the driver's connection: only the pool's reset can end the transaction SQLite opened.
+        sync.connection.dbapi_connection.cursor().execute("INSERT INTO t VALUES (1)")  # type: ignore[union-attr]
+
+    async with engine.connect() as conn:
+        await conn.run_sync(write_behind_sqlalchemys_back)
+    assert await values(engine) == []  # the same pooled connection: it would see its own uncommitted row
+
+
+async def test_a_long_read_runs_on_a_thread_and_the_rest_on_the_loop(engine: AsyncEngine) -> None:
     threads: list[int] = []
 
     def seen(*_: object) -> None:
         threads.append(threading.get_ident())
 
     sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(sa.text("INSERT INTO t VALUES (1), (2)"))
-        async with long_read(engine) as conn:
-            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar() == 2
-        async with engine.connect() as conn:
-            assert (await conn.execute(sa.text("SELECT max(x) FROM t"))).scalar() == 2
-        loop = threading.get_ident()
-        assert [thread == loop for thread in threads] == [True, False, True]
-    finally:
-        await engine.dispose()
+    await write_one(engine, 2)
+    async with long_read(engine) as conn:
+        assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar() == 1
+    assert await values(engine) == [2]
+    loop = threading.get_ident()
+    assert [thread == loop for thread in threads] == [True, False, True]
+
+
+async def test_a_checkout_never_waits_for_a_connection(engine: AsyncEngine) -> None:
+    # On the loop, a pool out of connections would block the whole process until its timeout: SQLite's pool opens
+    # more instead (one kept: the fixture's pool_size=1, and no overflow limit).
+    async with engine.connect() as one, engine.connect() as two, engine.connect() as three:
+        for conn in (one, two, three):
+            assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+        assert engine.sync_engine.pool.checkedout() == 3  # type: ignore[attr-defined]

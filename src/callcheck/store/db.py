@@ -130,7 +130,8 @@ POOL_OVERFLOW = 5
 
 def create_engine(url: str, *, pool_size: int = POOL_SIZE, overflow: int = POOL_OVERFLOW) -> AsyncEngine:
     """An engine for the URL, keeping `pool_size` connections and opening up to `overflow` more: SQLAlchemy's async
-    engine on PostgreSQL; on SQLite one running its statements on the event loop (store/sqlite.py), used alike."""
+    engine on PostgreSQL; on SQLite one running its statements on the event loop (store/sqlite.py), used alike, with
+    no limit to the connections it opens."""
     async_url, sync = _urls(url)
     if sync.get_backend_name() == "sqlite":
         _prepare_sqlite_file(sync)
@@ -138,7 +139,10 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE, overflow: int = POOL_
             # One connection, shared (every connection to :memory: is a database of its own).
             pool: dict[str, Any] = {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
         else:
-            pool = {"pool_size": pool_size, "max_overflow": overflow}
+            # No limit to the connections opened beyond `pool_size`: a checkout waiting for one would wait on the
+            # event loop (store/sqlite.py), the whole process with it. Few are ever out at once: a statement on the
+            # loop returns its connection before anything else runs.
+            pool = {"pool_size": pool_size, "max_overflow": -1}
         engine = sa.create_engine(sync, **pool)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return SQLiteEngine(engine).as_async()
