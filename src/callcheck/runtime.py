@@ -102,18 +102,6 @@ async def web_lease(services: Services) -> AsyncIterator[None]:
             await lease.release()
 
 
-# Connections to ElevenLabs kept open between requests. httpx keeps 20 by default: with more calls placed or polled at
-# once, every request beyond the 20th opened a new connection (a TCP and TLS handshake: milliseconds of CPU and two
-# round trips), then closed it. Idle ones still close after httpx's 5 s.
-KEEP_ALIVE = 100
-
-
-def http_client(settings: Settings) -> httpx.AsyncClient:
-    """The process's HTTP client (to ElevenLabs, the LLM judge, alert webhooks)."""
-    limits = httpx.Limits(max_connections=KEEP_ALIVE, max_keepalive_connections=KEEP_ALIVE)
-    return httpx.AsyncClient(timeout=settings.http_timeout_s, limits=limits)
-
-
 @asynccontextmanager
 async def store_services(settings: Settings) -> AsyncIterator[Services]:
     """The migrated store and an HTTP client, without sandbox or workers (`callcheck monitor ...`); closed on exit."""
@@ -121,7 +109,7 @@ async def store_services(settings: Settings) -> AsyncIterator[Services]:
     await asyncio.to_thread(db.upgrade, url)
     engine = db.create_engine(url)
     try:
-        async with http_client(settings) as http:
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
             yield Services(settings=settings, store=Store(engine), http=http)
     finally:
         await engine.dispose()
@@ -150,7 +138,7 @@ async def running_services(
         await asyncio.to_thread(db.upgrade, url)
         engine = db.create_engine(url)
         stack.push_async_callback(engine.dispose)
-        http = await stack.enter_async_context(http_client(effective))
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=effective.http_timeout_s))
         services = Services(
             settings=effective,
             store=Store(engine, limits=effective.call_limits()),
