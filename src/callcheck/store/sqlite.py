@@ -3,9 +3,9 @@
 Why not aiosqlite (SQLAlchemy's async SQLite driver): it runs every statement, BEGIN, COMMIT and rollback in a
 thread of its own, each a greenlet switch, a queue hand-off and a wake-up of the event loop. For statements that
 take tens of microseconds on a local file that is most of their cost: 36-58% of the GIL's samples while placing
-calls (bench/README.md, "Session 12 (lead)"), and 3.4-4.2 ms of CPU for two write transactions and a read against
-0.6-0.7 ms run where they are called (bench/README.md, "The store on the loop"). So here each statement runs on the
-loop's own thread, which it holds for as long as SQLite takes.
+calls (bench/README.md, "Session 12 (lead)"), and 3.7-4.3 ms of CPU for two write transactions and a read against
+0.74-0.78 ms run where they are called (bench/sqlite_paths.py; bench/README.md, "Session 13"). So here each
+statement runs on the loop's own thread, which it holds for as long as SQLite takes.
 
 What must never happen is the loop waiting for a lock. In WAL mode readers never wait for the writer; writers wait
 for each other, so:
