@@ -192,3 +192,96 @@ async def test_a_checkout_never_waits_for_a_connection(engine: AsyncEngine) -> N
         for conn in (one, two, three):
             assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
         assert engine.sync_engine.pool.checkedout() == 3  # type: ignore[attr-defined]
+
+
+async def test_a_write_queued_behind_this_processs_writers_gives_up_within_the_timeout(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wait for this process's own writers counts towards the busy timeout: writers queued behind one that waits
+    # for another process give up together, not one full timeout after another.
+    monkeypatch.setattr(engine_module, "BUSY_TIMEOUT_MS", 300)
+    writer_lock = engine._writer  # type: ignore[attr-defined]
+    await writer_lock.acquire()  # a writer of this process that does not finish
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            await write_one(engine, 1)
+    finally:
+        writer_lock.release()
+    await write_one(engine, 2)
+    assert await values(engine) == [2]
+
+
+async def test_a_write_cancelled_again_and_again_keeps_its_connection_until_its_thread_is_done(
+    database: Path, engine: AsyncEngine
+) -> None:
+    # A cancel scope cancels again on every turn of the loop: the connection must still not go back to the pool
+    # while the thread waiting for the lock holds it (it would then take the lock for an idle pooled connection).
+    holder = await asyncio.to_thread(Holder, database)
+    pool = engine.sync_engine.pool
+    try:
+        writer = asyncio.create_task(write_one(engine, 1))
+        while pool.checkedout() == 0:  # type: ignore[attr-defined]  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        for _ in range(5):
+            writer.cancel()
+            await asyncio.sleep(0.01)
+        assert not writer.done()
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        await asyncio.to_thread(holder.release)
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        await write_one(engine, 3)  # the connection is clean: no transaction left open on it
+        assert await values(engine) == [3, 100]
+    finally:
+        await asyncio.to_thread(holder.close)
+
+
+async def test_a_failed_commit_leaves_no_transaction_on_the_connection(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE p (id INTEGER PRIMARY KEY)"))
+        await conn.execute(
+            sa.text("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+        )
+    with pytest.raises(sa.exc.IntegrityError):
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO t VALUES (7)"))
+            await conn.execute(sa.text("INSERT INTO c VALUES (1, 99)"))  # checked at COMMIT, which fails
+    assert await values(engine) == []  # the same pooled connection would see its own row
+    await write_one(engine, 8)
+    assert await values(engine) == [8]
+
+
+class _Cursor:
+    def __init__(self, mode: str, seen: list[str]) -> None:
+        self.mode, self.seen = mode, seen
+
+    def execute(self, sql: str) -> _Cursor:
+        self.seen.append(sql)
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return (self.mode,)
+
+    def close(self) -> None:
+        pass
+
+
+class _Connection:
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.seen: list[str] = []
+
+    def cursor(self) -> _Cursor:
+        return _Cursor(self.mode, self.seen)
+
+
+def test_without_wal_a_connection_waits_for_locks_rather_than_failing() -> None:
+    # Where WAL cannot be had, a COMMIT waits for other processes' readers: the loop then waits too (a warning says
+    # so) rather than every such write failing at once.
+    from callcheck.store import db
+
+    wal, delete = _Connection("wal"), _Connection("delete")
+    db._sqlite_pragmas(wal, None)
+    db._sqlite_pragmas(delete, None)
+    assert "PRAGMA busy_timeout=0" in wal.seen
+    assert f"PRAGMA busy_timeout={engine_module.BUSY_TIMEOUT_MS}" in delete.seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from callcheck.errors import ConfigurationError
 from callcheck.store.files import private_dir, private_sqlite
-from callcheck.store.sqlite import SQLiteEngine
+from callcheck.store.sqlite import BUSY_TIMEOUT_MS, SQLiteEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = logging.getLogger("callcheck.store")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -72,15 +75,30 @@ def _prepare_sqlite_file(url: sa.URL) -> None:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (the page, SSE) run beside the one writer.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    mode = str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
     # In WAL mode NORMAL syncs at checkpoints, not on every commit: a commit survives the process being killed
     # (kill -9), only a power cut can lose the last ones. Each write is then no longer an fsync.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    # Statements run on the event loop's thread (store/sqlite.py), which must never sleep waiting for a lock: a
-    # statement refused one fails at once and waits for it on a thread, with store/sqlite.BUSY_TIMEOUT_MS.
-    cursor.execute("PRAGMA busy_timeout=0")
+    if mode in ("wal", "memory"):
+        # Statements run on the event loop's thread (store/sqlite.py), which must never sleep waiting for a lock: a
+        # statement refused one fails at once and waits for it on a thread, with store/sqlite.BUSY_TIMEOUT_MS.
+        cursor.execute("PRAGMA busy_timeout=0")
+    else:
+        # No WAL (a file system that cannot share its memory file, say): a COMMIT must wait for another process's
+        # readers, which the transaction's own lock does not cover. It waits, on the loop's thread, rather than fail.
+        _warn_once(f"the SQLite database is in {mode!r} journal mode, not WAL: writes wait for other processes' reads")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 # DBOS's own SQLite file beside callcheck's (jobs/tracking.py names it: `<database>-dbos.sqlite`).

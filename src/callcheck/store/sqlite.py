@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -55,23 +56,28 @@ def _is_busy(exc: BaseException) -> bool:
     )
 
 
-def _patiently(driver: sqlite3.Connection, work: Callable[[], T]) -> T:
-    """Run `work` (on a thread) with the busy timeout up, so it waits for another process's lock."""
-    driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+def _patiently(driver: sqlite3.Connection, work: Callable[[], T], timeout_ms: int) -> T:
+    """Run `work` (on a thread) with the busy timeout up, so it waits up to `timeout_ms` for another process's lock."""
+    driver.execute(f"PRAGMA busy_timeout={max(timeout_ms, 0)}")
     try:
         return work()
     finally:
         driver.execute("PRAGMA busy_timeout=0")
 
 
-async def _off_the_loop(driver: sqlite3.Connection, work: Callable[[], T]) -> T:
-    """Run `work` on a thread with the busy timeout up. Cancelled meanwhile, it still waits for the thread to be done
-    with the connection before the cancellation goes on (the connection then goes back to the pool)."""
-    future = asyncio.get_running_loop().run_in_executor(None, _patiently, driver, work)
+async def _off_the_loop(driver: sqlite3.Connection, work: Callable[[], T], timeout_ms: int | None = None) -> T:
+    """Run `work` on a thread, waiting up to `timeout_ms` (BUSY_TIMEOUT_MS by default) for a lock. Cancelled
+    meanwhile (once or many times over: a cancel scope cancels again on every turn of the loop), it still waits for
+    the thread to be done with the connection before the cancellation goes on: the connection then goes back to the
+    pool, and must not go back while a thread still uses it."""
+    timeout = BUSY_TIMEOUT_MS if timeout_ms is None else timeout_ms
+    future = asyncio.get_running_loop().run_in_executor(None, _patiently, driver, work, timeout)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        await asyncio.wait([future])
+        while not future.done():
+            with suppress(asyncio.CancelledError):
+                await asyncio.wait([future])
         if not future.cancelled():
             future.exception()  # retrieved: the cancellation is what goes on
         raise
@@ -143,17 +149,40 @@ class SQLiteEngine:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SQLiteConnection]:
         """A write transaction holding SQLite's write lock from its start: committed at the end, rolled back on an
-        error."""
-        async with self._writer:
+        error. Waiting for the lock (this process's other writers, then another process's) takes BUSY_TIMEOUT_MS at
+        most in all, as SQLite's busy timeout alone did: writers queued behind one that waits for another process
+        give up together, not one timeout after another."""
+        limit = BUSY_TIMEOUT_MS / 1000
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(limit):
+                await self._writer.acquire()
+        except TimeoutError:
+            refused = sqlite3.OperationalError("database is locked")
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, refused) from None
+        try:
             with self.sync_engine.connect() as sync:
+                driver = _driver(sync)
                 transaction = sync.begin()  # SQLAlchemy's side only: pysqlite sends no BEGIN of its own for it
-                await _begin_immediate(_driver(sync))
                 try:
-                    yield SQLiteConnection(sync, writing=True)
-                except BaseException:
-                    transaction.rollback()
-                    raise
-                transaction.commit()
+                    left_ms = int((limit - (time.monotonic() - started)) * 1000)
+                    await _begin_immediate(driver, left_ms)
+                    try:
+                        yield SQLiteConnection(sync, writing=True)
+                    except BaseException:
+                        transaction.rollback()
+                        raise
+                    transaction.commit()
+                finally:
+                    # A COMMIT that failed (a full disk, say) can leave SQLite's transaction open while SQLAlchemy
+                    # takes it as over and skips the pool's reset: never hand that connection to the next user.
+                    if driver.in_transaction:
+                        try:
+                            driver.rollback()
+                        except sqlite3.Error:
+                            sync.invalidate()  # the pool drops it
+        finally:
+            self._writer.release()
 
     async def dispose(self) -> None:
         """Close the pooled connections."""
@@ -164,16 +193,16 @@ class SQLiteEngine:
         return cast(AsyncEngine, self)
 
 
-async def _begin_immediate(driver: sqlite3.Connection) -> None:
-    """Take SQLite's write lock: at once when it is free, else waiting for it on a thread."""
+async def _begin_immediate(driver: sqlite3.Connection, timeout_ms: int) -> None:
+    """Take SQLite's write lock: at once when it is free, else waiting up to `timeout_ms` for it on a thread."""
     try:
         driver.execute("BEGIN IMMEDIATE")
         return
     except sqlite3.OperationalError as exc:
-        if not _is_busy(exc):
+        if not _is_busy(exc) or timeout_ms <= 0:
             raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
     try:
-        await _off_the_loop(driver, lambda: driver.execute("BEGIN IMMEDIATE"))
+        await _off_the_loop(driver, lambda: driver.execute("BEGIN IMMEDIATE"), timeout_ms)
     except sqlite3.OperationalError as exc:
         raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
 
