@@ -114,7 +114,7 @@ async def main(calls: int, passes: int) -> None:
             deliveries.append((body, {**headers, "ElevenLabs-Signature": sign(WEBHOOK_SECRET, body)}))
         for _ in range(50):  # warm-up
             await call_asgi(manager.app, "GET", "/healthz", {"host": HOST}, b"")
-        trips, stop = counting_statements(store.engine)
+        statements, stop = counting_statements(store.engine)
         per_pass = calls // passes
         cpu: list[float] = []
         for n in range(passes):
@@ -129,8 +129,8 @@ async def main(calls: int, passes: int) -> None:
         f"{sent} webhooks, {calls} calls stored, load average {os.getloadavg()[0]:.1f}: CPU per webhook "
         f"{min(cpu):.2f} ms (lowest of {passes} passes: {', '.join(f'{c:.2f}' for c in cpu)})"
     )
-    print(f"statements per webhook: {sum(trips.values()) / sent:.1f}", end="")
-    print(f" ({', '.join(f'{name} {count / sent:.1f}' for name, count in sorted(trips.items()))})")
+    print(f"statements per webhook: {sum(statements.values()) / sent:.1f}", end="")
+    print(f" ({', '.join(f'{name} {count / sent:.1f}' for name, count in sorted(statements.items()))})")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, TypeVar, cast
@@ -83,6 +82,13 @@ async def _off_the_loop(driver: sqlite3.Connection, work: Callable[[], T], timeo
         raise
 
 
+def _rows_read(result: CursorResult[Any]) -> Result[Any]:
+    """The result with its rows already read, as SQLAlchemy's async engine reads them: a result may be used after its
+    connection went back to the pool. Statements without rows (UPDATE, DELETE) keep their CursorResult, for
+    `rowcount`."""
+    return result.freeze()() if result.returns_rows else result
+
+
 def _driver(sync: Connection) -> sqlite3.Connection:
     return cast(sqlite3.Connection, sync.connection.driver_connection)
 
@@ -104,11 +110,9 @@ class SQLiteConnection:
         if self._on_thread:
             sync = self.sync_connection
 
-            def read() -> Result[Any]:
-                rows: CursorResult[Any] = sync.execute(statement, parameters, execution_options=options)
-                return rows.freeze()() if rows.returns_rows else rows
-
-            return await _off_the_loop(_driver(sync), read)
+            return await _off_the_loop(
+                _driver(sync), lambda: _rows_read(sync.execute(statement, parameters, execution_options=options))
+            )
         try:
             result: CursorResult[Any] = self.sync_connection.execute(statement, parameters, execution_options=options)
         except sa.exc.OperationalError as exc:
@@ -119,9 +123,7 @@ class SQLiteConnection:
             result = await _off_the_loop(
                 _driver(sync), lambda: sync.execute(statement, parameters, execution_options=options)
             )
-        # Rows are read now, as SQLAlchemy's async engine reads them: a result may be used after its connection went
-        # back to the pool. Statements without rows (UPDATE, DELETE) keep their CursorResult, for `rowcount`.
-        return result.freeze()() if result.returns_rows else result
+        return _rows_read(result)
 
     async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(the synchronous connection, *args, **kwargs)`, as AsyncConnection.run_sync calls it."""
@@ -152,10 +154,10 @@ class SQLiteEngine:
         error. Waiting for the lock (this process's other writers, then another process's) takes BUSY_TIMEOUT_MS at
         most in all, as SQLite's busy timeout alone did: writers queued behind one that waits for another process
         give up together, not one timeout after another."""
-        limit = BUSY_TIMEOUT_MS / 1000
-        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout_at(deadline):
                 await self._writer.acquire()
         except TimeoutError:
             refused = sqlite3.OperationalError("database is locked")
@@ -165,8 +167,7 @@ class SQLiteEngine:
                 driver = _driver(sync)
                 transaction = sync.begin()  # SQLAlchemy's side only: pysqlite sends no BEGIN of its own for it
                 try:
-                    left_ms = int((limit - (time.monotonic() - started)) * 1000)
-                    await _begin_immediate(driver, left_ms)
+                    await _begin_immediate(driver, int((deadline - loop.time()) * 1000))
                     try:
                         yield SQLiteConnection(sync, writing=True)
                     except BaseException:
